@@ -1,0 +1,112 @@
+"""The ``avatar3d`` command: parses, builds a config, calls one function.
+
+    avatar3d [--device auto|cpu|cuda] [--quiet] [--config FILE.yaml] COMMAND [--flags] [key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from avatar3d import config as config_io
+from avatar3d.errors import UserError
+from avatar3d.runtime import console, resolve_device, set_quiet
+
+
+@dataclass(frozen=True)
+class Command:
+    summary: str
+    config: type | None  # the command's settings dataclass
+    run: Callable[[Any, Any], object]  # (config, torch.device) -> anything
+
+
+def _run_info(_config, device) -> None:
+    from avatar3d.info import print_info
+
+    print_info(device)
+
+
+def _run_synth(config, _device) -> None:
+    from avatar3d.synth.clip import make_clip
+
+    make_clip(config)
+
+
+def _run_demo(config, device) -> None:
+    from avatar3d.demo import run_demo
+
+    run_demo(config, device)
+
+
+def _commands() -> dict[str, Command]:
+    # Config classes import light modules only; the work is imported when a command runs.
+    from avatar3d.demo import DemoConfig
+    from avatar3d.synth.clip import SynthConfig
+
+    return {
+        "info": Command("Print versions, the compute device and the available kernel backends.", None, _run_info),
+        "synth": Command("Render a talking clip of the virtual actor with its exact ground truth.",
+                         SynthConfig, _run_synth),
+        "demo": Command("Run the main job end to end on the built-in virtual actor.", DemoConfig, _run_demo),
+    }
+
+
+def _global_options(defaults: bool) -> argparse.ArgumentParser:
+    """Options accepted before or after the command name."""
+    parser = argparse.ArgumentParser(add_help=False)
+    suppress = argparse.SUPPRESS
+    parser.add_argument("--device", default="auto" if defaults else suppress,
+                        help="where to compute: auto (a GPU if usable), cpu or cuda (default: auto)")
+    parser.add_argument("--quiet", action="store_true", default=False if defaults else suppress,
+                        help="print errors only")
+    parser.add_argument("--config", default=None if defaults else suppress, metavar="FILE.yaml",
+                        help="settings file: a mapping of setting: value (flags and key=value override it)")
+    return parser
+
+
+def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="avatar3d", parents=[_global_options(True)],
+                                     description="Personal 3D talking avatars from a few minutes of video.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in commands.items():
+        child = sub.add_parser(name, parents=[_global_options(False)], help=command.summary,
+                               description=command.summary)
+        if command.config is not None:
+            config_io.add_arguments(child, command.config)
+            child.add_argument("overrides", nargs="*", metavar="key=value", help="override any setting")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 for user errors, 130 when interrupted)."""
+    commands = _commands()
+    args = vars(build_parser(commands).parse_args(argv))
+    name = args.pop("command")
+    command = commands[name]
+    set_quiet(args.pop("quiet"))
+    config_file = args.pop("config")
+    device_spec = args.pop("device")
+    overrides = args.pop("overrides", [])
+    try:
+        device = resolve_device(device_spec)
+        config = None
+        if command.config is not None:
+            from_file = config_io.load_yaml(config_file) if config_file else {}
+            config = config_io.build(command.config, from_file, args, config_io.parse_overrides(overrides))
+        command.run(config, device)
+    except UserError as error:
+        console.quiet = False
+        console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.quiet = False
+        console.print("interrupted; finished outputs are kept, unfinished ones removed")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

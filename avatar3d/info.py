@@ -1,0 +1,47 @@
+"""``avatar3d info``: versions, device and kernel backends, for bug reports and setup checks."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import platform
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+import avatar3d
+
+_PACKAGES = ("torch", "numpy", "mediapipe", "av", "scikit-image", "trimesh", "pocketsphinx", "espeakng-loader")
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def kernel_backends() -> dict[str, str]:
+    """Each backend of the hot ops and whether it can run here."""
+    backends = {"torch": "available (reference implementation, CPU and GPU)"}
+    if torch.cuda.is_available():
+        backends["cuda"] = "GPU present; avatar3d's own kernels are not part of this version yet"
+    else:
+        backends["cuda"] = "unavailable: no CUDA GPU"
+    has_tcnn = importlib.util.find_spec("tinycudann") is not None
+    backends["tinycudann"] = "installed" if has_tcnn else "not installed (optional)"
+    return backends
+
+
+def print_info(device: torch.device) -> None:
+    """Prints the table to stdout (it is the command's output, so --quiet does not hide it)."""
+    table = Table(title=f"avatar3d {avatar3d.__version__}", show_header=False)
+    table.add_row("python", platform.python_version())
+    for package in _PACKAGES:
+        table.add_row(package, _version(package))
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    table.add_row("device", f"{device} (GPU: {gpu}, torch CUDA build: {torch.version.cuda or 'no'})")
+    for name, state in kernel_backends().items():
+        table.add_row(f"backend {name}", state)
+    Console(highlight=False).print(table)

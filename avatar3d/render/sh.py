@@ -1,0 +1,177 @@
+"""Order-2 real spherical-harmonics (SH) lighting for diffuse shading.
+
+Normals live in camera/head space (x right, y up, +z towards the camera), so
+front-facing surfaces have normals with z > 0.
+
+The nine coefficients (9, 3) per RGB channel describe the *shading*: the
+irradiance already convolved with the Lambertian (clamped-cosine) kernel and
+divided by pi. The rendered colour is therefore simply
+``albedo * shade(normal, coefficients)``, and a white surface under the
+"neutral" preset keeps its albedo exactly.
+
+Basis order (index: function), with n = (x, y, z) a unit normal:
+0: Y00 = 0.282095; 1: Y1-1 = 0.488603 y; 2: Y10 = 0.488603 z;
+3: Y11 = 0.488603 x; 4: Y2-2 = 1.092548 xy; 5: Y2-1 = 1.092548 yz;
+6: Y20 = 0.315392 (3z^2 - 1); 7: Y21 = 1.092548 xz; 8: Y22 = 0.546274 (x^2 - y^2).
+These are orthonormal on the unit sphere.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from avatar3d.errors import BadArgumentError
+
+_C0, _C1, _C2, _C3, _C4 = 0.282095, 0.488603, 1.092548, 0.315392, 0.546274
+
+# Lambertian convolution per band (Ramamoorthi & Hanrahan 2001), with the
+# 1/pi of shading folded in: A_l / pi for l = 0, 1, 2.
+_LAMBERT = (1.0, 2.0 / 3.0, 1.0 / 4.0)
+_BAND = (0, 1, 1, 1, 2, 2, 2, 2, 2)
+
+
+def sh_basis(normals: Tensor) -> Tensor:
+    """Real SH basis up to order 2 (see the module doc for the ordering).
+
+    Args:
+        normals: (..., 3) unit normals (not re-normalised here).
+
+    Returns:
+        (..., 9) basis values in ``normals``' dtype.
+    """
+    x, y, z = normals.unbind(-1)
+    return torch.stack(
+        [
+            torch.full_like(x, _C0),
+            _C1 * y,
+            _C1 * z,
+            _C1 * x,
+            _C2 * x * y,
+            _C2 * y * z,
+            _C3 * (3.0 * z * z - 1.0),
+            _C2 * x * z,
+            _C4 * (x * x - y * y),
+        ],
+        dim=-1,
+    )
+
+
+def shade(normals: Tensor, coefficients: Tensor) -> Tensor:
+    """Diffuse shading factor for unit normals under SH lighting.
+
+    Args:
+        normals: (..., 3) unit normals in camera/head space.
+        coefficients: (9, 3) SH shading coefficients per RGB channel
+            (irradiance convolved with the Lambertian kernel, divided by pi).
+
+    Returns:
+        (..., 3) shading, clamped at >= 0 (order-2 SH rings slightly negative
+        opposite strong lights); multiply by albedo to get colour.
+    """
+    return (sh_basis(normals) @ coefficients.to(normals.dtype)).clamp(min=0.0)
+
+
+def _ambient(rgb: tuple[float, float, float]) -> Tensor:
+    """Coefficients of a constant shading ``rgb`` for every normal."""
+    coeffs = torch.zeros(9, 3)
+    coeffs[0] = torch.tensor(rgb) / _C0
+    return coeffs
+
+
+def _directional(direction: tuple[float, float, float], rgb: tuple[float, float, float]) -> Tensor:
+    """Coefficients of a distant light: shading ~ ``rgb * max(0, n . direction)``.
+
+    ``direction`` points from the surface towards the light (camera/head
+    space). The order-2 fit peaks at about 1.06 * rgb and dips slightly
+    below 0 on the far side.
+    """
+    d = torch.tensor(direction, dtype=torch.float32)
+    d = d / d.norm()
+    # E = pi * rgb * max(0, cos): coefficients pi * rgb * A_l/pi * Y_lm(d).
+    weights = sh_basis(d) * torch.tensor([_LAMBERT[band] for band in _BAND]) * math.pi
+    return weights[:, None] * torch.tensor(rgb)[None, :]
+
+
+def _studio(scale: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Tensor:
+    """Soft key from the upper front-left of the image, weak fill from the right."""
+    base = _ambient((0.76,) * 3) + _directional((-0.5, 0.55, 0.7), (0.5,) * 3)
+    base = base + _directional((0.8, -0.1, 0.6), (0.12,) * 3)
+    return base * torch.tensor(scale)[None, :]
+
+
+LIGHT_PRESETS: dict[str, Tensor] = {
+    # Exactly 1 for every normal in float32: fl(0.282095 * fl(1 / 0.282095)) == 1.
+    "neutral": _ambient((1.0, 1.0, 1.0)),
+    "studio": _studio(),
+    # "left"/"right" are the image's sides (-x / +x), i.e. the subject's right / left.
+    "left": _ambient((0.45,) * 3) + _directional((-0.85, 0.2, 0.5), (0.8,) * 3),
+    "right": _ambient((0.45,) * 3) + _directional((0.85, 0.2, 0.5), (0.8,) * 3),
+    "top": _ambient((0.48,) * 3) + _directional((0.0, 0.9, 0.45), (0.75,) * 3),
+    "warm": _studio((1.06, 0.97, 0.84)),
+    "cool": _studio((0.86, 0.97, 1.06)),
+    "dim": _ambient((0.3,) * 3) + _directional((-0.3, 0.4, 0.85), (0.3,) * 3),
+}
+"""Named lighting set-ups, each (9, 3) float32 shading coefficients.
+
+Over front-facing normals (z >= 0) every preset keeps shading within about
+[0.2, 1.4]; "studio" averages about 1 there.
+"""
+
+
+def load_light(spec: str) -> Tensor:
+    """Lighting from a preset name or a coefficient file.
+
+    Files: ``.npy`` or ``.txt`` holding 9x3 (or 27) numbers, rows in the
+    basis order of the module doc and columns R, G, B (text may use spaces,
+    commas or newlines); ``.json`` as ``{"sh": [[r, g, b], ... 9 rows]}``.
+
+    Args:
+        spec: A key of `LIGHT_PRESETS` or a path.
+
+    Returns:
+        (9, 3) float32 shading coefficients (a copy; safe to modify).
+
+    Raises:
+        BadArgumentError: Unknown preset, missing or unreadable file, or not
+            exactly 27 finite numbers.
+    """
+    if spec in LIGHT_PRESETS:
+        return LIGHT_PRESETS[spec].clone()
+    presets = ", ".join(LIGHT_PRESETS)
+    path = Path(spec)
+    if not path.is_file():
+        raise BadArgumentError(f"light {spec!r} is neither a preset ({presets}) nor an existing file")
+    try:
+        values = _read_coefficients(path)
+    except (OSError, ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
+        raise BadArgumentError(
+            f"light file {spec!r} is unreadable ({exc}); expected .npy/.txt with 9x3 numbers "
+            f'or .json {{"sh": [[r, g, b] x 9]}}, or a preset ({presets})'
+        ) from exc
+    if values.size != 27 or not np.isfinite(values).all():
+        raise BadArgumentError(
+            f"light file {spec!r} must hold 9x3 finite SH coefficients, got shape {values.shape}; "
+            f"or use a preset ({presets})"
+        )
+    return torch.from_numpy(values.reshape(9, 3).astype(np.float32))
+
+
+def _read_coefficients(path: Path) -> np.ndarray:
+    """Raw numbers from a .npy, .txt or .json light file (shape unchecked)."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
+    if suffix == ".json":
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or "sh" not in data:
+            raise KeyError('missing "sh"')
+        return np.asarray(data["sh"], dtype=np.float64)
+    if suffix == ".txt":
+        return np.asarray(path.read_text().replace(",", " ").split(), dtype=np.float64)
+    raise ValueError(f"unsupported extension {path.suffix!r}")

@@ -1,0 +1,112 @@
+"""Video files through PyAV: streaming H.264 + AAC writing, and frame and audio reading."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+_AAC_FRAME = 1024  # samples per AAC frame
+
+
+class VideoWriter:
+    """Streams RGB frames, with an optional mono audio track, into an mp4 file.
+
+    The file is written under a hidden temporary name and renamed on ``close``, so an
+    interrupted run never leaves a truncated video under the final name. Audio is
+    interleaved as the frames arrive: memory does not grow with the clip's length.
+
+    Example:
+        with VideoWriter(path, fps=25, size=256, audio=samples, sample_rate=22050) as video:
+            for frame in frames:
+                video.write(frame)
+    """
+
+    def __init__(self, path: Path, fps: int, size: int, audio: np.ndarray | None = None,
+                 sample_rate: int = 0, crf: int = 18):
+        """Args: path: final .mp4 path; fps: frames per second; size: square frame side in
+        pixels (even); audio: (N,) float samples in [-1, 1]; sample_rate: Hz; crf: x264
+        quality (lower is better, 18 is visually lossless)."""
+        self.path = Path(path)
+        self._partial = self.path.with_name(f".{self.path.name}.partial")
+        self._container = av.open(str(self._partial), "w", format="mp4")
+        self._video = self._container.add_stream("libx264", rate=fps)
+        self._video.width = self._video.height = size
+        self._video.pix_fmt = "yuv420p"
+        self._video.options = {"crf": str(crf), "preset": "veryfast"}
+        self._fps = fps
+        self._frames = 0
+        self._audio_samples = None if audio is None else np.asarray(audio, dtype=np.float32)
+        self._audio_done = 0
+        if self._audio_samples is not None:
+            self._audio = self._container.add_stream("aac", rate=sample_rate)
+            self._audio.layout = "mono"
+            self._audio.time_base = Fraction(1, sample_rate)
+            self._sample_rate = sample_rate
+
+    def write(self, frame: np.ndarray) -> None:
+        """Appends one (size, size, 3) uint8 RGB frame, then the audio up to its end time."""
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        video_frame.pts = self._frames
+        self._container.mux(self._video.encode(video_frame))
+        self._frames += 1
+        if self._audio_samples is not None:
+            self._write_audio(int(round(self._frames / self._fps * self._sample_rate)))
+
+    def _write_audio(self, until: int) -> None:
+        samples = self._audio_samples
+        until = min(until, len(samples))
+        while self._audio_done + _AAC_FRAME <= until or (until == len(samples) and self._audio_done < until):
+            chunk = samples[self._audio_done: self._audio_done + _AAC_FRAME]
+            audio_frame = av.AudioFrame.from_ndarray(chunk[None], format="fltp", layout="mono")
+            audio_frame.sample_rate = self._sample_rate
+            audio_frame.pts = self._audio_done
+            self._container.mux(self._audio.encode(audio_frame))
+            self._audio_done += len(chunk)
+
+    def close(self) -> None:
+        """Flushes both encoders and moves the finished file to its final name."""
+        self._container.mux(self._video.encode(None))
+        if self._audio_samples is not None:
+            self._write_audio(len(self._audio_samples))
+            self._container.mux(self._audio.encode(None))
+        self._container.close()
+        os.replace(self._partial, self.path)
+
+    def abort(self) -> None:
+        """Drops the unfinished file."""
+        self._container.close()
+        self._partial.unlink(missing_ok=True)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def read_frames(path: Path) -> Iterator[np.ndarray]:
+    """Decodes the first video stream as (H, W, 3) uint8 RGB frames, in display order."""
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            yield frame.to_ndarray(format="rgb24")
+
+
+def read_audio(path: Path) -> tuple[np.ndarray, int]:
+    """Decodes the first audio stream, mixed to mono: (N,) float32 samples and the rate in Hz."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=stream.rate)
+        chunks = [
+            out.to_ndarray()[0]
+            for frame in container.decode(stream)
+            for out in resampler.resample(frame)
+        ]
+        return np.concatenate(chunks).astype(np.float32), stream.rate

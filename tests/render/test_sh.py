@@ -1,0 +1,131 @@
+"""Tests for avatar3d.render.sh."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from avatar3d.errors import BadArgumentError
+from avatar3d.render.sh import LIGHT_PRESETS, load_light, sh_basis, shade
+
+
+def fibonacci_sphere(n):
+    """Near-uniform unit vectors (n, 3), float64."""
+    i = torch.arange(n, dtype=torch.float64) + 0.5
+    z = 1 - 2 * i / n
+    r = torch.sqrt(1 - z**2)
+    phi = math.pi * (1 + math.sqrt(5)) * i
+    return torch.stack([r * torch.cos(phi), r * torch.sin(phi), z], -1)
+
+
+def front_normals():
+    n = fibonacci_sphere(20000).float()
+    return n[n[:, 2] >= 0]
+
+
+def test_basis_is_orthonormal_on_the_sphere():
+    n = fibonacci_sphere(100_000)
+    Y = sh_basis(n)
+    gram = Y.T @ Y * (4 * math.pi / len(n))
+    assert torch.allclose(gram, torch.eye(9, dtype=torch.float64), atol=1e-3)
+
+
+def test_basis_order_and_constants():
+    n = torch.tensor([0.0, 0.6, 0.8])
+    Y = sh_basis(n)
+    x, y, z = 0.0, 0.6, 0.8
+    expected = [0.282095, 0.488603 * y, 0.488603 * z, 0.488603 * x, 1.092548 * x * y, 1.092548 * y * z]
+    expected += [0.315392 * (3 * z * z - 1), 1.092548 * x * z, 0.546274 * (x * x - y * y)]
+    assert torch.allclose(Y, torch.tensor(expected), atol=1e-6)
+
+
+def test_neutral_is_exactly_one():
+    n = fibonacci_sphere(5000).float()
+    assert torch.equal(shade(n, LIGHT_PRESETS["neutral"]), torch.ones(5000, 3))
+
+
+def test_shade_clamps_and_broadcasts():
+    coeffs = torch.zeros(9, 3)
+    coeffs[2] = 1.0  # shading proportional to z
+    out = shade(torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]]), coeffs)
+    assert out.shape == (1, 2, 3)
+    assert torch.allclose(out[0, 0], torch.full((3,), 0.488603)) and (out[0, 1] == 0).all()
+
+
+@pytest.mark.parametrize("name", sorted(LIGHT_PRESETS))
+def test_presets_are_plausible(name):
+    coeffs = LIGHT_PRESETS[name]
+    assert coeffs.shape == (9, 3) and coeffs.dtype == torch.float32
+    s = shade(front_normals(), coeffs)
+    assert s.min() >= 0.2 and s.max() <= 1.4
+
+
+def test_preset_directions():
+    n = front_normals()
+    studio = shade(n, LIGHT_PRESETS["studio"]).mean(-1)
+    assert abs(float(studio.mean()) - 1.0) < 0.1
+    key = torch.tensor([-0.5, 0.55, 0.7])
+    assert float(studio[n @ key > 0.5].mean()) > float(studio[n @ key < 0].mean())
+    side = torch.tensor([[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    left, right = shade(side, LIGHT_PRESETS["left"])[:, 0], shade(side, LIGHT_PRESETS["right"])[:, 0]
+    assert left[0] > left[1] and right[1] > right[0]
+    up = shade(torch.tensor([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]]), LIGHT_PRESETS["top"])[:, 0]
+    assert up[0] > up[1]
+    warm = shade(n, LIGHT_PRESETS["warm"]).mean(0)
+    cool = shade(n, LIGHT_PRESETS["cool"]).mean(0)
+    assert warm[0] > warm[2] and cool[2] > cool[0]
+    assert shade(n, LIGHT_PRESETS["dim"]).mean() < 0.6
+
+
+def test_load_light_presets_are_copies():
+    light = load_light("studio")
+    assert torch.equal(light, LIGHT_PRESETS["studio"])
+    light += 1
+    assert not torch.equal(light, LIGHT_PRESETS["studio"])
+
+
+def test_load_light_round_trips(tmp_path):
+    coeffs = torch.randn(9, 3, generator=torch.Generator().manual_seed(0))
+    npy = tmp_path / "light.npy"
+    np.save(npy, coeffs.numpy())
+    assert torch.allclose(load_light(str(npy)), coeffs)
+    flat = tmp_path / "flat.npy"
+    np.save(flat, coeffs.numpy().ravel().astype(np.float64))
+    assert torch.allclose(load_light(str(flat)), coeffs)
+    js = tmp_path / "light.json"
+    js.write_text(json.dumps({"sh": coeffs.tolist()}))
+    assert torch.allclose(load_light(str(js)), coeffs)
+    txt = tmp_path / "light.txt"
+    np.savetxt(txt, coeffs.numpy())
+    assert torch.allclose(load_light(str(txt)), coeffs)
+    csv = tmp_path / "one_line.txt"
+    csv.write_text(", ".join(str(v) for v in coeffs.ravel().tolist()))
+    loaded = load_light(str(csv))
+    assert loaded.shape == (9, 3) and loaded.dtype == torch.float32
+    assert torch.allclose(loaded, coeffs)
+
+
+def test_load_light_bad_specs(tmp_path):
+    with pytest.raises(BadArgumentError, match="sunset.*studio"):
+        load_light("sunset")
+    wrong_shape = tmp_path / "wrong.npy"
+    np.save(wrong_shape, np.zeros((4, 3)))
+    not_finite = tmp_path / "nan.txt"
+    not_finite.write_text(" ".join(["nan"] + ["0"] * 26))
+    garbage = tmp_path / "garbage.txt"
+    garbage.write_text("hello world")
+    no_key = tmp_path / "nokey.json"
+    no_key.write_text(json.dumps({"coeffs": [[0, 0, 0]] * 9}))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    ragged = tmp_path / "ragged.json"
+    ragged.write_text(json.dumps({"sh": [[1, 2], [3]]}))
+    other = tmp_path / "light.exr"
+    other.write_text("x")
+    corrupt = tmp_path / "corrupt.npy"
+    corrupt.write_bytes(b"not numpy")
+    for path in (wrong_shape, not_finite, garbage, no_key, broken, ragged, other, corrupt):
+        with pytest.raises(BadArgumentError, match=str(path.name)):
+            load_light(str(path))
