@@ -100,7 +100,8 @@ def read_frames(path: Path) -> Iterator[np.ndarray]:
 
 
 def read_audio(path: Path) -> tuple[np.ndarray, int]:
-    """Decodes the first audio stream, mixed to mono: (N,) float32 samples and the rate in Hz."""
+    """Decodes the first audio stream, mixed to mono: (N,) float32 samples and the rate in Hz,
+    trimmed to the track's recorded duration."""
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="fltp", layout="mono", rate=stream.rate)
@@ -109,4 +110,7 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
             for frame in container.decode(stream)
             for out in resampler.resample(frame)
         ]
-        return np.concatenate(chunks).astype(np.float32), stream.rate
+        samples = np.concatenate(chunks).astype(np.float32)
+        if stream.duration:  # decoders return the last AAC frame's padding too: trim to the track
+            samples = samples[: int(round(stream.duration * stream.time_base * stream.rate))]
+        return samples, stream.rate

@@ -250,6 +250,11 @@ def build_actor(photo: np.ndarray | None = None) -> Actor:
     head_weight = np.concatenate([np.ones(num_solid), relief_head])
     solid = np.concatenate([np.ones(num_solid), np.zeros(len(relief_pos))])
 
+    # Scaling about the camera centre changes no projection: use it to make the face exactly
+    # FACE_WIDTH wide (the lift above sized it at MediaPipe's z = 0, not at the oval's ends).
+    sides = landmarks_cam[list(topo.FACE_SIDES)]
+    scale = FACE_WIDTH / np.linalg.norm(sides[0, :2] - sides[1, :2])
+    positions, landmarks_cam = positions * scale, landmarks_cam * scale
     # Head-space origin: between the ends of the face oval, 0.07 further back.
     sides = landmarks_cam[list(topo.FACE_SIDES)].mean(0)
     origin = np.array([landmarks_cam[topo.NOSE_TIP, 0], sides[1], sides[2] - 0.07 * FACE_WIDTH / 0.15])

@@ -14,7 +14,7 @@ import numpy as np
 
 from avatar3d.face import topology as topo
 
-JAW_MAX_DEGREES = 14.0
+JAW_MAX_DEGREES = 10.0
 
 
 def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:

@@ -19,7 +19,8 @@ meet (p, b, m); lip_tuck: lower lip under the upper teeth (f, v)."""
 
 # class: (targets, dominances), both in VISEME_NAMES order.
 _SHAPES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "silence": ((0.0, 0.0, 0.0, 0.0, 0.0), (1.0, 1.0, 1.0, 1.0, 1.0)),
+    # Lips together in pauses (the photo's own rest pose is a smile with parted lips).
+    "silence": ((0.0, 0.0, 0.0, 1.0, 0.0), (1.0, 1.0, 1.0, 1.0, 1.0)),
     "bilabial": ((0.05, 0.0, 0.0, 1.0, 0.0), (1.5, 0.3, 0.3, 15.0, 1.0)),
     "labiodental": ((0.15, 0.0, 0.0, 0.0, 1.0), (1.0, 0.3, 0.3, 1.0, 12.0)),
     "dental": ((0.25, 0.0, 0.2, 0.0, 0.0), (0.5, 0.3, 0.5, 1.0, 1.0)),
@@ -32,7 +33,10 @@ _SHAPES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "close_vowel": ((0.25, 0.0, 0.7, 0.0, 0.0), (2.0, 1.0, 2.0, 1.0, 1.0)),
     "rounded_vowel": ((0.45, 0.85, 0.0, 0.0, 0.0), (2.0, 2.0, 1.0, 1.0, 1.0)),
 }
-_DECAY_PER_SECOND = 25.0  # dominance falls by e every 40 ms outside a phoneme's core
+# Dominance falls by e every 1/decay seconds outside a phoneme's core. Lip closures and
+# tucks are brief and local: steep, so they seal the lips without swallowing the vowels.
+_DECAY_PER_SECOND = {"bilabial": 70.0, "labiodental": 70.0, "silence": 30.0}
+_DEFAULT_DECAY = 25.0
 
 
 def viseme_track(phonemes: list[Phoneme], sample_rate: int, times: np.ndarray) -> np.ndarray:
@@ -44,12 +48,12 @@ def viseme_track(phonemes: list[Phoneme], sample_rate: int, times: np.ndarray) -
         times: (T,) seconds at which to evaluate.
 
     Returns:
-        (T, 5) float32 controls in VISEME_NAMES order, each in [0, 1]; all zero (mouth at rest)
-        when there are no phonemes.
+        (T, 5) float32 controls in VISEME_NAMES order, each in [0, 1]; lips together and
+        everything else zero when there are no phonemes.
     """
     times = np.asarray(times, dtype=np.float64)
     if not phonemes:
-        return np.zeros((len(times), len(VISEME_NAMES)), dtype=np.float32)
+        return np.tile(np.float32(_SHAPES["silence"][0]), (len(times), 1))
     starts = np.array([p.start for p in phonemes], dtype=np.float64) / sample_rate
     ends = np.array([p.end for p in phonemes], dtype=np.float64) / sample_rate
     shapes = [_SHAPES[phoneme_class(p.label)] for p in phonemes]
@@ -59,7 +63,8 @@ def viseme_track(phonemes: list[Phoneme], sample_rate: int, times: np.ndarray) -
     # Full dominance over the middle half of each phoneme, exponential decay outside it.
     centres, halves = (starts + ends) / 2, (ends - starts) / 4
     distance = np.maximum(np.abs(times[:, None] - centres[None]) - halves[None], 0.0)  # (T, P)
-    dominance = strengths[None] * np.exp(-_DECAY_PER_SECOND * distance)[..., None]  # (T, P, 5)
+    decay = np.array([_DECAY_PER_SECOND.get(phoneme_class(p.label), _DEFAULT_DECAY) for p in phonemes])
+    dominance = strengths[None] * np.exp(-decay[None] * distance)[..., None]  # (T, P, 5)
     values = (dominance * targets[None]).sum(1) / dominance.sum(1)
     return np.clip(values, 0.0, 1.0).astype(np.float32)
 

@@ -1,0 +1,21 @@
+"""Shared fixtures: one short virtual-actor clip rendered once per test session."""
+
+import numpy as np
+import pytest
+
+from avatar3d.synth.clip import SynthConfig, make_clip
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory):
+    """A 4-second, 256-pixel clip with every pass (about 10 s to render here)."""
+    out = tmp_path_factory.mktemp("clip")
+    make_clip(SynthConfig(out=out, seconds=4, resolution=256, seed=3, supersample=1,
+                          passes="albedo,normal,label"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def truth(clip_dir):
+    with np.load(clip_dir / "truth.npz") as data:
+        return dict(data)
