@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from avatar3d.face._mediapipe import Solution
 from avatar3d.face.topology import NUM_LANDMARKS
 
 
-class FaceMeshTracker:
+class FaceMeshTracker(Solution):
     """MediaPipe Face Mesh with refined iris, for one face.
 
     In tracking mode (``static=False``) each frame starts from the previous frame's face,
@@ -22,13 +23,13 @@ class FaceMeshTracker:
     def __init__(self, static: bool = False, min_confidence: float = 0.5):
         from mediapipe.python.solutions.face_mesh import FaceMesh
 
-        self._mesh = FaceMesh(
+        super().__init__(FaceMesh(
             static_image_mode=static,
             max_num_faces=1,
             refine_landmarks=True,
             min_detection_confidence=min_confidence,
             min_tracking_confidence=min_confidence,
-        )
+        ))
 
     def __call__(self, image: np.ndarray) -> np.ndarray | None:
         """Landmarks of the face in an RGB uint8 image (H, W, 3).
@@ -39,22 +40,13 @@ class FaceMeshTracker:
             None when no face is found.
         """
         height, width = image.shape[:2]
-        result = self._mesh.process(np.ascontiguousarray(image))
+        result = self._process(image)
         if not result.multi_face_landmarks:
             return None
         points = result.multi_face_landmarks[0].landmark
         normalised = np.array([(p.x, p.y, p.z) for p in points], dtype=np.float32)
         assert normalised.shape == (NUM_LANDMARKS, 3)
         return normalised * np.array([width, height, width], dtype=np.float32)
-
-    def close(self) -> None:
-        self._mesh.close()
-
-    def __enter__(self) -> "FaceMeshTracker":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def detect_landmarks(image: np.ndarray) -> np.ndarray | None:

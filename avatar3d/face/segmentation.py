@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from avatar3d.face._mediapipe import Solution
 
-class PersonSegmenter:
+
+class PersonSegmenter(Solution):
     """Soft person mask per RGB frame; the model loads on construction, not on import.
 
     Uses the general (256x256) model: it holds head and shoulders at the distances of
@@ -15,18 +17,8 @@ class PersonSegmenter:
     def __init__(self):
         from mediapipe.python.solutions.selfie_segmentation import SelfieSegmentation
 
-        self._model = SelfieSegmentation(model_selection=0)
+        super().__init__(SelfieSegmentation(model_selection=0))
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Person probability (H, W) float32 in [0, 1] for an RGB uint8 image (H, W, 3)."""
-        result = self._model.process(np.ascontiguousarray(image))
-        return np.clip(result.segmentation_mask, 0.0, 1.0).astype(np.float32)
-
-    def close(self) -> None:
-        self._model.close()
-
-    def __enter__(self) -> "PersonSegmenter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        return np.clip(self._process(image).segmentation_mask, 0.0, 1.0).astype(np.float32)
