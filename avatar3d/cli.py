@@ -44,7 +44,7 @@ def _run_demo(config, device) -> None:
 def _commands() -> dict[str, Command]:
     # Config classes import light modules only; the work is imported when a command runs.
     from avatar3d.demo import DemoConfig
-    from avatar3d.synth.clip import SynthConfig
+    from avatar3d.synth.config import SynthConfig
 
     return {
         "info": Command("Print versions, the compute device and the available kernel backends.", None, _run_info),

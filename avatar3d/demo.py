@@ -27,7 +27,8 @@ class DemoConfig:
 
 
 def run_demo(cfg: DemoConfig, device) -> None:
-    from avatar3d.synth.clip import SynthConfig, make_clip
+    from avatar3d.synth.clip import make_clip
+    from avatar3d.synth.config import SynthConfig
 
     console.rule("[bold]1/1 virtual actor")
     video = make_clip(SynthConfig(out=cfg.out / "actor", seconds=cfg.seconds, resolution=cfg.resolution,

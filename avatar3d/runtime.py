@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -22,12 +21,14 @@ def set_quiet(quiet: bool) -> None:
     console.quiet = quiet
 
 
-def resolve_device(spec: str) -> torch.device:
+def resolve_device(spec: str) -> "torch.device":
     """``auto`` picks CUDA when a GPU is usable, else the CPU.
 
     Raises:
         BadArgumentError: an unknown spec, or ``cuda`` asked for where no GPU is usable.
     """
+    import torch  # here, not at the top: `avatar3d --help` should not wait for torch
+
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec == "cpu":

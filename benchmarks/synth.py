@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from avatar3d.runtime import set_quiet
-from avatar3d.synth.clip import SynthConfig, make_clip
+from avatar3d.synth.clip import make_clip
+from avatar3d.synth.config import SynthConfig
 
 
 def main() -> None:

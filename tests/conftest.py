@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from avatar3d.synth.clip import SynthConfig, make_clip
+from avatar3d.synth.clip import make_clip
+from avatar3d.synth.config import SynthConfig
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import torch
 from avatar3d import config as config_io
 from avatar3d.cli import main
 from avatar3d.errors import BadArgumentError
-from avatar3d.synth.clip import SynthConfig
+from avatar3d.synth.config import SynthConfig
 
 
 def test_help_lists_working_commands_and_field_docstrings(capsys):

@@ -257,7 +257,7 @@ def build_actor(photo: np.ndarray | None = None) -> Actor:
     positions, landmarks_cam = positions * scale, landmarks_cam * scale
     # Head-space origin: between the ends of the face oval, 0.07 further back.
     sides = landmarks_cam[list(topo.FACE_SIDES)].mean(0)
-    origin = np.array([landmarks_cam[topo.NOSE_TIP, 0], sides[1], sides[2] - 0.07 * FACE_WIDTH / 0.15])
+    origin = np.array([landmarks_cam[topo.NOSE_TIP, 0], sides[1], sides[2] - 0.07])
     vertices = positions - origin
     torso_pivot = np.array([0.0, vertices[topo.CHIN, 1] - 0.5 * FACE_WIDTH, 0.0])
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +19,11 @@ from avatar3d.render.sh import load_light
 from avatar3d.runtime import console, progress
 from avatar3d.synth import expression, motion
 from avatar3d.synth.actor import FACE_WIDTH, build_actor, intrinsics
+from avatar3d.synth.config import SynthConfig
 from avatar3d.synth.scene import Pose, load_background, render_frame
 from avatar3d.synth.speech import Phoneme, Speech, synthesize
 from avatar3d.synth.visemes import VISEME_NAMES, phoneme_at, viseme_track
 from avatar3d.video import VideoWriter
-
-PASSES = ("albedo", "normal", "label")
 
 # Harvard sentences (IEEE 1969, public domain): phonetically balanced English.
 SENTENCES = (
@@ -52,53 +50,6 @@ SENTENCES = (
 )
 LEAD_IN, LEAD_OUT = 0.3, 0.5  # seconds of silence around the speech
 DEFAULT_SECONDS = 10.0
-
-
-@dataclass
-class SynthConfig:
-    """Settings of ``avatar3d synth``."""
-
-    out: Path
-    """Output folder; receives video.mp4, audio.wav, truth.npz, config.yaml and passes/."""
-    seconds: float | None = None
-    """Clip length in seconds. Without --text, built-in sentences fill it (10 s if unset); with --text, silence pads the speech to it."""
-    text: str | None = None
-    """What the actor says; unset: Harvard sentences picked by the seed."""
-    voice: str = "en-us"
-    """espeak-ng voice, one of avatar3d.synth.speech.VOICES."""
-    words_per_minute: int = 160
-    """Speaking rate, 80-450."""
-    seed: int = 0
-    """Random seed of sentence choice, blinks and head motion; the same seed gives the same clip."""
-    resolution: int = 256
-    """Frame side in pixels (square, even, at least 64)."""
-    fps: int = 25
-    """Frames per second."""
-    light: str = "studio"
-    """Spherical-harmonics light: a preset name or a .npy/.txt/.json file of 9x3 coefficients."""
-    background: str = "coffee"
-    """A scikit-image photo name (coffee, rocket, brick, chelsea, hubble_deep_field) or #RRGGBB."""
-    passes: str = ""
-    """Comma-separated ground-truth image passes to write as PNG sequences: albedo, normal, label."""
-    supersample: int = 2
-    """Anti-aliasing: render at this many times the resolution per axis, then average."""
-
-    def __post_init__(self):
-        if self.seconds is not None and self.seconds <= 0:
-            raise BadArgumentError(f"--seconds {self.seconds}: give a positive duration")
-        if self.text is not None and not self.text.strip():
-            raise BadArgumentError("--text is empty: give a sentence to speak")
-        if self.resolution < 64 or self.resolution % 2:
-            raise BadArgumentError(f"--resolution {self.resolution}: give an even number of pixels, at least 64")
-        if self.fps <= 0 or self.supersample <= 0:
-            raise BadArgumentError("--fps and --supersample must be positive")
-        unknown = set(self.pass_list) - set(PASSES)
-        if unknown:
-            raise BadArgumentError(f"--passes {','.join(sorted(unknown))}: known passes are {', '.join(PASSES)}")
-
-    @property
-    def pass_list(self) -> list[str]:
-        return [name.strip() for name in self.passes.split(",") if name.strip()]
 
 
 def _join(parts: list[Speech], pause_seconds: list[float]) -> Speech:

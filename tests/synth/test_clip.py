@@ -9,7 +9,8 @@ from avatar3d.cli import main
 from avatar3d.face.landmarks import FaceMeshTracker
 from avatar3d.face.signals import face_width, mouth_opening
 from avatar3d.synth import clip as clip_module
-from avatar3d.synth.clip import SynthConfig, make_clip
+from avatar3d.synth.clip import make_clip
+from avatar3d.synth.config import SynthConfig
 from avatar3d.synth.speech import phoneme_class
 from avatar3d.video import read_audio, read_frames
 
