@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,13 @@ def _commands() -> dict[str, Command]:
     }
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps help without splitting names like ``en-us-f2`` at their hyphens."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def _global_options(defaults: bool) -> argparse.ArgumentParser:
     """Options accepted before or after the command name."""
     parser = argparse.ArgumentParser(add_help=False)
@@ -68,12 +76,12 @@ def _global_options(defaults: bool) -> argparse.ArgumentParser:
 
 
 def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="avatar3d", parents=[_global_options(True)],
+    parser = argparse.ArgumentParser(prog="avatar3d", parents=[_global_options(True)], formatter_class=_HelpFormatter,
                                      description="Personal 3D talking avatars from a few minutes of video.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in commands.items():
         child = sub.add_parser(name, parents=[_global_options(False)], help=command.summary,
-                               description=command.summary)
+                               description=command.summary, formatter_class=_HelpFormatter)
         if command.config is not None:
             config_io.add_arguments(child, command.config)
             child.add_argument("overrides", nargs="*", metavar="key=value", help="override any setting")

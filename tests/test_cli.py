@@ -51,3 +51,13 @@ def test_console_script_exits_2_without_traceback(tmp_path):
                              "--voice", "nope"], capture_output=True, text=True)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "voice" in result.stderr
+
+
+def test_help_names_every_voice_and_light_preset(capsys):
+    from avatar3d.render.sh import LIGHT_PRESETS
+    from avatar3d.synth.speech import VOICES
+
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    text = capsys.readouterr().out
+    assert all(voice in text for voice in VOICES) and all(preset in text for preset in LIGHT_PRESETS)

@@ -21,7 +21,7 @@ class SynthConfig:
     text: str | None = None
     """What the actor says; unset: Harvard sentences picked by the seed."""
     voice: str = "en-us"
-    """espeak-ng voice, one of avatar3d.synth.speech.VOICES."""
+    """Voice: en-us, en-us-f, en-us-f2, en-us-m2, en-gb, en-gb-f, en-rp, en-sc, en-sc-f."""
     words_per_minute: int = 160
     """Speaking rate, 80-450."""
     seed: int = 0
@@ -31,7 +31,7 @@ class SynthConfig:
     fps: int = 25
     """Frames per second."""
     light: str = "studio"
-    """Spherical-harmonics light: a preset name or a .npy/.txt/.json file of 9x3 coefficients."""
+    """Spherical-harmonics light: neutral, studio, left, right, top, warm, cool, dim, or a .npy/.txt/.json file of 9x3 coefficients."""
     background: str = "coffee"
     """A scikit-image photo name (coffee, rocket, brick, chelsea, hubble_deep_field) or #RRGGBB."""
     passes: str = ""
