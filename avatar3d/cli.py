@@ -14,7 +14,7 @@ from typing import Any
 
 from avatar3d import config as config_io
 from avatar3d.errors import UserError
-from avatar3d.runtime import console, resolve_device, set_quiet
+from avatar3d.runtime import console, hide_native_logs, resolve_device, set_quiet
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,13 @@ def _run_synth(config, _device) -> None:
     make_clip(config)
 
 
+def _run_prep(config, _device) -> None:
+    # The one place avatar3d reaches into data_prep: the command line fronts every stage.
+    from data_prep.pipeline import run_prep
+
+    run_prep(config)
+
+
 def _run_demo(config, device) -> None:
     from avatar3d.demo import run_demo
 
@@ -46,11 +53,13 @@ def _commands() -> dict[str, Command]:
     # Config classes import light modules only; the work is imported when a command runs.
     from avatar3d.demo import DemoConfig
     from avatar3d.synth.config import SynthConfig
+    from data_prep.config import PrepConfig
 
     return {
         "info": Command("Print versions, the compute device and the available kernel backends.", None, _run_info),
         "synth": Command("Render a talking clip of the virtual actor with its exact ground truth.",
                          SynthConfig, _run_synth),
+        "prep": Command("Turn a talking video into a subject folder (resumable).", PrepConfig, _run_prep),
         "demo": Command("Run the main job end to end on the built-in virtual actor.", DemoConfig, _run_demo),
     }
 
@@ -95,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     name = args.pop("command")
     command = commands[name]
     set_quiet(args.pop("quiet"))
+    hide_native_logs()
     config_file = args.pop("config")
     device_spec = args.pop("device")
     overrides = args.pop("overrides", [])

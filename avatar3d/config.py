@@ -88,10 +88,15 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     """Adds one ``--field-name`` option per field, with the field's docstring as help.
 
     Options default to ``argparse.SUPPRESS`` so that only the flags actually given
-    override lower layers.
+    override lower layers. Fields named in the class attribute ``POSITIONAL`` become
+    positional arguments.
     """
     docs = field_docs(cls)
+    positional = getattr(cls, "POSITIONAL", ())
     for field in dataclasses.fields(cls):
+        if field.name in positional:  # e.g. the input video: `avatar3d prep VIDEO`
+            parser.add_argument(field.name, metavar=field.name.upper(), help=docs.get(field.name, ""))
+            continue
         flag = "--" + field.name.replace("_", "-")
         kind = _field_type(cls, field.name)
         required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING

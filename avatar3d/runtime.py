@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -19,6 +21,27 @@ console = Console(stderr=True, highlight=False)
 def set_quiet(quiet: bool) -> None:
     """Silences progress and status output (errors still print)."""
     console.quiet = quiet
+
+
+def hide_native_logs() -> None:
+    """Keeps native libraries' log lines (MediaPipe's absl, TensorFlow Lite) off the terminal.
+
+    Python's own stderr moves to a copy of file descriptor 2 and descriptor 2 itself goes to
+    /dev/null, so only native writes vanish. Set AVATAR3D_NATIVE_LOGS=1 to keep them, for
+    debugging a native crash.
+    """
+    if os.environ.get("AVATAR3D_NATIVE_LOGS") == "1":
+        return
+    try:
+        if sys.stderr.fileno() != 2:
+            return
+    except (AttributeError, OSError, ValueError):  # a test harness replaced stderr
+        return
+    sys.stderr.flush()
+    sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
 
 
 def resolve_device(spec: str) -> "torch.device":

@@ -30,21 +30,27 @@ def native_stderr_silenced():
 
 
 class Solution:
-    """Wraps a ``mediapipe.python.solutions`` graph: a context manager with a quiet first frame."""
+    """Wraps a ``mediapipe.python.solutions`` graph: a context manager, quiet while it starts.
 
-    def __init__(self, graph):
-        self._graph = graph
-        self._started = False
+    Args:
+        make_graph: builds the graph (called with native stderr silenced).
+    """
+
+    QUIET_CALLS = 3  # MediaPipe starts its sub-graphs (detection, then landmarks) over the first calls
+
+    def __init__(self, make_graph):
+        with native_stderr_silenced():
+            self._graph = make_graph()
+        self._calls = 0
 
     def _process(self, image: np.ndarray):
         """Runs the graph on an RGB uint8 image (H, W, 3) and returns MediaPipe's result."""
         image = np.ascontiguousarray(image)
-        if self._started:
+        self._calls += 1
+        if self._calls > self.QUIET_CALLS:
             return self._graph.process(image)
         with native_stderr_silenced():
-            result = self._graph.process(image)
-        self._started = True
-        return result
+            return self._graph.process(image)
 
     def close(self) -> None:
         self._graph.close()

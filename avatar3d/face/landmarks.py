@@ -23,7 +23,7 @@ class FaceMeshTracker(Solution):
     def __init__(self, static: bool = False, min_confidence: float = 0.5):
         from mediapipe.python.solutions.face_mesh import FaceMesh
 
-        super().__init__(FaceMesh(
+        super().__init__(lambda: FaceMesh(
             static_image_mode=static,
             max_num_faces=1,
             refine_landmarks=True,

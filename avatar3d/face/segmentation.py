@@ -17,7 +17,7 @@ class PersonSegmenter(Solution):
     def __init__(self):
         from mediapipe.python.solutions.selfie_segmentation import SelfieSegmentation
 
-        super().__init__(SelfieSegmentation(model_selection=0))
+        super().__init__(lambda: SelfieSegmentation(model_selection=0))
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Person probability (H, W) float32 in [0, 1] for an RGB uint8 image (H, W, 3)."""

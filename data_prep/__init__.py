@@ -1,0 +1,1 @@
+"""Per-subject preprocessing: resumable steps that turn a talking video into a subject folder."""

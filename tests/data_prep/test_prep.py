@@ -1,0 +1,152 @@
+"""``avatar3d prep`` on virtual-actor footage: accuracy against the truth, resume, bad input."""
+
+import json
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from avatar3d.audio.wav import read_wav
+from avatar3d.cli import main
+from avatar3d.face.signals import face_width, mouth_opening
+from avatar3d.subject import Subject
+from avatar3d.synth.clip import make_clip
+from avatar3d.synth.config import SynthConfig
+from data_prep import pipeline
+from data_prep.config import PrepConfig
+from data_prep.decode import resample
+from data_prep.pipeline import run_prep
+
+
+@pytest.fixture(scope="module")
+def actor(tmp_path_factory):
+    out = tmp_path_factory.mktemp("actor")
+    make_clip(SynthConfig(out=out, seconds=6, resolution=256, seed=11, supersample=1))
+    with np.load(out / "truth.npz") as truth:
+        return out / "video.mp4", dict(truth)
+
+
+@pytest.fixture(scope="module")
+def subject(actor, tmp_path_factory):
+    out = tmp_path_factory.mktemp("subject")
+    run_prep(PrepConfig(video=actor[0], out=out, resolution=256))
+    return Subject.load(out)
+
+
+def _in_subject_pixels(points, subject):
+    crop = subject.manifest["crop"]
+    return (points - [crop["x0"], crop["y0"]]) * crop["scale"]
+
+
+def test_landmarks_match_the_truth(actor, subject):
+    truth = actor[1]
+    stats = subject.stats
+    assert stats["num_frames"] == len(truth["blink"]) == 150
+    assert stats["landmarks.detected_fraction"] >= 0.99
+    expected = _in_subject_pixels(truth["landmarks_2d"], subject)
+    found = subject.arrays("landmarks")["landmarks"]
+    error = np.linalg.norm(found - expected, axis=-1) / face_width(expected)[:, None]
+    assert np.median(error) < 0.02
+    assert np.corrcoef(mouth_opening(found), truth["mouth_opening"])[0, 1] >= 0.9
+
+
+def test_masks_background_split_and_audio(subject):
+    assert subject.stats["background.coverage"] >= 0.9
+    labels = subject.labels(75)
+    rows = np.arange(labels.shape[0])[:, None].repeat(labels.shape[1], 1)
+    assert rows[labels == 2].mean() < rows[labels == 1].mean()  # head above torso
+    assert (labels == 0).mean() > 0.2
+    assert subject.manifest["split"] == {"train": [0, 135], "val": [135, 150]}
+    samples, rate = read_wav(subject.root / "audio.wav")
+    assert rate == 16000 and len(samples) == 6 * 16000 and subject.stats["audio.present"]
+    assert subject.frame(0).shape == (256, 256, 3)
+
+
+def test_rerun_keeps_every_step(actor, subject, capsys):
+    before = (subject.root / "landmarks.npz").stat().st_mtime_ns
+    run_prep(PrepConfig(video=actor[0], out=subject.root, resolution=256))
+    assert capsys.readouterr().err.count("done earlier, kept") == len(pipeline.STEPS)
+    assert (subject.root / "landmarks.npz").stat().st_mtime_ns == before
+
+
+def test_killed_run_resumes_to_the_same_result(actor, subject, tmp_path, monkeypatch):
+    out = tmp_path / "subject"
+    real_segment = pipeline.mask_step.segment
+
+    def killed(frames, *args):
+        def interrupted():
+            for index, image in frames:
+                if index == 40:
+                    raise KeyboardInterrupt
+                yield index, image
+        return real_segment(interrupted(), *args)
+
+    monkeypatch.setattr(pipeline.mask_step, "segment", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_prep(PrepConfig(video=actor[0], out=out, resolution=256))
+    assert "masks" not in json.loads((out / "subject.json").read_text())["steps"]
+    monkeypatch.undo()
+    run_prep(PrepConfig(video=actor[0], out=out, resolution=256))
+    resumed = Subject.load(out)
+    np.testing.assert_array_equal(resumed.arrays("landmarks")["landmarks"], subject.arrays("landmarks")["landmarks"])
+    for index in (0, 40, 149):
+        np.testing.assert_array_equal(resumed.labels(index), subject.labels(index))
+    assert resumed.stats == subject.stats
+
+
+def _write_video(path, frames, rate, audio=None):
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+def test_resample_picks_the_frame_on_screen():
+    source = [(i * 1001 / 30000, i) for i in range(300)]  # 29.97 fps for ~10 s
+    picked = list(resample(iter(source), 25))
+    assert len(picked) == int(300 * 1001 / 30000 * 25)
+    for index, frame in picked:
+        assert source[frame][0] <= index / 25 + 1e-6 < source[frame][0] + 1001 / 30000
+
+
+def test_29_97_fps_video_without_audio(actor, tmp_path, capsys):
+    from avatar3d.video import read_frames
+
+    frames = list(read_frames(actor[0]))[:150]
+    video = tmp_path / "ntsc.mp4"
+    _write_video(video, frames, Fraction(30000, 1001))
+    out = tmp_path / "subject"
+    assert main(["prep", str(video), "--out", str(out), "--resolution", "128"]) == 0
+    assert "no audio track" in capsys.readouterr().err
+    prepared = Subject.load(out)
+    assert prepared.num_frames == int(150 * 1001 / 30000 * 25)
+    assert prepared.stats["audio.present"] is False and not (out / "audio.wav").exists()
+
+
+@pytest.mark.parametrize("case", ["not_video", "too_short", "no_face", "other_video"])
+def test_bad_input_is_one_line_exit_2(case, actor, subject, tmp_path, capsys):
+    out = tmp_path / "out"
+    if case == "not_video":
+        video = tmp_path / "notes.mp4"
+        video.write_text("not a video")
+        expected = "not a readable video"
+    elif case == "too_short":
+        video = tmp_path / "short.mp4"
+        _write_video(video, list(__import__("avatar3d.video").video.read_frames(actor[0]))[:50], 25)
+        expected = "--allow-short"
+    elif case == "no_face":
+        video = tmp_path / "wall.mp4"
+        _write_video(video, [np.full((128, 128, 3), 90, np.uint8)] * 150, 25)
+        expected = "no face found"
+    else:
+        video, out = tmp_path / "other.mp4", subject.root
+        _write_video(video, [np.full((128, 128, 3), 90, np.uint8)] * 150, 25)
+        expected = "another video"
+    before = sorted(p.name for p in subject.root.iterdir())
+    assert main(["prep", str(video), "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and expected in error[0] and "Traceback" not in error[0]
+    assert sorted(p.name for p in subject.root.iterdir()) == before
