@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from rich.console import Console
@@ -63,16 +64,26 @@ def resolve_device(spec: str) -> "torch.device":
     raise BadArgumentError(f"--device {spec!r}: use auto, cpu or cuda")
 
 
+_COLUMNS = (
+    TextColumn("[bold]{task.description}"),
+    BarColumn(),
+    MofNCompleteColumn(),
+    TextColumn("{task.fields[rate]}"),
+    TimeRemainingColumn(),
+)
+
+
+@contextlib.contextmanager
+def progress_callback(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar driven by a ``(done, total)`` callback, for work that reports its own steps."""
+    with Progress(*_COLUMNS, console=console, transient=False) as bar:
+        task = bar.add_task(description, total=None, rate="")
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
 def progress(items: Iterable[T], total: int, description: str) -> Iterator[T]:
     """Iterates with a progress bar (count, rate, time left) on the console."""
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
+    with Progress(*_COLUMNS, console=console, transient=False) as bar:
         task = bar.add_task(description, total=total, rate="")
         for item in items:
             yield item

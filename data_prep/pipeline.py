@@ -24,7 +24,8 @@ from avatar3d.audio import features as audio_features
 from avatar3d.audio.wav import read_wav
 from avatar3d.errors import BadInputError, OutputError
 from avatar3d.face import signals as face_signals
-from avatar3d.runtime import console, progress
+from avatar3d.face.fit import FitConfig, fit_face
+from avatar3d.runtime import console, progress, progress_callback
 from avatar3d.subject import MANIFEST, SCHEMA_VERSION, frame_name
 from data_prep import decode, landmarks as landmark_step, masks as mask_step
 from data_prep.config import STEP_NAMES, PrepConfig
@@ -159,6 +160,21 @@ def run_masks(ctx: Context) -> dict:
     return {"coverage": coverage, "seen_fraction": float(seen.mean())}
 
 
+def run_face_fit(ctx: Context) -> dict:
+    with np.load(ctx.root / "landmarks.npz") as data:
+        points, depth, trusted = data["landmarks"], data["depth"], data["detected"]
+    with progress_callback("face fit") as report:
+        fit = fit_face(points, depth, trusted, ctx.config.resolution, FitConfig(), report)
+    model = fit.model
+    _save_npz(ctx.root / "face_fit.npz", canonical=model.canonical, basis=model.basis, expression=fit.expression,
+              rotation=fit.rotation, translation=fit.translation, intrinsics=fit.intrinsics,
+              reprojection_px=fit.reprojection_px)
+    ctx.manifest["intrinsics"] = fit.intrinsics.tolist()
+    error = fit.reprojection_px[np.isfinite(fit.reprojection_px)]
+    return {"reprojection_px_median": float(np.median(error)), "reprojection_px_p95": float(np.percentile(error, 95)),
+            "num_expressions": int(model.num_expressions)}
+
+
 def run_signals(ctx: Context) -> dict:
     with np.load(ctx.root / "landmarks.npz") as data:
         points, trusted = data["landmarks"], data["detected"]
@@ -199,6 +215,7 @@ STEPS = (
     Step("decode", run_decode, ("fps", "resolution", "face_fraction", "face_height", "jpeg_quality", "allow_short")),
     Step("landmarks", run_landmarks, ()),
     Step("masks", run_masks, ()),
+    Step("face_fit", run_face_fit, ()),
     Step("signals", run_signals, ()),
     Step("audio_features", run_audio_features, ()),
 )
@@ -261,6 +278,8 @@ def _finish(ctx: Context) -> None:
         "resolution": ctx.config.resolution,
         "landmarks.detected_fraction": records.get("landmarks", {}).get("detected_fraction"),
         "background.coverage": records.get("masks", {}).get("coverage"),
+        "face_fit.reprojection_px_median": records.get("face_fit", {}).get("reprojection_px_median"),
+        "face_fit.reprojection_px_p95": records.get("face_fit", {}).get("reprojection_px_p95"),
         "audio.present": ctx.manifest["source"].get("has_audio", False),
     }
     ctx.manifest["warnings"] = [w for record in records.values() for w in record.get("warnings", [])]

@@ -7,17 +7,21 @@ non-rigid residuals. The method, all frames batched at once:
 
 1. Lift: each frame's landmarks become a camera-space cloud with MediaPipe's relative depth.
    Their robust rigid mean, frontalised by the face's left-right symmetry and scaled to
-   0.15 wide, is the first canonical shape; per-frame rigid alignment gives the first poses.
+   0.15 wide, is the first canonical shape; the landmarks that move least across frames
+   are the rigid ones, and per-frame alignment on them gives the first poses.
 2. Focal: the lift depends on the focal; each candidate field of view is scored by the
-   reprojection error of a short rigid fit, the best refined by a parabola in log focal.
-3. Pose: rigid fit of all frames with the canonical shape fixed.
+   reprojection error of a short rigid fit plus a prior towards ``fov_prior`` (near-frontal
+   footage barely shows perspective), the best refined by a parabola in log focal.
+3. Pose: rigid fit of all frames on the rigid landmarks, the canonical shape fixed.
 4. Identity and basis: on up to ``basis_frames`` frames, the canonical shape is refined
-   jointly with poses and free per-frame 3D residuals (L2-regularised); the PCA of the
-   residuals gives K orthonormal expression displacements.
+   jointly with poses and free per-frame 3D residuals (L2-regularised, strongly at the
+   rigid landmarks so that the pose explains those); the PCA of the residuals gives K
+   orthonormal expression displacements.
 5. Expressions: poses and K coefficients per frame, refit with the basis fixed.
 
-Every stage minimises a Huber reprojection error (residuals in face widths, eyes, eyelids and
-lips weighted up) plus a weak term on MediaPipe's relative depth, with Adam. Poses and
+Every stage minimises a Huber reprojection error (residuals in face widths; the rigid stages
+on the rigid landmarks, the others on all with eyes, eyelids and lips weighted up) plus a
+weak term on MediaPipe's relative depth, with Adam. Poses and
 expressions are smoothed in time by second differences, so frames without a detection
 (no data term) follow their neighbours.
 
@@ -27,6 +31,7 @@ centre); ``x_cam = R @ x_head + t``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,7 +40,7 @@ import torch
 from scipy.spatial.transform import Rotation
 from torch import Tensor
 
-from avatar3d.errors import BadInputError
+from avatar3d.errors import BadArgumentError, BadInputError
 from avatar3d.face import topology as topo
 from avatar3d.face.model import LinearFaceModel
 
@@ -65,7 +70,7 @@ class FitConfig:
     """Adam steps of the final pose and expression fit of all frames."""
     iterations_focal: int = 40
     """Adam steps of the rigid fit that scores each focal candidate."""
-    learning_rate: float = 0.005
+    learning_rate: float = 0.001
     """Adam step size at the start of each stage (parameters are scaled so that one size suits all)."""
     final_learning_rate: float = 0.01
     """Fraction of the step size left at the end of each stage (exponential decay)."""
@@ -76,8 +81,8 @@ class FitConfig:
     fov_steps: int = 7
     """Number of fields of view tried between fov_min and fov_max."""
     fov_prior: float = 24.0
-    """Field of view preferred where the footage cannot tell (near-frontal heads barely show perspective): GeneFace's 1200 px focal at 512², degrees."""
-    weight_fov_prior: float = 0.01
+    """Field of view, degrees, chosen where near-frontal footage cannot tell (GeneFace's 1200 px at 512²)."""
+    weight_fov_prior: float = 0.05
     """Weight of the squared log ratio of the focal to the prior's against the focal score."""
     focal_frames: int = 48
     """Frames (evenly spaced) that score the focal candidates."""
@@ -101,12 +106,12 @@ class FitConfig:
     """L2 weight of the expression displacements."""
     regularise_residual: float = 0.05
     """L2 weight of the free per-frame residuals that the basis is learnt from."""
+    regularise_rigid: float = 10.0
+    """L2 weight of those residuals at the landmarks that move least, which ties the head pose to them."""
     regularise_identity: float = 0.01
     """L2 weight of the refinement of the canonical shape."""
 
     def __post_init__(self):
-        from avatar3d.errors import BadArgumentError
-
         if self.num_expressions < 1:
             raise BadArgumentError(f"num_expressions {self.num_expressions}: give at least 1")
         if not 0 < self.fov_min <= self.fov_max < 180 or self.fov_steps < 1:
@@ -169,11 +174,19 @@ def fit_face(landmarks_px: np.ndarray, depth_px: np.ndarray, detected: np.ndarra
     obs = _observations(landmarks_px, depth_px, detected, image_size, config)
     steps = _StepCounter(progress, config.fov_steps * config.iterations_focal + config.iterations_pose
                          + config.iterations_basis + config.iterations_joint)
-    focal, canonical, omega, trans = _focal_search(obs, config, steps)
-    omega, trans = _fit_pose(obs, canonical, omega, trans, focal, config, steps)
-    canonical, basis, coefficients, omega, trans = _learn_basis(obs, canonical, omega, trans, focal, config, steps)
-    expression, omega, trans = _fit_expression(obs, canonical, basis, coefficients, omega, trans, focal,
-                                               config, steps)
+    # Adam's moment estimates of barely moving parameters decay into subnormal floats, which
+    # are tens of times slower on CPUs: flush them to zero while fitting.
+    torch.set_flush_denormal(True)
+    try:
+        focal, canonical, rigid, omega, trans = _focal_search(obs, config, steps)
+        omega, trans = _fit_pose(dataclasses.replace(obs, weights=rigid), canonical, omega, trans, focal,
+                                 config, steps)
+        canonical, basis, coefficients, omega, trans = _learn_basis(obs, canonical, rigid, omega, trans, focal,
+                                                                    config, steps)
+        expression, omega, trans = _fit_expression(obs, canonical, basis, coefficients, omega, trans, focal,
+                                                   config, steps)
+    finally:
+        torch.set_flush_denormal(False)
     model = LinearFaceModel(canonical.numpy(), basis.numpy())
     with torch.no_grad():
         cam = _to_camera(model.landmarks(expression), omega, trans)
@@ -191,8 +204,8 @@ def fit_face(landmarks_px: np.ndarray, depth_px: np.ndarray, detected: np.ndarra
 
 
 def _observations(landmarks_px, depth_px, detected, image_size: int, config: FitConfig) -> _Observations:
-    landmarks_px = np.asarray(landmarks_px, dtype=np.float32)
-    depth_px = np.asarray(depth_px, dtype=np.float32)
+    landmarks_px = np.array(landmarks_px, dtype=np.float32)  # copies: undetected rows are zeroed below
+    depth_px = np.array(depth_px, dtype=np.float32)
     detected = np.asarray(detected, dtype=bool)
     count = len(detected)
     if count == 0:
@@ -273,25 +286,28 @@ def _project(cam: Tensor, focal: float, image_size: int) -> Tensor:
     return torch.stack([centre + focal * cam[..., 0] / depth, centre - focal * cam[..., 1] / depth], -1)
 
 
-def _similarity(src: Tensor, dst: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Least-squares similarity (Umeyama) with ``dst ≈ s * R @ src + c``.
+def _similarity(src: Tensor, dst: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Weighted least-squares similarity (Umeyama) with ``dst ≈ s * R @ src + c``.
 
     Args:
         src: (..., N, 3) points.
         dst: (..., N, 3) points.
+        weights: (N,) non-negative point weights; None weighs all alike.
 
     Returns:
         s (...,), R (..., 3, 3), c (..., 3).
     """
-    src_mean, dst_mean = src.mean(-2, keepdim=True), dst.mean(-2, keepdim=True)
+    weights = torch.ones(src.shape[-2], dtype=src.dtype) if weights is None else weights.to(src.dtype)
+    weights = (weights / weights.sum())[:, None]
+    src_mean, dst_mean = (weights * src).sum(-2, keepdim=True), (weights * dst).sum(-2, keepdim=True)
     src_c, dst_c = src - src_mean, dst - dst_mean
-    U, S, Vt = torch.linalg.svd(dst_c.transpose(-1, -2) @ src_c)
+    U, S, Vt = torch.linalg.svd(dst_c.transpose(-1, -2) @ (weights * src_c))
     # Flip the weakest axis where the best orthogonal map is a reflection.
     sign = torch.sign(torch.linalg.det(U @ Vt))
     D = torch.ones_like(S)
     D[..., 2] = sign
     R = U @ (D[..., None] * Vt)
-    s = (S * D).sum(-1) / (src_c ** 2).sum((-1, -2))
+    s = (S * D).sum(-1) / (weights * src_c ** 2).sum((-1, -2))
     c = dst_mean[..., 0, :] - s[..., None] * (R @ src_mean[..., 0, :, None])[..., 0]
     return s, R, c
 
@@ -327,45 +343,59 @@ def _fill_missing(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
 # --- initialisation and focal -----------------------------------------------------------
 
 
-def _lift(obs: _Observations, focal: float) -> tuple[Tensor, Tensor]:
-    """Camera-space landmark clouds (T, 478, 3) from 2D and MediaPipe depth, and the canonical shape.
+def _lift(obs: _Observations, focal: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Camera-space landmark clouds from 2D and MediaPipe depth, and their canonical shape.
 
     MediaPipe's depth is in pixels, so its scale in scene units is that of x and y: a first
     similarity fit of the weak-perspective clouds gives each frame's pixels per unit, which
     with the focal gives the face's depth; each landmark is then unprojected at that depth
     plus its relative depth.
+
+    Returns:
+        clouds (T, 478, 3) float64, and from `_rigid_mean` canonical (478, 3) and rigid (478,).
     """
     detected = obs.mask > 0
     weak = torch.cat([obs.uv[..., :1], -obs.uv[..., 1:], -obs.depth[..., None]], -1).double()
-    canonical = _rigid_mean(weak[detected])
-    scale, _, _ = _similarity(canonical.expand_as(weak), weak)
+    canonical, rigid = _rigid_mean(weak[detected])
+    scale, _, _ = _similarity(canonical.expand_as(weak), weak, rigid)
     scale = torch.where(detected, scale, torch.ones_like(scale))
     depth = (focal + obs.depth.double()) / scale[:, None]
     centre = obs.image_size / 2
     u, v = obs.uv.double().unbind(-1)
     clouds = torch.stack([(u - centre) * depth / focal, -(v - centre) * depth / focal, -depth], -1)
-    return clouds, _rigid_mean(clouds[detected])
+    return clouds, *_rigid_mean(clouds[detected])
 
 
-def _rigid_mean(clouds: Tensor, rounds: int = 3) -> Tensor:
-    """Head-space canonical shape (478, 3): the robust mean of clouds (N, 478, 3) after similarity alignment.
+def _rigid_mean(clouds: Tensor, rounds: int = 3, rigid_fraction: float = 0.4) -> tuple[Tensor, Tensor]:
+    """The robust mean shape of clouds (N, 478, 3) and the landmarks that move least.
 
-    The per-coordinate median over frames ignores the frames where a landmark moved
-    (speech, blinks), so the mean tends to the neutral face, not the average expression.
+    Alternates similarity alignment to the reference with a new reference: the per-coordinate
+    median over frames, which ignores the frames where a landmark moved (speech, blinks), so
+    it tends to the neutral face, not the average expression. From the second round on only
+    the ``rigid_fraction`` of landmarks that stray least from the reference align the clouds,
+    so that jaw and lids do not tilt the head.
+
+    Returns:
+        canonical (478, 3) in head space (see `_frontalise`), and rigid (478,) float: 1 for
+        the least moving landmarks, 0 for the others.
     """
     reference = clouds[len(clouds) // 2]
+    rigid = torch.ones(topo.NUM_LANDMARKS, dtype=clouds.dtype)
     for _ in range(rounds):
-        s, R, c = _similarity(clouds, reference.expand_as(clouds))
+        s, R, c = _similarity(clouds, reference.expand_as(clouds), rigid)
         aligned = s[:, None, None] * clouds @ R.transpose(-1, -2) + c[:, None]
         reference = aligned.median(dim=0).values
-    return _frontalise(reference)
+        spread = (aligned - reference).norm(dim=-1).quantile(0.9, dim=0)
+        rigid = (spread <= spread.quantile(rigid_fraction)).to(clouds.dtype)
+    return _frontalise(reference), rigid
 
 
-def _rigid_init(clouds: Tensor, canonical: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-frame pose parameters (omega (T, 3), trans (T, 3)) rigidly aligning canonical to the clouds."""
-    _, R, _ = _similarity(canonical.expand_as(clouds), clouds)
-    # The clouds are metric (see _lift): keep their scale and translate only.
-    c = clouds.mean(1) - (R @ canonical.mean(0)[:, None])[..., 0]
+def _rigid_init(clouds: Tensor, canonical: Tensor, rigid: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-frame poses (omega (T, 3), trans (T, 3)) aligning canonical to the clouds on the rigid landmarks."""
+    s, R, c = _similarity(canonical.expand_as(clouds), clouds, rigid)
+    # Scaling a cloud about the camera centre changes none of its pixels: divide the scale
+    # into the translation, so the canonical face keeps its size.
+    c = c / s[:, None]
     detected = mask.numpy() > 0
     omega = Rotation.from_matrix(R[detected].numpy()).as_rotvec()
     depth = -c[detected, 2].numpy()
@@ -381,7 +411,8 @@ def _focal_search(obs: _Observations, config: FitConfig, steps: _StepCounter):
     """The focal (pixels) whose MediaPipe lift is most consistent with the 2D landmarks.
 
     Returns:
-        focal, canonical (478, 3), omega (T, 3), trans (T, 3) at that focal.
+        focal, canonical (478, 3), rigid (478,) data weights of the least moving landmarks
+        (summing to 1), omega (T, 3), trans (T, 3) at that focal.
     """
     sub = _subset(obs, _spread(obs.mask, config.focal_frames))
     focals = _focal(np.linspace(config.fov_min, config.fov_max, config.fov_steps), obs.image_size)
@@ -389,17 +420,21 @@ def _focal_search(obs: _Observations, config: FitConfig, steps: _StepCounter):
     # lifted shape): the prior then decides.
     scores = config.weight_fov_prior * np.log(focals / _focal(config.fov_prior, obs.image_size)) ** 2
     for index, focal in enumerate(focals):
-        clouds, canonical = _lift(sub, focal)
-        omega, trans = _rigid_init(clouds, canonical, sub.mask)
-        canonical = canonical.float()
-        omega, trans = _fit_pose(sub, canonical, omega, trans, focal, config, steps,
+        canonical, rigid, omega, trans = _initial_fit(sub, focal)
+        rigid_obs = dataclasses.replace(sub, weights=rigid)
+        omega, trans = _fit_pose(rigid_obs, canonical, omega, trans, focal, config, steps,
                                  iterations=config.iterations_focal, smooth=0.0)
         with torch.no_grad():
-            scores[index] += _data_loss(_to_camera(canonical[None], omega, trans), sub, focal, config).item()
+            scores[index] += _data_loss(_to_camera(canonical[None], omega, trans), rigid_obs, focal, config).item()
     focal = _parabola_minimum(np.log(focals), scores)
-    clouds, canonical = _lift(obs, focal)
-    omega, trans = _rigid_init(clouds, canonical, obs.mask)
-    return focal, canonical.float(), omega, trans
+    return focal, *_initial_fit(obs, focal)
+
+
+def _initial_fit(obs: _Observations, focal: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Canonical shape, rigid weights and poses from the lift at one focal (see `_focal_search`)."""
+    clouds, canonical, rigid = _lift(obs, focal)
+    omega, trans = _rigid_init(clouds, canonical, rigid, obs.mask)
+    return canonical.float(), (rigid / rigid.sum()).float(), omega, trans
 
 
 def _focal(fov_degrees, image_size: int):
@@ -446,7 +481,7 @@ def _data_loss(cam: Tensor, obs: _Observations, focal: float, config: FitConfig)
         mean = depth.mean(-1, keepdim=True)
         relative = (depth - mean) * focal / mean
         depth_error = (relative - obs.depth).abs() / obs.face_px
-        cost = cost + config.weight_depth * _huber(depth_error, config.huber).mean(-1)
+        cost = cost + config.weight_depth * (_huber(depth_error, config.huber) @ obs.weights)
     return (cost * obs.mask).sum() / obs.mask.sum()
 
 
@@ -474,9 +509,12 @@ def _motion_roughness(anchor: Tensor, omega: Tensor, trans: Tensor, delta: float
     return _roughness(_to_camera(anchor[None], omega, trans), delta)
 
 
-def _size_cost(displacement: Tensor, obs: _Observations, delta: float) -> Tensor:
-    """Mean over frames of half the weighted squared landmark displacement (T, 478, 3), units FACE_WIDTH * delta."""
-    return 0.5 * ((displacement / (FACE_WIDTH * delta)).pow(2).sum(-1) @ obs.weights).mean()
+def _size_cost(displacement: Tensor, weights: Tensor, delta: float) -> Tensor:
+    """Mean over frames of half the squared landmark displacement (T, 478, 3), units FACE_WIDTH * delta.
+
+    Landmarks are weighted by ``weights`` (478,), summing to 1 like the data weights.
+    """
+    return 0.5 * ((displacement / (FACE_WIDTH * delta)).pow(2).sum(-1) @ weights).mean()
 
 
 # --- stages -----------------------------------------------------------------------------
@@ -510,9 +548,13 @@ def _fit_pose(obs: _Observations, canonical: Tensor, omega: Tensor, trans: Tenso
     return omega.detach(), trans.detach()
 
 
-def _learn_basis(obs: _Observations, canonical: Tensor, omega: Tensor, trans: Tensor, focal: float,
-                 config: FitConfig, steps: _StepCounter):
+def _learn_basis(obs: _Observations, canonical: Tensor, rigid: Tensor, omega: Tensor, trans: Tensor,
+                 focal: float, config: FitConfig, steps: _StepCounter):
     """Refines the canonical shape and learns the expression basis from free per-frame residuals.
+
+    The residuals are held back hard at the least moving landmarks (``rigid``, (478,)
+    weights): there the pose has to explain the data, so no basis vector can mimic a head
+    rotation and trade off against the pose later.
 
     Returns:
         canonical (478, 3), basis (K, 478, 3) orthonormal, coefficients (T, K) (interpolated in
@@ -528,8 +570,9 @@ def _learn_basis(obs: _Observations, canonical: Tensor, omega: Tensor, trans: Te
     def loss() -> Tensor:
         cam = _to_camera(canonical + identity + residual, sub_omega, sub_trans)
         return (_data_loss(cam, sub, focal, config)
-                + config.regularise_residual * _size_cost(residual, sub, config.huber)
-                + config.regularise_identity * _size_cost(identity[None], sub, config.huber))
+                + config.regularise_residual * _size_cost(residual, sub.weights, config.huber)
+                + config.regularise_rigid * _size_cost(residual, rigid, config.huber)
+                + config.regularise_identity * _size_cost(identity[None], sub.weights, config.huber))
 
     _adam([sub_omega, sub_trans, identity, residual], loss, config.iterations_basis, config, steps)
     with torch.no_grad():

@@ -150,3 +150,15 @@ def test_bad_input_is_one_line_exit_2(case, actor, subject, tmp_path, capsys):
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and expected in error[0] and "Traceback" not in error[0]
     assert sorted(p.name for p in subject.root.iterdir()) == before
+
+
+def test_face_fit_recovers_head_rotation_and_reprojects_tightly(actor, subject):
+    truth, fit = actor[1], subject.arrays("face_fit")
+    assert subject.stats["face_fit.reprojection_px_median"] * 512 / 256 <= 1.5
+    # Head spaces differ by a fixed rotation (the fit frontalises by symmetry): compare each
+    # frame's rotation relative to frame 0.
+    relative = lambda R: R @ R[0].T
+    difference = relative(fit["rotation"]).transpose(0, 2, 1) @ relative(truth["rotation"])
+    angle = np.degrees(np.arccos(np.clip((np.trace(difference, axis1=1, axis2=2) - 1) / 2, -1, 1)))
+    assert np.median(angle) < 2.0
+    assert fit["basis"].shape[1:] == (478, 3) and fit["expression"].shape == (150, fit["basis"].shape[0])
