@@ -14,6 +14,7 @@ class FaceDetector(Solution):
         from mediapipe.python.solutions.face_detection import FaceDetection
 
         super().__init__(lambda: FaceDetection(model_selection=1, min_detection_confidence=min_confidence))
+        self.last_count = 0  # faces in the latest image
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Boxes (N, 5): x0, y0, width, height in pixels and the score, largest first."""
@@ -25,4 +26,5 @@ class FaceDetector(Solution):
             for box in [found.location_data.relative_bounding_box]
         ]
         boxes = np.array(boxes, dtype=np.float32).reshape(-1, 5)
+        self.last_count = len(boxes)
         return boxes[np.argsort(-boxes[:, 2] * boxes[:, 3])]

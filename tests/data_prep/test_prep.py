@@ -162,3 +162,28 @@ def test_face_fit_recovers_head_rotation_and_reprojects_tightly(actor, subject):
     angle = np.degrees(np.arccos(np.clip((np.trace(difference, axis1=1, axis2=2) - 1) / 2, -1, 1)))
     assert np.median(angle) < 2.0
     assert fit["basis"].shape[1:] == (478, 3) and fit["expression"].shape == (150, fit["basis"].shape[0])
+
+
+def test_small_face_in_a_wide_frame_with_a_moving_background(actor, tmp_path):
+    """A ~55 px face in 1280x720 at 30 fps over a sliding texture, no audio: real-footage shape."""
+    import cv2
+
+    from avatar3d.video import read_frames
+
+    frames = list(read_frames(actor[0]))
+    texture = cv2.resize(np.random.default_rng(0).integers(0, 255, (40, 120, 3), np.uint8), (2000, 720),
+                         interpolation=cv2.INTER_CUBIC)
+    wide = []
+    for i in range(180):
+        canvas = np.ascontiguousarray(texture[:, 4 * i: 4 * i + 1280])
+        x = 700 + int(30 * np.sin(i / 15))
+        canvas[400:560, x: x + 160] = cv2.resize(frames[int(i * 25 / 30)], (160, 160), interpolation=cv2.INTER_AREA)
+        wide.append(canvas)
+    video = tmp_path / "wide.mp4"
+    _write_video(video, wide, 30)
+    prepared = Subject.load(run_prep(PrepConfig(video=video, out=tmp_path / "subject", resolution=128)))
+    crop = prepared.manifest["crop"]
+    assert crop["x0"] <= 670 and crop["x0"] + crop["size"] >= 890 and crop["y0"] <= 400
+    assert crop["size"] < 400  # framed on the actor, not the whole frame
+    assert prepared.stats["landmarks.detected_fraction"] >= 0.99
+    assert prepared.stats["face_fit.reprojection_px_median"] < 1.5
