@@ -7,7 +7,7 @@ from pathlib import Path
 
 from avatar3d.errors import BadArgumentError
 
-STEP_NAMES = ("decode", "landmarks", "masks", "face_fit", "signals", "audio_features")
+STEP_NAMES = ("decode", "landmarks", "masks", "face_fit", "signals", "audio_features", "preview")
 """The pipeline's steps in order (data_prep.pipeline.STEPS)."""
 
 
@@ -24,7 +24,7 @@ class PrepConfig:
     resolution: int = 512
     """Side of the square frames, pixels."""
     force: str = ""
-    """Redo from this step on (decode, landmarks, masks, face_fit, signals, audio_features), or 'all' (also allows an --out folder made from another video)."""
+    """Redo from this step on (decode, landmarks, masks, face_fit, signals, audio_features, preview), or 'all' (also allows an --out folder made from another video)."""
     allow_short: bool = False
     """Accept videos shorter than 5 s."""
     face_fraction: float = 0.3

@@ -27,7 +27,7 @@ from avatar3d.face import signals as face_signals
 from avatar3d.face.fit import FitConfig, fit_face
 from avatar3d.runtime import console, progress, progress_callback
 from avatar3d.subject import MANIFEST, SCHEMA_VERSION, frame_name
-from data_prep import decode, landmarks as landmark_step, masks as mask_step
+from data_prep import decode, landmarks as landmark_step, masks as mask_step, preview
 from data_prep.config import STEP_NAMES, PrepConfig
 
 MIN_SECONDS = 5.0
@@ -203,6 +203,21 @@ def run_audio_features(ctx: Context) -> dict:
     return {"present": True}
 
 
+def run_preview(ctx: Context) -> dict:
+    with np.load(ctx.root / "landmarks.npz") as data:
+        detected = data["landmarks"]
+    with np.load(ctx.root / "face_fit.npz") as data:
+        fitted = preview.fitted_landmarks_px(dict(data))
+    audio, rate = read_wav(ctx.root / "audio.wav") if ctx.manifest["source"].get("has_audio") else (None, 0)
+
+    def labels_of(index: int) -> np.ndarray:
+        return cv2.imread(str(ctx.root / "masks" / frame_name(index, ".png")), cv2.IMREAD_UNCHANGED)
+
+    preview.write_preview(ctx.frames("preview"), labels_of, detected, fitted, ctx.config.fps, audio, rate,
+                          ctx.root / "preview.mp4")
+    return {}
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
@@ -218,6 +233,7 @@ STEPS = (
     Step("face_fit", run_face_fit, ()),
     Step("signals", run_signals, ()),
     Step("audio_features", run_audio_features, ()),
+    Step("preview", run_preview, ()),
 )
 assert STEP_NAMES == tuple(step.name for step in STEPS)
 

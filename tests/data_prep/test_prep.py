@@ -61,6 +61,11 @@ def test_masks_background_split_and_audio(subject):
     samples, rate = read_wav(subject.root / "audio.wav")
     assert rate == 16000 and len(samples) == 6 * 16000 and subject.stats["audio.present"]
     assert subject.frame(0).shape == (256, 256, 3)
+    from avatar3d.video import read_audio, read_frames
+
+    preview = list(read_frames(subject.root / "preview.mp4"))
+    assert len(preview) == 150 and preview[0].shape == (256, 256, 3)
+    assert abs(len(read_audio(subject.root / "preview.mp4")[0]) / 16000 - 6.0) < 0.04
 
 
 def test_rerun_keeps_every_step(actor, subject, capsys):
