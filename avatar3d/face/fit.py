@@ -62,13 +62,13 @@ class FitConfig:
 
     num_expressions: int = 48
     """Expression basis size K (capped at the number of frames the basis is learnt from)."""
-    iterations_pose: int = 150
+    iterations_pose: int = 100
     """Adam steps of the rigid pose fit of all frames."""
     iterations_basis: int = 250
     """Adam steps of the identity and per-frame residual fit that the basis is learnt from."""
-    iterations_joint: int = 200
+    iterations_joint: int = 150
     """Adam steps of the final pose and expression fit of all frames."""
-    iterations_focal: int = 40
+    iterations_focal: int = 25
     """Adam steps of the rigid fit that scores each focal candidate."""
     learning_rate: float = 0.001
     """Adam step size at the start of each stage (parameters are scaled so that one size suits all)."""
@@ -86,7 +86,7 @@ class FitConfig:
     """Weight of the squared log ratio of the focal to the prior's against the focal score."""
     focal_frames: int = 48
     """Frames (evenly spaced) that score the focal candidates."""
-    basis_frames: int = 1000
+    basis_frames: int = 400
     """Most frames (evenly spaced) that the identity and expression basis are learnt from."""
     weight_eyes: float = 3.0
     """Data weight of the iris landmarks (others 1)."""
