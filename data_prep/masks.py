@@ -8,6 +8,8 @@ pixels far from any person pixel accumulate into the plate; what was never seen 
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -20,6 +22,12 @@ MARGIN_AT_512 = 10  # background samples keep this many pixels (at 512²) away f
 NEAR_MARGIN_AT_512 = 3  # ... or this many, for pixels never seen farther away
 
 
+@functools.cache
+def _pixel_centres(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column coordinates of pixel centres, (H, 1) and (1, W): they broadcast."""
+    return (np.arange(height, dtype=np.float32)[:, None] + 0.5, np.arange(width, dtype=np.float32)[None] + 0.5)
+
+
 def labels(person: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Label map (R, R) uint8 from a person probability (R, R) and 2D landmarks (478, 2) px."""
     chin, forehead = landmarks[topo.CHIN], landmarks[topo.FOREHEAD]
@@ -27,7 +35,7 @@ def labels(person: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     height = np.linalg.norm(up) + 1e-6
     up /= height
     line_point = chin - up * NECK_BELOW_CHIN * height
-    rows, cols = np.mgrid[0: person.shape[0], 0: person.shape[1]].astype(np.float32) + 0.5
+    rows, cols = _pixel_centres(*person.shape)
     above = (cols - line_point[0]) * up[0] + (rows - line_point[1]) * up[1] > 0
     is_person = person > 0.5
     out = np.full(person.shape, BACKGROUND, np.uint8)

@@ -6,6 +6,8 @@ wireframe and the detected landmarks as green dots, with the subject's audio.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 import torch
@@ -15,7 +17,7 @@ from avatar3d.render.camera import project
 from avatar3d.video import VideoWriter
 
 PREVIEW_SIDE = 256
-_TINTS = {1: np.array([255, 140, 0]), 2: np.array([40, 110, 255])}  # torso, head (RGB)
+_TINTS = np.array([[0, 0, 0], [255, 140, 0], [40, 110, 255]], np.uint8)  # by label: -, torso, head (RGB)
 
 
 def fitted_landmarks_px(face_fit: dict) -> np.ndarray:
@@ -25,19 +27,25 @@ def fitted_landmarks_px(face_fit: dict) -> np.ndarray:
     return project(torch.as_tensor(camera), torch.as_tensor(face_fit["intrinsics"]))[..., :2].numpy()
 
 
+@functools.cache
+def _mesh_edges() -> np.ndarray:
+    """Each edge of the face tessellation once, (E, 2): half the strokes of drawing triangles."""
+    triangles = topo.triangles()
+    pairs = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), axis=1)
+    return np.unique(pairs, axis=0)
+
+
 def draw(image: np.ndarray, labels: np.ndarray, detected: np.ndarray, fitted: np.ndarray) -> np.ndarray:
     """One preview frame (S, S, 3) uint8 from a frame, its labels and landmarks in frame pixels."""
     scale = PREVIEW_SIDE / image.shape[0]
-    small = cv2.resize(image, (PREVIEW_SIDE, PREVIEW_SIDE), interpolation=cv2.INTER_AREA).astype(np.float32)
+    small = cv2.resize(image, (PREVIEW_SIDE, PREVIEW_SIDE), interpolation=cv2.INTER_AREA)
     small_labels = cv2.resize(labels, (PREVIEW_SIDE, PREVIEW_SIDE), interpolation=cv2.INTER_NEAREST)
-    for label, tint in _TINTS.items():
-        region = small_labels == label
-        small[region] = 0.7 * small[region] + 0.3 * tint
-    canvas = small.round().astype(np.uint8)
-    mesh = (fitted[topo.triangles()] * scale * 16).round().astype(np.int32)  # 4 fractional bits
-    cv2.polylines(canvas, list(mesh), True, (255, 40, 40), 1, cv2.LINE_AA, shift=4)
-    for x, y in (detected * scale).round().astype(int):
-        cv2.circle(canvas, (int(x), int(y)), 1, (40, 230, 40), -1)
+    tinted = cv2.addWeighted(small, 0.7, _TINTS[np.minimum(small_labels, 2)], 0.3, 0)
+    canvas = np.where((small_labels > 0)[..., None], tinted, small)
+    edges = (fitted[_mesh_edges()] * scale * 16).round().astype(np.int32)  # 4 fractional bits
+    cv2.polylines(canvas, list(edges), False, (255, 40, 40), 1, cv2.LINE_8, shift=4)
+    x, y = np.clip((detected * scale).astype(int), 0, PREVIEW_SIDE - 1).T
+    canvas[y, x] = (40, 230, 40)
     return canvas
 
 
