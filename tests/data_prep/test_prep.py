@@ -193,3 +193,50 @@ def test_small_face_in_a_wide_frame_with_a_moving_background(actor, tmp_path):
     assert crop["size"] < 400  # framed on the actor, not the whole frame
     assert prepared.stats["landmarks.detected_fraction"] >= 0.99
     assert prepared.stats["face_fit.reprojection_px_median"] < 1.5
+
+
+def _actor_frames(actor, count=150):
+    from avatar3d.video import read_frames
+
+    return list(read_frames(actor[0]))[:count]
+
+
+def test_face_lost_for_a_stretch_is_reported_by_frame_range(actor, tmp_path, capsys):
+    frames = _actor_frames(actor)
+    blank = np.full_like(frames[0], 90)
+    video = tmp_path / "lost.mp4"
+    _write_video(video, frames[:60] + [blank] * 30 + frames[90:], 25)
+    prepared = Subject.load(run_prep(PrepConfig(video=video, out=tmp_path / "subject", resolution=128)))
+    assert "face lost" in capsys.readouterr().err
+    assert prepared.manifest["steps"]["landmarks"]["untracked_ranges"] == [[60, 89]]
+    assert not prepared.arrays("landmarks")["detected"][60:90].any()
+
+
+def test_face_missing_most_of_the_time_is_refused_naming_frames(actor, tmp_path, capsys):
+    frames = _actor_frames(actor)
+    video = tmp_path / "mostly_empty.mp4"
+    _write_video(video, frames[:40] + [np.full_like(frames[0], 90)] * 110, 25)
+    assert main(["prep", str(video), "--out", str(tmp_path / "subject"), "--resolution", "128"]) == 2
+    assert "frames 40-149" in capsys.readouterr().err
+
+
+def test_several_faces_keep_the_largest_with_a_warning(actor, tmp_path, capsys):
+    import cv2
+
+    frames = _actor_frames(actor)
+    pairs = [np.concatenate([f, np.pad(cv2.resize(f, (192, 192)), ((32, 32), (32, 32), (0, 0)))], 1)
+             for f in frames]  # the same actor again, smaller, to the right
+    video = tmp_path / "two.mp4"
+    _write_video(video, pairs, 25)
+    prepared = Subject.load(run_prep(PrepConfig(video=video, out=tmp_path / "subject", resolution=128)))
+    assert "several faces" in capsys.readouterr().err
+    assert prepared.manifest["crop"]["x0"] < 128  # framed on the larger, left actor
+
+
+def test_truncated_file_is_a_user_error(actor, tmp_path, capsys):
+    data = actor[0].read_bytes()
+    video = tmp_path / "truncated.mp4"
+    video.write_bytes(data[: len(data) // 3])
+    assert main(["prep", str(video), "--out", str(tmp_path / "subject")]) == 2
+    error = capsys.readouterr().err
+    assert str(video) in error and "Traceback" not in error
