@@ -1,7 +1,7 @@
 """``avatar3d demo`` (what ``make demo`` runs): the main job on the built-in virtual actor.
 
-For now it makes a virtual-actor clip with its ground truth; later stages (prep, training,
-driving) join as they land.
+For now: a virtual-actor clip with its ground truth, then the subject folder prepared from
+it; later stages (training, driving) join as they land.
 """
 
 from __future__ import annotations
@@ -29,9 +29,13 @@ class DemoConfig:
 def run_demo(cfg: DemoConfig, device) -> None:
     from avatar3d.synth.clip import make_clip
     from avatar3d.synth.config import SynthConfig
+    from data_prep.config import PrepConfig
+    from data_prep.pipeline import run_prep  # the demo fronts every stage, like the CLI
 
-    console.rule("[bold]1/1 virtual actor")
+    console.rule("[bold]1/2 virtual actor")
     video = make_clip(SynthConfig(out=cfg.out / "actor", seconds=cfg.seconds, resolution=cfg.resolution,
                                   seed=cfg.seed, passes="albedo,normal,label"))
-    console.print(f"\n[bold]demo done[/]: clip {video}, sound {video.parent / 'audio.wav'}, "
-                  f"ground truth {video.parent / 'truth.npz'}, passes {video.parent / 'passes'}")
+    console.rule("[bold]2/2 prep")
+    subject = run_prep(PrepConfig(video=video, out=cfg.out / "subject", resolution=cfg.resolution))
+    console.print(f"\n[bold]demo done[/]: clip {video} (ground truth {video.parent / 'truth.npz'}, "
+                  f"passes {video.parent / 'passes'}); subject {subject} (check {subject / 'preview.mp4'})")

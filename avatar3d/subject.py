@@ -10,6 +10,7 @@
       background.png      static plate; background_coverage.png: 255 where seen, 0 where filled
       face_fit.npz        canonical, basis, expression, rotation, translation, intrinsics, reprojection_px
       signals.npz         eye_opening, mouth_opening per frame (raw and normalised to the subject)
+      preview.mp4         quality check: masks, fitted mesh and landmarks over the frames
 """
 
 from __future__ import annotations

@@ -61,3 +61,12 @@ def test_help_names_every_voice_and_light_preset(capsys):
         main(["synth", "--help"])
     text = capsys.readouterr().out
     assert all(voice in text for voice in VOICES) and all(preset in text for preset in LIGHT_PRESETS)
+
+
+def test_demo_runs_every_stage_that_exists(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["--quiet", "demo", "--out", str(out), "--seconds", "5.2", "--resolution", "192"]) == 0
+    assert (out / "actor" / "video.mp4").is_file() and (out / "actor" / "truth.npz").is_file()
+    assert (out / "subject" / "preview.mp4").is_file()
+    manifest = __import__("json").loads((out / "subject" / "subject.json").read_text())
+    assert manifest["stats"]["landmarks.detected_fraction"] >= 0.99
