@@ -32,6 +32,28 @@ def frame_name(index: int, suffix: str) -> str:
     return f"{index:06d}{suffix}"
 
 
+def read_frame(root: Path, index: int) -> np.ndarray:
+    """Frame ``index`` of the subject folder ``root`` as (R, R, 3) uint8 RGB."""
+    import cv2
+
+    image = cv2.imread(str(Path(root) / "frames" / frame_name(index, ".jpg")), cv2.IMREAD_COLOR)
+    if image is None:
+        raise BadInputError(f"{root}/frames: frame {index} is missing or unreadable; "
+                            "run `avatar3d prep` again with --force decode")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_labels(root: Path, index: int) -> np.ndarray:
+    """Segmentation of frame ``index``: (R, R) uint8, 0 background, 1 torso, 2 head."""
+    import cv2
+
+    labels = cv2.imread(str(Path(root) / "masks" / frame_name(index, ".png")), cv2.IMREAD_UNCHANGED)
+    if labels is None:
+        raise BadInputError(f"{root}/masks: mask {index} is missing or unreadable; "
+                            "run `avatar3d prep` again with --force masks")
+    return labels
+
+
 @dataclass
 class Subject:
     """A prepared subject folder, opened for reading."""
@@ -73,18 +95,11 @@ class Subject:
 
     def frame(self, index: int) -> np.ndarray:
         """Frame ``index`` as (R, R, 3) uint8 RGB."""
-        import cv2
-
-        image = cv2.imread(str(self.root / "frames" / frame_name(index, ".jpg")), cv2.IMREAD_COLOR)
-        if image is None:
-            raise BadInputError(f"{self.root}/frames: frame {index} is missing or unreadable; run `avatar3d prep` again")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return read_frame(self.root, index)
 
     def labels(self, index: int) -> np.ndarray:
         """Segmentation of frame ``index``: (R, R) uint8, 0 background, 1 torso, 2 head."""
-        import cv2
-
-        return cv2.imread(str(self.root / "masks" / frame_name(index, ".png")), cv2.IMREAD_UNCHANGED)
+        return read_labels(self.root, index)
 
     def arrays(self, name: str) -> dict[str, np.ndarray]:
         """All arrays of ``name``.npz (e.g. "landmarks", "face_fit", "signals")."""

@@ -26,7 +26,7 @@ from avatar3d.errors import BadInputError, OutputError
 from avatar3d.face import signals as face_signals
 from avatar3d.face.fit import FitConfig, fit_face
 from avatar3d.runtime import console, progress, progress_callback
-from avatar3d.subject import MANIFEST, SCHEMA_VERSION, frame_name
+from avatar3d.subject import MANIFEST, SCHEMA_VERSION, frame_name, read_frame, read_labels
 from data_prep import decode, landmarks as landmark_step, masks as mask_step, preview
 from data_prep.config import STEP_NAMES, PrepConfig
 
@@ -52,10 +52,7 @@ class Context:
     def frames(self, name: str) -> Iterator[tuple[int, np.ndarray]]:
         """(index, RGB uint8 frame) over the stored frames, with a progress bar named ``name``."""
         for index in progress(range(self.num_frames), self.num_frames, name):
-            image = cv2.imread(str(self.root / "frames" / frame_name(index, ".jpg")), cv2.IMREAD_COLOR)
-            if image is None:
-                raise BadInputError(f"{self.root}/frames: frame {index} is unreadable; run again with --force decode")
-            yield index, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+            yield index, read_frame(self.root, index)
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -210,10 +207,7 @@ def run_preview(ctx: Context) -> dict:
         fitted = preview.fitted_landmarks_px(dict(data))
     audio, rate = read_wav(ctx.root / "audio.wav") if ctx.manifest["source"].get("has_audio") else (None, 0)
 
-    def labels_of(index: int) -> np.ndarray:
-        return cv2.imread(str(ctx.root / "masks" / frame_name(index, ".png")), cv2.IMREAD_UNCHANGED)
-
-    preview.write_preview(ctx.frames("preview"), labels_of, detected, fitted, ctx.config.fps, audio, rate,
+    preview.write_preview(ctx.frames("preview"), lambda index: read_labels(ctx.root, index), detected, fitted, ctx.config.fps, audio, rate,
                           ctx.root / "preview.mp4")
     return {}
 
