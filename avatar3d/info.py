@@ -24,11 +24,15 @@ def _version(package: str) -> str:
 
 def kernel_backends() -> dict[str, str]:
     """Each backend of the hot ops and whether it can run here."""
+    from avatar3d.render.backend import cuda_kernels_available
+
     backends = {"torch": "available (reference implementation, CPU and GPU)"}
-    if torch.cuda.is_available():
-        backends["cuda"] = "GPU present; avatar3d's own kernels are not part of this version yet"
-    else:
+    if not torch.cuda.is_available():
         backends["cuda"] = "unavailable: no CUDA GPU"
+    elif cuda_kernels_available():
+        backends["cuda"] = "available"
+    else:
+        backends["cuda"] = "GPU present; avatar3d's own kernels are not part of this version yet"
     has_tcnn = importlib.util.find_spec("tinycudann") is not None
     backends["tinycudann"] = "installed" if has_tcnn else "not installed (optional)"
     return backends
