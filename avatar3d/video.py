@@ -10,6 +10,9 @@ from pathlib import Path
 import av
 import numpy as np
 
+from avatar3d.errors import BadInputError
+from avatar3d.files import partial_path
+
 _AAC_FRAME = 1024  # samples per AAC frame
 
 
@@ -32,7 +35,7 @@ class VideoWriter:
         pixels (even); audio: (N,) float samples in [-1, 1]; sample_rate: Hz; crf: x264
         quality (lower is better, 18 is visually lossless)."""
         self.path = Path(path)
-        self._partial = self.path.with_name(f".{self.path.name}.partial")
+        self._partial = partial_path(self.path)
         self._container = av.open(str(self._partial), "w", format="mp4")
         self._video = self._container.add_stream("libx264", rate=fps)
         self._video.width = self._video.height = size
@@ -99,18 +102,28 @@ def read_frames(path: Path) -> Iterator[np.ndarray]:
             yield frame.to_ndarray(format="rgb24")
 
 
-def read_audio(path: Path) -> tuple[np.ndarray, int]:
-    """Decodes the first audio stream, mixed to mono: (N,) float32 samples and the rate in Hz,
-    trimmed to the track's recorded duration."""
+def read_audio(path: Path, rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Decodes the first audio stream, mixed to mono: (N,) float32 samples and the rate in Hz.
+
+    Args:
+        path: a media file with an audio stream.
+        rate: resample to this rate (Hz); None keeps the stream's own.
+
+    Samples start at the audio stream's own start time and are trimmed to its recorded
+    duration (decoders also return the last AAC frame's padding).
+
+    Raises:
+        BadInputError: the audio stream is corrupt.
+    """
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="fltp", layout="mono", rate=stream.rate)
-        chunks = [
-            out.to_ndarray()[0]
-            for frame in container.decode(stream)
-            for out in resampler.resample(frame)
-        ]
-        samples = np.concatenate(chunks).astype(np.float32)
-        if stream.duration:  # decoders return the last AAC frame's padding too: trim to the track
-            samples = samples[: int(round(stream.duration * stream.time_base * stream.rate))]
-        return samples, stream.rate
+        rate = rate or stream.rate
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate)
+        try:
+            chunks = [out.to_ndarray()[0] for frame in container.decode(stream) for out in resampler.resample(frame)]
+        except av.error.FFmpegError as error:
+            raise BadInputError(f"{path}: the audio stream is corrupt ({error.strerror or error})") from None
+        samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+        if stream.duration:
+            samples = samples[: int(round(stream.duration * stream.time_base * rate))]
+        return samples, rate

@@ -20,6 +20,7 @@ from avatar3d.errors import BadInputError
 from avatar3d.face.detection import FaceDetector
 from avatar3d.runtime import progress
 from avatar3d.subject import frame_name
+from avatar3d.video import read_audio
 
 AUDIO_RATE = 16000
 DETECT_HZ = 4.0  # face-track samples per second of video when choosing the crop
@@ -110,18 +111,22 @@ class Crop:
         return cv2.resize(square, (resolution, resolution), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
-def _detect(detect: FaceDetector, image: np.ndarray) -> np.ndarray:
-    """Largest face box (x0, y0, w, h) in an RGB frame, or an empty (0, 4) array.
+def _detect(detect: FaceDetector, frame: av.VideoFrame) -> np.ndarray:
+    """Largest face box (x0, y0, w, h) in a frame, or an empty (0, 4) array.
 
-    The whole frame is searched at DETECT_SIDE first; when that finds nothing, overlapping
-    half-size tiles are searched, so faces of ~50 px in a 1080p frame are still found (the
-    detector sees its input at 192², where such a face would otherwise be a few pixels).
+    The whole frame is searched at DETECT_SIDE first (PyAV converts and shrinks in one pass);
+    when that finds nothing, overlapping half-size tiles of the full-resolution frame are
+    searched, so faces of ~50 px in a 1080p frame are still found (the detector sees its
+    input at 192², where such a face would otherwise be a few pixels).
     """
-    height, width = image.shape[:2]
+    width, height = frame.width, frame.height
     scale = min(1.0, DETECT_SIDE / max(width, height))
-    found = detect(cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+    small_width, small_height = round(width * scale), round(height * scale)
+    found = detect(frame.to_ndarray(format="rgb24", width=small_width, height=small_height))
     if len(found):
-        return found[:1, :4] / scale
+        sx, sy = small_width / width, small_height / height
+        return found[:1, :4] / np.array([sx, sy, sx, sy], np.float32)
+    image = frame.to_ndarray(format="rgb24")
     side = min(width, height) // 2
     tiles = [(x, y) for y in range(0, height - side + 1, side // 2) for x in range(0, width - side + 1, side // 2)]
     best = np.zeros((0, 5), np.float32)
@@ -148,8 +153,7 @@ def face_track(path, info: VideoInfo) -> tuple[np.ndarray, int, int]:
                 continue
             next_time = time + 1.0 / DETECT_HZ
             searched += 1
-            image = frame.to_ndarray(format="rgb24")
-            box = _detect(detect, image)
+            box = _detect(detect, frame)
             if len(box):
                 boxes.append(box[0])
                 crowded += detect.last_count > 1
@@ -191,21 +195,11 @@ def write_audio(path, num_frames: int, fps: float, target) -> bool:
     with av.open(str(path)) as container:
         if not container.streams.audio:
             return False
-        video_start = container.streams.video[0].start_time or 0
-        video_start *= float(container.streams.video[0].time_base)
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
-        chunks, first_time = [], None
-        try:
-            for frame in container.decode(stream):
-                first_time = frame.time if first_time is None and frame.time is not None else first_time
-                chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
-        except av.error.FFmpegError as error:
-            raise BadInputError(f"{path}: the audio stream is corrupt ({error.strerror or error})") from None
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    offset = int(round(((first_time or 0.0) - video_start) * AUDIO_RATE))
+        starts = [stream.start_time * float(stream.time_base) if stream.start_time is not None else 0.0
+                  for stream in (container.streams.video[0], container.streams.audio[0])]
+    samples, _ = read_audio(path, AUDIO_RATE)
+    offset = int(round((starts[1] - starts[0]) * AUDIO_RATE))  # audio that starts late is padded
     samples = np.concatenate([np.zeros(max(offset, 0), np.float32), samples[max(-offset, 0):]])
     length = int(round(num_frames / fps * AUDIO_RATE))
-    samples = np.pad(samples[:length], (0, max(0, length - len(samples))))
-    write_wav(target, samples, AUDIO_RATE)
+    write_wav(target, np.pad(samples[:length], (0, max(0, length - len(samples)))), AUDIO_RATE)
     return True

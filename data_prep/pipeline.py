@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from avatar3d.audio import features as audio_features
@@ -25,6 +24,7 @@ from avatar3d.audio.wav import read_wav
 from avatar3d.errors import BadInputError, OutputError
 from avatar3d.face import signals as face_signals
 from avatar3d.face.fit import FitConfig, fit_face
+from avatar3d.files import atomic_path, write_png
 from avatar3d.runtime import console, progress, progress_callback
 from avatar3d.subject import MANIFEST, SCHEMA_VERSION, frame_name, read_frame, read_labels
 from data_prep import decode, landmarks as landmark_step, masks as mask_step, preview
@@ -63,15 +63,13 @@ class Context:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=2))
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        partial.write_text(json.dumps(data, indent=2))
 
 
 def _save_npz(path: Path, **arrays) -> None:
-    partial = path.with_name(f".{path.stem}.partial.npz")
-    np.savez_compressed(partial, **arrays)
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        np.savez_compressed(partial, **arrays)
 
 
 def _replace_folder(staging: Path, target: Path) -> None:
@@ -147,13 +145,12 @@ def run_masks(ctx: Context) -> dict:
     staging = _staging(ctx.root, "masks")
 
     def write(index: int, label: np.ndarray) -> None:
-        if not cv2.imwrite(str(staging / frame_name(index, ".png")), label):
-            raise OSError(f"cannot write mask {index} to {staging}")
+        write_png(staging / frame_name(index, ".png"), label)
 
     plate, seen, coverage = mask_step.segment(ctx.frames("masks"), points, ctx.config.resolution, write)
     _replace_folder(staging, ctx.root / "masks")
-    cv2.imwrite(str(ctx.root / "background.png"), cv2.cvtColor(plate, cv2.COLOR_RGB2BGR))
-    cv2.imwrite(str(ctx.root / "background_coverage.png"), seen.astype(np.uint8) * 255)
+    write_png(ctx.root / "background.png", plate)
+    write_png(ctx.root / "background_coverage.png", seen.astype(np.uint8) * 255)
     return {"coverage": coverage, "seen_fraction": float(seen.mean())}
 
 

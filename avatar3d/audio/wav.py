@@ -7,7 +7,6 @@ Samples are handled as float32 in [-1, 1]; mono audio is a 1-D array of shape
 from __future__ import annotations
 
 import os
-import tempfile
 import wave
 from math import gcd
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from avatar3d.errors import BadArgumentError, BadInputError, OutputError
+from avatar3d.files import atomic_path
 
 __all__ = ["read_wav", "write_wav", "resample"]
 
@@ -106,27 +106,14 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) ->
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist")
-    tmp_name = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as fh:
-            with wave.open(fh, "wb") as wf:
-                wf.setnchannels(1)
-                wf.setsampwidth(2)
-                wf.setframerate(int(sample_rate))
-                wf.writeframes(pcm.tobytes())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
+        with atomic_path(path) as partial, wave.open(str(partial), "wb") as wf:
+            wf.setnchannels(1)
+            wf.setsampwidth(2)
+            wf.setframerate(int(sample_rate))
+            wf.writeframes(pcm.tobytes())
     except OSError as exc:
         raise OutputError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
 
 
 def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

@@ -42,12 +42,7 @@ from torch import Tensor
 
 from avatar3d.errors import BadArgumentError, BadInputError
 from avatar3d.face import topology as topo
-from avatar3d.face.model import LinearFaceModel
-
-FACE_WIDTH = 0.15
-"""Width of the canonical face between ``topology.FACE_SIDES``, head-space units."""
-HEAD_CENTRE_DEPTH = 0.07
-"""Distance of the head-space origin behind the face sides' midpoint, head-space units."""
+from avatar3d.face.model import FACE_WIDTH, HEAD_CENTRE_DEPTH, LinearFaceModel
 
 # Landmark pairs mirrored by the face's symmetry: (subject's right, subject's left).
 _MIRROR_PAIRS = np.array(

@@ -21,6 +21,11 @@ from torch import Tensor
 from avatar3d.errors import BadInputError
 from avatar3d.face.topology import NUM_LANDMARKS
 
+FACE_WIDTH = 0.15
+"""Width of a canonical face between ``topology.FACE_SIDES``, head-space units."""
+HEAD_CENTRE_DEPTH = 0.07
+"""Distance of the head-space origin behind the face sides' midpoint, head-space units."""
+
 
 @runtime_checkable
 class FaceModel(Protocol):

@@ -29,12 +29,11 @@ import trimesh
 
 from avatar3d.face import topology as topo
 from avatar3d.face.landmarks import detect_landmarks
+from avatar3d.face.model import FACE_WIDTH, HEAD_CENTRE_DEPTH
 from avatar3d.face.segmentation import PersonSegmenter
 from avatar3d.render.camera import project, unproject
-from avatar3d.synth.expression import ExpressionRig, build_rig
+from avatar3d.synth.expression import ExpressionRig, build_rig, smoothstep
 
-FACE_WIDTH = 0.15
-"""Width of the face between the ends of the face oval, head-space units."""
 FRAME_FACE_FRACTION = 0.33
 """Face width over frame width: head and shoulders framing, like interview footage."""
 FACE_CENTRE_HEIGHT = 0.42
@@ -176,8 +175,7 @@ def _relief(mask: np.ndarray, box: tuple[float, float, float], chin_v: float, fa
 
 def _head_weight(v: np.ndarray, chin_v: float, face_px: float) -> np.ndarray:
     """1 above the chin, 0 from well down the neck, smooth between (v in photo pixels, down)."""
-    t = np.clip((v - (chin_v + 0.05 * face_px)) / (0.45 * face_px), 0, 1)
-    return 1 - t * t * (3 - 2 * t)
+    return 1 - smoothstep(chin_v + 0.05 * face_px, chin_v + 0.5 * face_px, v)
 
 
 def _orient_towards_camera(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -255,9 +253,9 @@ def build_actor(photo: np.ndarray | None = None) -> Actor:
     sides = landmarks_cam[list(topo.FACE_SIDES)]
     scale = FACE_WIDTH / np.linalg.norm(sides[0, :2] - sides[1, :2])
     positions, landmarks_cam = positions * scale, landmarks_cam * scale
-    # Head-space origin: between the ends of the face oval, 0.07 further back.
+    # Head-space origin: between the ends of the face oval, HEAD_CENTRE_DEPTH further back.
     sides = landmarks_cam[list(topo.FACE_SIDES)].mean(0)
-    origin = np.array([landmarks_cam[topo.NOSE_TIP, 0], sides[1], sides[2] - 0.07])
+    origin = np.array([landmarks_cam[topo.NOSE_TIP, 0], sides[1], sides[2] - HEAD_CENTRE_DEPTH])
     vertices = positions - origin
     torso_pivot = np.array([0.0, vertices[topo.CHIN, 1] - 0.5 * FACE_WIDTH, 0.0])
 

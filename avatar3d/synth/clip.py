@@ -8,17 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from avatar3d import config as config_io
 from avatar3d.audio.wav import write_wav
 from avatar3d.errors import BadArgumentError, OutputError
+from avatar3d.files import write_png
 from avatar3d.face import signals
 from avatar3d.render.camera import project, rotation_matrix
 from avatar3d.render.sh import load_light
 from avatar3d.runtime import console, progress
 from avatar3d.synth import expression, motion
-from avatar3d.synth.actor import FACE_WIDTH, build_actor, intrinsics
+from avatar3d.face.model import FACE_WIDTH
+from avatar3d.synth.actor import build_actor, intrinsics
 from avatar3d.synth.config import SynthConfig
 from avatar3d.synth.scene import Pose, load_background, render_frame
 from avatar3d.synth.speech import Phoneme, Speech, synthesize
@@ -119,7 +120,7 @@ def _prepare_output(out: Path) -> Path:
 
 def _save_png(path: Path, image: torch.Tensor) -> None:
     array = (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
-    Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(path)
+    write_png(path, array.squeeze(-1) if array.shape[-1] == 1 else array)
 
 
 def make_clip(cfg: SynthConfig) -> Path:

@@ -17,7 +17,8 @@ from avatar3d.face import topology as topo
 JAW_MAX_DEGREES = 10.0
 
 
-def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    """0 below ``edge0``, 1 beyond ``edge1``, a C1 cubic between (edges may be in either order)."""
     t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
     return t * t * (3 - 2 * t)
 
@@ -56,8 +57,8 @@ def build_rig(rest: np.ndarray) -> ExpressionRig:
 
     x, y = rest[:, 0] - mouth_centre[0], rest[:, 1]
     mouth_y = corners[:, 1].mean()
-    below = _smoothstep(mouth_y + 0.01 * face_width, mouth_y - 0.12 * face_width, y)
-    taper = 1.0 - 0.5 * _smoothstep(0.25 * face_width, 0.5 * face_width, np.abs(x))
+    below = smoothstep(mouth_y + 0.01 * face_width, mouth_y - 0.12 * face_width, y)
+    taper = 1.0 - 0.5 * smoothstep(0.25 * face_width, 0.5 * face_width, np.abs(x))
     jaw_weight = below * taper
     jaw_weight[list(topo.LOWER_LIP_OUTER + topo.LOWER_LIP_INNER)] = 1.0
     jaw_weight[list(topo.UPPER_LIP_OUTER + topo.UPPER_LIP_INNER)] = 0.0

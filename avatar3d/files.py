@@ -1,0 +1,47 @@
+"""Writing files so that an interrupted run never leaves a half-written one under the final name."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Writes a uint8 image, (H, W) grey or (H, W, 3|4) RGB(A), as PNG, atomically."""
+    import cv2
+
+    conversion = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, conversion[image.shape[2]])
+    with atomic_path(path) as partial:
+        if not cv2.imwrite(str(partial), image):
+            raise OSError(f"cannot write {path}")
+
+
+def partial_path(path: Path) -> Path:
+    """The hidden name a file is written under before it is complete (suffix kept, so
+    writers that pick the format by extension still work)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yields ``partial_path(path)`` to write to; renames it onto ``path`` when the block ends
+    normally and deletes it when the block raises.
+
+    Example:
+        with atomic_path(out / "landmarks.npz") as partial:
+            np.savez_compressed(partial, points=points)
+    """
+    partial = partial_path(path)
+    try:
+        yield partial
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
