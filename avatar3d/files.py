@@ -11,15 +11,18 @@ import numpy as np
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
-    """Writes a uint8 image, (H, W) grey or (H, W, 3|4) RGB(A), as PNG, atomically."""
+    """Writes a uint8 image, (H, W) grey or (H, W, 3|4) RGB(A), as PNG.
+
+    Not atomic by itself: frames go into staging folders that are renamed whole; wrap a
+    lone file in ``atomic_path``.
+    """
     import cv2
 
     conversion = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}
     if image.ndim == 3:
         image = cv2.cvtColor(image, conversion[image.shape[2]])
-    with atomic_path(path) as partial:
-        if not cv2.imwrite(str(partial), image):
-            raise OSError(f"cannot write {path}")
+    if not cv2.imwrite(str(path), image):
+        raise OSError(f"cannot write {path}")
 
 
 def partial_path(path: Path) -> Path:

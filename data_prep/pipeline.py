@@ -149,8 +149,9 @@ def run_masks(ctx: Context) -> dict:
 
     plate, seen, coverage = mask_step.segment(ctx.frames("masks"), points, ctx.config.resolution, write)
     _replace_folder(staging, ctx.root / "masks")
-    write_png(ctx.root / "background.png", plate)
-    write_png(ctx.root / "background_coverage.png", seen.astype(np.uint8) * 255)
+    for name, image in (("background.png", plate), ("background_coverage.png", seen.astype(np.uint8) * 255)):
+        with atomic_path(ctx.root / name) as partial:
+            write_png(partial, image)
     return {"coverage": coverage, "seen_fraction": float(seen.mean())}
 
 
