@@ -49,10 +49,31 @@ def _run_demo(config, device) -> None:
     run_demo(config, device)
 
 
+def _run_train_render(config, device) -> None:
+    from avatar3d.train.render import train_render
+
+    train_render(config, device)
+
+
+def _run_eval_render(config, device) -> None:
+    from avatar3d.train.render_eval import evaluate_render
+
+    evaluate_render(config, device)
+
+
+def _run_render(config, device) -> None:
+    from avatar3d.render.sequence import render_frames
+
+    render_frames(config, device)
+
+
 def _commands() -> dict[str, Command]:
+    """Commands by name; a two-word name ("train render") is a subcommand of its first word."""
     # Config classes import light modules only; the work is imported when a command runs.
     from avatar3d.demo import DemoConfig
+    from avatar3d.render.config import RenderFramesConfig
     from avatar3d.synth.config import SynthConfig
+    from avatar3d.train.config import RenderEvalConfig, RenderTrainConfig
     from data_prep.config import PrepConfig
 
     return {
@@ -60,6 +81,12 @@ def _commands() -> dict[str, Command]:
         "synth": Command("Render a talking clip of the virtual actor with its exact ground truth.",
                          SynthConfig, _run_synth),
         "prep": Command("Turn a talking video into a subject folder (resumable).", PrepConfig, _run_prep),
+        "train render": Command("Train a subject's avatar: head NeRF, then torso (resumable).", RenderTrainConfig,
+                                _run_train_render),
+        "eval render": Command("Score an avatar on the subject's held-out frames (PSNR, SSIM, LMD).",
+                               RenderEvalConfig, _run_eval_render),
+        "render": Command("Re-render a subject's frames with its avatar, optionally orbiting the head.",
+                          RenderFramesConfig, _run_render),
         "demo": Command("Run the main job end to end on the built-in virtual actor.", DemoConfig, _run_demo),
     }
 
@@ -88,9 +115,16 @@ def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avatar3d", parents=[_global_options(True)], formatter_class=_HelpFormatter,
                                      description="Personal 3D talking avatars from a few minutes of video.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
     for name, command in commands.items():
-        child = sub.add_parser(name, parents=[_global_options(False)], help=command.summary,
-                               description=command.summary, formatter_class=_HelpFormatter)
+        group, _, leaf = name.rpartition(" ")
+        if group and group not in groups:
+            group_parser = sub.add_parser(group, help=f"{group.capitalize()} a stage: {', '.join(n.split()[1] for n in commands if n.startswith(group + ' '))}.",
+                                          formatter_class=_HelpFormatter)
+            groups[group] = group_parser.add_subparsers(dest=f"{group}_command", required=True, metavar="STAGE")
+        child = (groups[group] if group else sub).add_parser(
+            leaf, parents=[_global_options(False)], help=command.summary, description=command.summary,
+            formatter_class=_HelpFormatter)
         if command.config is not None:
             config_io.add_arguments(child, command.config)
             child.add_argument("overrides", nargs="*", metavar="key=value", help="override any setting")
@@ -102,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = _commands()
     args = vars(build_parser(commands).parse_args(argv))
     name = args.pop("command")
+    if f"{name}_command" in args:  # a two-word command such as "train render"
+        name = f"{name} {args.pop(f'{name}_command')}"
     command = commands[name]
     set_quiet(args.pop("quiet"))
     hide_native_logs()

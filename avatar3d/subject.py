@@ -101,6 +101,16 @@ class Subject:
         """Segmentation of frame ``index``: (R, R) uint8, 0 background, 1 torso, 2 head."""
         return read_labels(self.root, index)
 
+    def background(self) -> np.ndarray:
+        """The static background plate as (R, R, 3) uint8 RGB."""
+        import cv2
+
+        image = cv2.imread(str(self.root / "background.png"), cv2.IMREAD_COLOR)
+        if image is None:
+            raise BadInputError(f"{self.root}/background.png is missing or unreadable; "
+                                "run `avatar3d prep` again with --force masks")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
     def arrays(self, name: str) -> dict[str, np.ndarray]:
         """All arrays of ``name``.npz (e.g. "landmarks", "face_fit", "signals")."""
         with np.load(self.root / f"{name}.npz") as data:

@@ -20,3 +20,13 @@ def clip_dir(tmp_path_factory):
 def truth(clip_dir):
     with np.load(clip_dir / "truth.npz") as data:
         return dict(data)
+
+
+@pytest.fixture(scope="session")
+def subject_dir(clip_dir, tmp_path_factory):
+    """The session clip prepared at 128 pixels (a few seconds)."""
+    from data_prep.config import PrepConfig
+    from data_prep.pipeline import run_prep
+
+    return run_prep(PrepConfig(video=clip_dir / "video.mp4", out=tmp_path_factory.mktemp("prep") / "subject",
+                               resolution=128))

@@ -191,7 +191,7 @@ def fit_face(landmarks_px: np.ndarray, depth_px: np.ndarray, detected: np.ndarra
     return FaceFit(
         model=model,
         expression=expression.numpy(),
-        rotation=_rodrigues(omega).numpy(),
+        rotation=rodrigues(omega).numpy(),
         translation=_translation(trans).numpy(),
         intrinsics=np.array([[focal, 0, centre], [0, focal, centre], [0, 0, 1]], dtype=np.float32),
         reprojection_px=error.numpy(),
@@ -244,7 +244,7 @@ class _StepCounter:
 # --- geometry ---------------------------------------------------------------------------
 
 
-def _rodrigues(omega: Tensor) -> Tensor:
+def rodrigues(omega: Tensor) -> Tensor:
     """Rotation matrices (..., 3, 3) from axis-angle vectors (..., 3), radians."""
     theta2 = (omega * omega).sum(-1, keepdim=True)[..., None]
     # sin(θ)/θ and (1 - cos θ)/θ² by their Taylor series near 0, where the exact forms divide 0 by 0.
@@ -271,7 +271,7 @@ def _translation(trans: Tensor) -> Tensor:
 
 def _to_camera(points: Tensor, omega: Tensor, trans: Tensor) -> Tensor:
     """Head-space points (T, N, 3) posed into camera space by per-frame (omega, trans)."""
-    return points @ _rodrigues(omega).transpose(-1, -2) + _translation(trans)[:, None]
+    return points @ rodrigues(omega).transpose(-1, -2) + _translation(trans)[:, None]
 
 
 def _project(cam: Tensor, focal: float, image_size: int) -> Tensor:

@@ -343,3 +343,41 @@ def _composite_torch(
         "weights": weights,
         "transmittance": transmittance,
     }
+
+
+@torch.no_grad()
+def cull_behind_surface(
+    origins: Tensor,
+    directions: Tensor,
+    t_starts: Tensor,
+    t_ends: Tensor,
+    valid: Tensor,
+    grid: OccupancyGrid,
+    band: float,
+) -> Tensor:
+    """Drops samples more than ``band`` behind the surface the occupancy grid predicts.
+
+    The padded march keeps every sample in an occupied cell, including those inside a
+    solid head that early ray termination would never reach. The grid's stored (EMA
+    maximum) densities give a cheap upper bound of the optical depth; where it first
+    exceeds ln 2 (transmittance 1/2) is the predicted surface, and samples starting more
+    than ``band`` beyond it are dropped. ``band`` must cover what the bound misses
+    (e.g. a mouth cavity behind lips that close in other frames). Before the grid's first
+    update (all densities 0) nothing is dropped.
+
+    Args:
+        origins, directions: (R, 3) rays, as given to `march`.
+        t_starts, t_ends, valid: (R, S) from `march`.
+        grid: The occupancy grid the samples came from.
+        band: Depth kept behind the predicted surface, ray-parameter units.
+
+    Returns:
+        (R, S) bool, a subset of ``valid``.
+    """
+    mids = origins[:, None] + directions[:, None] * ((t_starts + t_ends) / 2)[..., None]
+    index, _ = grid.cell_index(mids)
+    ix, iy, iz = index.unbind(-1)
+    tau = torch.where(valid, grid.density[ix, iy, iz] * (t_ends - t_starts), torch.zeros_like(t_starts))
+    opaque = torch.cumsum(tau, dim=-1) > 0.6931
+    surface = torch.where(opaque, t_starts, torch.full_like(t_starts, float("inf"))).amin(-1, keepdim=True)
+    return valid & (t_starts <= surface + band)

@@ -1,0 +1,326 @@
+"""The avatar: head NeRF over image-space torso over a background, and its checkpoint.
+
+Compositing, per pixel, with the head's colour ``c_h`` (premultiplied) and alpha
+``a_h``, the torso's colour ``c_t`` and alpha ``a_t`` and a background ``b``::
+
+    rgb   = c_h + (1 - a_h) * (a_t * c_t + (1 - a_t) * b)
+    alpha = a_h + (1 - a_h) * a_t
+
+The background is anything at render time: the subject's plate, an image, a colour, or
+nothing (``alpha`` then makes an RGBA frame with premultiplied colour).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from avatar3d.errors import BadInputError
+from avatar3d.face.fit import rodrigues
+from avatar3d.render.camera import rotation_angles
+from avatar3d.render.conditions import Conditions
+from avatar3d.render.head import HeadConfig, HeadField
+from avatar3d.render.rays import frame_pixels, pixel_rays
+from avatar3d.render.torso import HEAD_CODE_DIMS, TorsoConfig, TorsoField, raw_head_code
+from avatar3d.render.volume import OccupancyGrid, composite, cull_behind_surface, march
+
+CHECKPOINT_FORMAT = 1
+CHECKPOINT = "checkpoint.pt"
+"""File name of a run's checkpoint (the avatar and the training state)."""
+POSE_TRANSLATION_SCALE = 0.1
+"""Head-space units per unit of the pose refinement's translation (so one step size suits radians too)."""
+FINISHED = "finished"
+"""Marker file of a run whose training completed."""
+
+
+@dataclass(frozen=True)
+class MarchConfig:
+    """How rays are sampled through the head box."""
+
+    grid_resolution: int = 64
+    """Occupancy cells per axis."""
+    steps_per_diagonal: int = 256
+    """Sample spacing: the box diagonal over this."""
+    surface_band: float = 0.04
+    """Depth kept behind the predicted surface, head-space units (covers the mouth's inside)."""
+
+
+class Avatar(nn.Module):
+    """Head field, its occupancy grid and the torso field of one subject.
+
+    Args:
+        head: The head field (its box bounds the occupancy grid).
+        torso: The torso field.
+        K: (3, 3) intrinsics in pixels at ``resolution``.
+        resolution: Frame side in pixels the avatar was trained at.
+        march_config: Ray sampling settings.
+    """
+
+    def __init__(self, head: HeadField, torso: TorsoField, K: Tensor, resolution: int,
+                 march_config: MarchConfig = MarchConfig()):
+        super().__init__()
+        self.head = head
+        self.torso = torso
+        self.march_config = march_config
+        self.pose_model = nn.Linear(6, 6)
+        self.pose_refinement = nn.Embedding(head.appearance.num_embeddings, 6)
+        for weight in (self.pose_model.weight, self.pose_model.bias, self.pose_refinement.weight):
+            nn.init.zeros_(weight)
+        self.register_buffer("pose_mean", torch.zeros(6))
+        self.register_buffer("pose_scale", torch.ones(6))
+        self.grid = OccupancyGrid(head.box_min, head.box_max, march_config.grid_resolution)
+        self.register_buffer("K", K.float())
+        self.resolution = int(resolution)
+        diagonal = float((head.box_max - head.box_min).norm())
+        self.step_size = diagonal / march_config.steps_per_diagonal
+        self.max_samples = march_config.steps_per_diagonal + 1
+
+    # --- head ---------------------------------------------------------------------------
+
+    def render_head(self, origins: Tensor, directions: Tensor, counts: list[int], codes: dict[str, Tensor],
+                    jitter: bool = False, coarse: int = 1) -> dict[str, Tensor]:
+        """Volume-renders the head along rays grouped by frame.
+
+        Args:
+            origins, directions: (R, 3) head-space rays (unit directions).
+            counts: Rays per frame (B ints summing to R), in the order of ``codes``.
+            codes: ``head.frame_codes`` of the B frames.
+            jitter: Randomly offset samples along each ray (training).
+            coarse: Sample spacing factor (> 1 early in training, while the occupancy grid
+                is not carved yet and rays cross the whole box).
+
+        Returns:
+            ``rgb`` (R, 3) premultiplied colour, ``alpha`` (R,), ``depth`` (R,) ray
+            parameter of the expected hit (head-space units), ``ambient`` (N, A) the
+            ambient coordinates of the N evaluated samples.
+        """
+        t_starts, t_ends, valid = march(origins, directions, self.grid, 0.0, 1e4, self.step_size * coarse,
+                                        self.max_samples // coarse + 1, jitter)
+        valid = cull_behind_surface(origins, directions, t_starts, t_ends, valid, self.grid,
+                                    self.march_config.surface_band)
+        used = int(valid.any(0).nonzero().max()) + 1 if valid.any() else 1
+        t_starts, t_ends, valid = t_starts[:, :used], t_ends[:, :used], valid[:, :used]
+        mids = (t_starts + t_ends) / 2
+        points = (origins[:, None] + directions[:, None] * mids[..., None])[valid]
+        sample_dirs = directions[:, None].expand(-1, used, -1)[valid]
+        per_ray = valid.sum(1)
+        sample_counts = [int(part.sum()) for part in per_ray.split(counts)]
+        density, colour, ambient = self.head(points, sample_dirs, sample_counts, codes)
+        densities = t_starts.new_zeros(t_starts.shape).index_put((valid,), density)
+        colours = t_starts.new_zeros(*t_starts.shape, 3).index_put((valid,), colour)
+        out = composite(densities, colours, t_starts, t_ends, valid)
+        return {"rgb": out["rgb"], "alpha": out["opacity"], "depth": out["depth"], "ambient": ambient}
+
+    def camera_to_head(self, conditions: Conditions) -> tuple[Tensor, Tensor]:
+        """Camera-to-head transforms (B, 3, 3), (B, 3) of frames, with the learnt pose correction.
+
+        Poses fitted to the landmarks of a near-frontal face are uncertain by about a degree,
+        mostly along ambiguities (a pitch looks much like a vertical shift), which is a pixel
+        of disagreement between frames at the hair and ears. The head pose therefore gets a
+        small learnt correction ``x -> R_d x + t_d``: a linear function of the fitted pose
+        (so held-out and driven frames get it too), plus, for training frames, a free
+        per-frame term (zero at the start, regularised to stay small). Frames the avatar
+        never trained on (``frame_ids`` -1) get the linear part only.
+        """
+        R, t = conditions.camera_to_head()
+        ids = conditions.frame_ids
+        yaw, pitch, roll = rotation_angles(conditions.rotation)
+        pose = (torch.cat([torch.stack([yaw, pitch, roll], 1), conditions.translation], 1) - self.pose_mean) / self.pose_scale
+        delta = self.pose_model(pose) + self.pose_refinement(ids.clamp(min=0)) * (ids >= 0)[:, None].to(R)
+        R_d = rodrigues(delta[:, :3])
+        t_d = delta[:, 3:] * POSE_TRANSLATION_SCALE
+        R_inv = R_d.transpose(1, 2)
+        return R_inv @ R, (R_inv @ (t - t_d)[:, :, None])[:, :, 0]
+
+    def set_pose_statistics(self, conditions: Conditions) -> None:
+        """Normalises the pose correction's input by the training frames' pose mean and spread."""
+        yaw, pitch, roll = rotation_angles(conditions.rotation)
+        pose = torch.cat([torch.stack([yaw, pitch, roll], 1), conditions.translation], 1)
+        self.pose_mean.copy_(pose.mean(0))
+        self.pose_scale.copy_(pose.std(0).clamp(min=1e-4) if len(pose) > 1 else torch.ones(6))
+
+    def head_rays(self, pixels: Tensor, conditions: Conditions) -> tuple[Tensor, Tensor, list[int]]:
+        """Head-space rays through pixels of B frames.
+
+        Args:
+            pixels: (B, P, 2) pixel positions (u, v) at the avatar's resolution.
+            conditions: The B frames.
+
+        Returns:
+            ``(origins, directions, counts)``: (B*P, 3) each, grouped by frame, and [P]*B.
+        """
+        R, t = self.camera_to_head(conditions)
+        rays = [pixel_rays(self.K, (R[b], t[b]), pixels[b]) for b in range(len(pixels))]
+        return (torch.cat([o for o, _ in rays]), torch.cat([d for _, d in rays]),
+                [pixels.shape[1]] * len(pixels))
+
+    @torch.no_grad()
+    def update_grid(self, conditions: Conditions, step: int, every: int = 16, share: float = 1.0) -> None:
+        """Refreshes the occupancy grid with one random frame's expression (EMA max over frames).
+
+        Args:
+            conditions: Frames to draw the expression from.
+            step: Training step; only every ``every``-th step updates.
+            share: Fraction of the cells refreshed (random cells when below 1).
+        """
+        if step % every:
+            return
+        frame = conditions.select(int(torch.randint(len(conditions), ())))
+        codes = self.head.frame_codes(frame)
+        cells = None if share >= 1 else int(share * self.grid.resolution**3)
+        self.grid.update(lambda points: self.head.density(points, [len(points)], codes), step, every, cells)
+
+    # --- whole frames -------------------------------------------------------------------
+
+    def render_pixels(self, pixels: Tensor, conditions: Conditions, background: Tensor | None,
+                      with_torso: bool = True, jitter: bool = False, coarse: int = 1) -> dict[str, Tensor]:
+        """Composited colour of pixels of B frames.
+
+        Args:
+            pixels: (B, P, 2) pixel positions (u, v).
+            conditions: The B frames.
+            background: (B, P, 3) colours behind the avatar, or None for none (black,
+                with ``alpha`` for an RGBA result).
+            with_torso: False renders the head alone over the background.
+            jitter: Jitter head samples (training).
+            coarse: Head sample spacing factor (see `render_head`).
+
+        Returns:
+            (B*P, ...) tensors: ``rgb``, ``alpha``, ``head_rgb``, ``head_alpha``,
+            ``depth`` and, with the torso, ``torso_rgb`` and ``torso_alpha``; ``ambient``.
+        """
+        origins, directions, counts = self.head_rays(pixels, conditions)
+        head = self.render_head(origins, directions, counts, self.head.frame_codes(conditions), jitter, coarse)
+        behind = pixels.new_zeros(len(origins), 3) if background is None else background.reshape(-1, 3)
+        out = {"head_rgb": head["rgb"], "head_alpha": head["alpha"], "depth": head["depth"],
+               "ambient": head["ambient"]}
+        under_alpha = torch.zeros_like(head["alpha"])
+        if with_torso:
+            code = self.torso.head_code(raw_head_code(conditions, self.K, self.resolution))
+            uv = pixels.reshape(-1, 2) / self.resolution
+            torso_rgb, torso_alpha = self.torso(uv, counts, code, head["alpha"])
+            behind = torso_alpha[:, None] * torso_rgb + (1 - torso_alpha[:, None]) * behind
+            under_alpha = torso_alpha
+            out.update(torso_rgb=torso_rgb, torso_alpha=torso_alpha)
+        out["rgb"] = head["rgb"] + (1 - head["alpha"][:, None]) * behind
+        out["alpha"] = head["alpha"] + (1 - head["alpha"]) * under_alpha
+        return out
+
+    @torch.no_grad()
+    def render_frame(self, conditions: Conditions, background: Tensor | None = None,
+                     resolution: int | None = None, with_torso: bool = True,
+                     chunk: int = 8192) -> dict[str, Tensor]:
+        """Renders one whole frame.
+
+        Args:
+            conditions: One frame (length 1).
+            background: (H, W, 3) image in [0, 1], or None (transparent).
+            resolution: Output side in pixels; the training resolution when None (the
+                intrinsics are scaled with it).
+            with_torso: False renders the head alone over the background.
+            chunk: Rays per batch (bounds memory).
+
+        Returns:
+            (H, W, C) float tensors: ``rgb`` (3), ``alpha`` (1), ``depth`` (1, head-space
+            distance from the camera where the head is, else 0), ``head_alpha`` (1).
+        """
+        size = resolution or self.resolution
+        scale = size / self.resolution
+        pixels = frame_pixels(size, size).to(self.K.device) / scale  # back to training pixel units
+        flat_bg = None if background is None else background.reshape(-1, 3).to(self.K)
+        parts = []
+        for start in range(0, len(pixels), chunk):
+            part = pixels[start:start + chunk][None]
+            bg = None if flat_bg is None else flat_bg[start:start + chunk][None]
+            parts.append(self.render_pixels(part, conditions, bg, with_torso))
+        out = {key: torch.cat([p[key] for p in parts]) for key in ("rgb", "alpha", "depth", "head_alpha")}
+        out["depth"] = torch.where(out["head_alpha"] > 0.5, out["depth"], torch.zeros_like(out["depth"]))
+        return {key: value.reshape(size, size, -1) for key, value in out.items()}
+
+    # --- checkpoint ---------------------------------------------------------------------
+
+    def payload(self) -> dict:
+        """Everything needed to rebuild the avatar: configs and tensors only (weights_only-safe)."""
+        return {"format": CHECKPOINT_FORMAT, "resolution": self.resolution,
+                "head_config": self.head.config.to_dict(), "torso_config": self.torso.config.to_dict(),
+                "march_config": asdict(self.march_config),
+                "num_frames": self.head.appearance.num_embeddings, "state": self.state_dict()}
+
+    @classmethod
+    def from_payload(cls, payload: dict, source: Path | str = "checkpoint") -> "Avatar":
+        """Rebuilds an avatar from `payload`; BadInputError naming ``source`` if it does not fit."""
+        try:
+            if payload.get("format") != CHECKPOINT_FORMAT:
+                raise BadInputError(f"{source}: checkpoint format {payload.get('format')} is not "
+                                    f"{CHECKPOINT_FORMAT}; train again with `avatar3d train render`")
+            state = payload["state"]
+            head = HeadField(HeadConfig.from_dict(payload["head_config"]), state["head.box_min"],
+                             state["head.box_max"], state["head.canonical"], state["head.warp_index"],
+                             int(payload["num_frames"]))
+            torso = TorsoField(TorsoConfig.from_dict(payload["torso_config"]), torch.zeros(HEAD_CODE_DIMS),
+                               torch.ones(HEAD_CODE_DIMS))
+            avatar = cls(head, torso, state["K"], int(payload["resolution"]), MarchConfig(**payload["march_config"]))
+            avatar.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise BadInputError(f"{source} is not a usable avatar checkpoint ({message}); "
+                                "train again with `avatar3d train render`") from None
+        return avatar
+
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+def runs_folder(runs: Path, subject_root: Path) -> Path:
+    """Where a subject's render runs live: ``runs/<subject folder name>/render``."""
+    return Path(runs) / Path(subject_root).resolve().name / "render"
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Loads a checkpoint with ``weights_only=True``; BadInputError naming it if corrupt."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise BadInputError(f"{path} does not exist; train with `avatar3d train render SUBJECT`") from None
+    except Exception as error:  # torch raises many types for damaged files
+        raise BadInputError(f"{path} is corrupt or not a checkpoint ({type(error).__name__}); "
+                            "delete it and train again") from None
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """Writes atomically: a crash mid-write leaves the previous checkpoint intact."""
+    from avatar3d.files import atomic_path
+
+    with atomic_path(path) as partial:
+        torch.save(payload, partial)
+
+
+def find_run(subject_root: Path, run: Path | None, runs: Path = Path("runs")) -> Path:
+    """``run`` if given, else the subject's newest finished render run.
+
+    Raises:
+        BadInputError: No such run, or it has no checkpoint (naming the command to run).
+    """
+    if run is None:
+        parent = runs_folder(runs, subject_root)
+        done = sorted(p for p in parent.glob("*") if (p / FINISHED).exists()) if parent.is_dir() else []
+        if not done:
+            raise BadInputError(f"no finished render run for {subject_root} under {parent}; "
+                                f"run `avatar3d train render {subject_root}` first (or pass --run)")
+        return done[-1]
+    if not (Path(run) / CHECKPOINT).exists():
+        raise BadInputError(f"{run} has no {CHECKPOINT}; run `avatar3d train render {subject_root} --run {run}`")
+    return Path(run)
+
+
+def load_avatar(run: Path, device=None) -> Avatar:
+    """The avatar of a run folder, in eval mode on ``device``."""
+    path = Path(run) / CHECKPOINT
+    payload = load_checkpoint(path)
+    if "avatar" not in payload:
+        raise BadInputError(f"{path} holds no avatar; train again with `avatar3d train render`")
+    return Avatar.from_payload(payload["avatar"], path).to(device or "cpu").eval()

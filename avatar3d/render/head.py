@@ -1,0 +1,234 @@
+"""The head field: density and colour in head space, driven by expression landmarks.
+
+A sample at head-space point x of frame b is evaluated in four steps:
+
+1. **Landmark warp.** The frame's landmark displacements from the neutral face carry x
+   back towards the neutral face: ``x_c = x - sum_k w_k d_k / max(sum_k w_k, 1)`` with
+   Gaussian weights ``w_k = exp(-|x - l_k|^2 / 2 r^2)`` around the frame's landmarks l_k
+   (a subset that actually moves). Whatever drives the landmarks (face fit, motion model)
+   thus moves lips, jaw and lids explicitly, so the field only learns what the landmarks
+   cannot say (teeth, the mouth's inside, skin folds).
+2. **Region-aware condition.** Three codes per frame, from the displacements of the mouth,
+   the eye landmarks (plus the eye-openness signal) and the rest; each point attends to
+   them with softmax weights from its own features (ER-NeRF's region attention), so speech
+   changes stay around the mouth and blinks around the eyes.
+3. **Ambient coordinate.** A small MLP maps features and condition to w (A dims, HyperNeRF);
+   the density network sees (features of x_c, w), so topology changes (lips parting) are
+   slices of one static (x, w) volume. Training penalises |w| so it is used sparingly.
+4. **Colour** from geometry features, the view direction (order-2 SH) and a per-frame
+   appearance code (mean code for frames never trained on).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from avatar3d.face import topology as topo
+from avatar3d.face.model import FACE_WIDTH
+from avatar3d.render.conditions import Conditions
+from avatar3d.render.encoding import HashGrid, HashGridConfig
+from avatar3d.render.sh import sh_basis
+
+DISPLACEMENT_SCALE = 0.01
+"""Head-space displacement (about 7 % of the face width) that maps to 1 in network inputs."""
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Size of the head field."""
+
+    grid: HashGridConfig = field(default_factory=lambda: HashGridConfig(
+        levels=12, log2_table_size=16, base_resolution=16, finest_resolution=1024))
+    hidden: int = 64
+    geometry_features: int = 15
+    ambient_dims: int = 2
+    region_code_dims: int = 16
+    appearance_dims: int = 4
+    warp_landmarks: int = 96
+    warp_radius: float = 0.08 * FACE_WIDTH
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "HeadConfig":
+        values = dict(values)
+        values["grid"] = HashGridConfig(**values["grid"])
+        return cls(**values)
+
+
+class _TruncExp(torch.autograd.Function):
+    """exp with its gradient clamped (instant-NGP's density activation)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.exp(x.clamp(max=15.0))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * torch.exp(x.clamp(-15.0, 15.0))
+
+
+def mlp(inputs: int, hidden: int, outputs: int, layers: int = 1) -> nn.Sequential:
+    """``layers`` hidden ReLU layers of width ``hidden``."""
+    modules, width = [], inputs
+    for _ in range(layers):
+        modules += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
+        width = hidden
+    modules.append(nn.Linear(width, outputs))
+    return nn.Sequential(*modules)
+
+
+def region_masks(canonical: Tensor) -> Tensor:
+    """(3, 478) bool: mouth, eye and rest landmark groups of a neutral face (478, 3).
+
+    Mouth: everything below the nose tip (lips, chin, jaw line). Eyes: the lids, irises
+    and every point within 0.13 face widths of an eye centre (brows included). Rest: the
+    others (forehead, nose, cheeks, face oval).
+    """
+    y = canonical[:, 1]
+    mouth = y < canonical[topo.NOSE_TIP, 1] - 0.05 * FACE_WIDTH
+    centres = torch.stack([canonical[list(topo.RIGHT_UPPER_LID + topo.RIGHT_LOWER_LID)].mean(0),
+                           canonical[list(topo.LEFT_UPPER_LID + topo.LEFT_LOWER_LID)].mean(0)])
+    eyes = (torch.cdist(canonical, centres).min(1).values < 0.13 * FACE_WIDTH) & ~mouth
+    rest = ~(mouth | eyes)
+    return torch.stack([mouth, eyes, rest])
+
+
+def moving_landmarks(canonical: Tensor, landmarks: Tensor, count: int) -> Tensor:
+    """Indices (count,) of landmarks that move, spread over the face by farthest-point sampling.
+
+    Candidates are landmarks whose displacement from neutral has an RMS (over frames) of at
+    least a tenth of the largest; the sampling starts from the most mobile one.
+
+    Args:
+        canonical: (478, 3) neutral landmarks.
+        landmarks: (T, 478, 3) landmarks of the training frames.
+        count: How many to keep (fewer if fewer move).
+    """
+    rms = (landmarks - canonical).square().sum(-1).mean(0).sqrt()
+    candidates = torch.nonzero(rms >= 0.1 * rms.max()).flatten()
+    points = canonical[candidates]
+    chosen = [int(rms[candidates].argmax())]
+    distance = (points - points[chosen[0]]).norm(dim=-1)
+    while len(chosen) < min(count, len(candidates)):
+        chosen.append(int(distance.argmax()))
+        distance = torch.minimum(distance, (points - points[chosen[-1]]).norm(dim=-1))
+    return candidates[torch.tensor(chosen)].sort().values
+
+
+class HeadField(nn.Module):
+    """Density and colour of the head in head space (see the module doc).
+
+    Args:
+        config: Network sizes.
+        box_min, box_max: (3,) head-space box the hash grid covers.
+        canonical: (478, 3) neutral landmarks.
+        warp_index: (M,) landmarks that drive the warp (`moving_landmarks`).
+        num_frames: Training frames, one appearance code each.
+    """
+
+    def __init__(self, config: HeadConfig, box_min: Tensor, box_max: Tensor, canonical: Tensor,
+                 warp_index: Tensor, num_frames: int):
+        super().__init__()
+        self.config = config
+        self.register_buffer("box_min", torch.as_tensor(box_min, dtype=torch.float32))
+        self.register_buffer("box_max", torch.as_tensor(box_max, dtype=torch.float32))
+        self.register_buffer("canonical", canonical.float())
+        self.register_buffer("warp_index", warp_index.long())
+        self.register_buffer("regions", region_masks(canonical))
+        c = config
+        self.grid = HashGrid(c.grid, dims=3)
+        features = self.grid.output_dim
+        self.region_encoders = nn.ModuleList(
+            nn.Linear(int(mask.sum()) * 3 + (1 if name == "eyes" else 0), c.region_code_dims)
+            for name, mask in zip(("mouth", "eyes", "rest"), self.regions))
+        self.attention = nn.Linear(features, 3)
+        self.ambient = mlp(features + 3 * c.region_code_dims, c.hidden, c.ambient_dims)
+        self.density_net = mlp(features + c.ambient_dims * 5, c.hidden, 1 + c.geometry_features)
+        self.colour_net = mlp(c.geometry_features + 9 + c.appearance_dims, c.hidden, 3, layers=2)
+        self.appearance = nn.Embedding(num_frames, c.appearance_dims)
+        nn.init.zeros_(self.appearance.weight)
+        nn.init.zeros_(self.ambient[-1].weight)
+        nn.init.zeros_(self.ambient[-1].bias)
+
+    # --- per-frame codes --------------------------------------------------------------
+
+    def frame_codes(self, conditions: Conditions) -> dict[str, Tensor]:
+        """Per-frame inputs of B frames: warp landmarks, region codes, appearance.
+
+        Returns:
+            ``warp_points`` (B, M, 3) and ``warp_shift`` (B, M, 3), head space;
+            ``regions`` (B, 3, C); ``appearance`` (B, A).
+        """
+        displacement = (conditions.landmarks - self.canonical) / DISPLACEMENT_SCALE  # (B, 478, 3)
+        codes = []
+        for (mask, encoder), name in zip(zip(self.regions, self.region_encoders), ("mouth", "eyes", "rest")):
+            inputs = displacement[:, mask].flatten(1)
+            if name == "eyes":
+                inputs = torch.cat([inputs, conditions.eye[:, None]], 1)
+            codes.append(encoder(inputs))
+        ids = conditions.frame_ids.clamp(min=0)
+        appearance = self.appearance(ids)
+        mean_code = self.appearance.weight.mean(0).expand_as(appearance)
+        appearance = torch.where((conditions.frame_ids >= 0)[:, None], appearance, mean_code)
+        warp_points = conditions.landmarks[:, self.warp_index]
+        return {"warp_points": warp_points, "warp_shift": warp_points - self.canonical[self.warp_index],
+                "regions": torch.stack(codes, 1), "appearance": appearance}
+
+    # --- per-sample evaluation ---------------------------------------------------------
+
+    def warp(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
+        """Neutral-face positions (N, 3) of head-space samples (N, 3), grouped by frame."""
+        two_r2 = 2 * self.config.warp_radius**2
+        shifted = []
+        for b, part in enumerate(points.split(counts)):
+            if len(part) == 0:
+                continue
+            weights = torch.exp(-torch.cdist(part, codes["warp_points"][b]).square() / two_r2)
+            shift = weights @ codes["warp_shift"][b] / weights.sum(1, keepdim=True).clamp(min=1.0)
+            shifted.append(part - shift)
+        return torch.cat(shifted) if shifted else points
+
+    def _features(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]):
+        """Grid features (N, L*F), ambient coordinates (N, A) and density-net output (N, 1+G)."""
+        neutral = self.warp(points, counts, codes)
+        unit = (neutral - self.box_min) / (self.box_max - self.box_min)
+        features = self.grid(unit)
+        counts_t = torch.tensor(counts, device=points.device)
+        regions = codes["regions"].repeat_interleave(counts_t, 0)  # (N, 3, C)
+        attention = torch.softmax(self.attention(features), -1)
+        condition = (attention[:, :, None] * regions).flatten(1)
+        ambient = self.ambient(torch.cat([features, condition], 1))
+        scaled = ambient[..., None] * torch.tensor([1.0, 2.0], device=points.device) * math.pi
+        ambient_enc = torch.cat([ambient, torch.sin(scaled).flatten(1), torch.cos(scaled).flatten(1)], 1)
+        raw = self.density_net(torch.cat([features, ambient_enc], 1))
+        return ambient, raw
+
+    def density(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
+        """Densities (N,) of samples grouped by frame (``counts`` per frame, summing to N)."""
+        _, raw = self._features(points, counts, codes)
+        return _TruncExp.apply(raw[:, 0] - 1.0)
+
+    def forward(self, points: Tensor, directions: Tensor, counts: list[int],
+                codes: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """Densities (N,), colours (N, 3) in [0, 1] and ambient coordinates (N, A).
+
+        Args:
+            points: (N, 3) head-space samples, grouped by frame in the order of ``codes``.
+            directions: (N, 3) unit ray directions in head space.
+            counts: Samples per frame (B ints summing to N).
+            codes: `frame_codes` of the B frames.
+        """
+        ambient, raw = self._features(points, counts, codes)
+        density = _TruncExp.apply(raw[:, 0] - 1.0)
+        counts_t = torch.tensor(counts, device=points.device)
+        appearance = codes["appearance"].repeat_interleave(counts_t, 0)
+        colour = torch.sigmoid(self.colour_net(torch.cat([raw[:, 1:], sh_basis(directions), appearance], 1)))
+        return density, colour, ambient

@@ -1,0 +1,115 @@
+"""The torso field: a 2D canonical image deformed by head pose, aware of the rendered head.
+
+The torso (neck, shoulders, clothes) moves mostly in the image plane and follows the head
+with a lag, so it lives in image space (ER-NeRF, RAD-NeRF): a pixel's normalised position
+``uv`` in [0, 1]^2 is shifted by a deformation MLP of (uv, head code) into a canonical
+image, encoded by a 2D hash grid, and decoded with the head code and the head's rendered
+alpha at that pixel into colour and alpha. The head code holds the head's rotation, its
+translation and the projected jaw points, relative to their training means; the head
+alpha tells the torso where the head already covers the neck, so the two meet without a
+seam. It is trained after the head, with the head frozen.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from avatar3d.face import topology as topo
+from avatar3d.face.model import FACE_WIDTH
+from avatar3d.render.camera import rotation_angles
+from avatar3d.render.conditions import Conditions
+from avatar3d.render.encoding import HashGrid, HashGridConfig
+from avatar3d.render.head import mlp
+
+JAW_POINTS = (topo.CHIN, 172, 397)
+"""Chin and the two jaw corners: where the head meets the neck."""
+
+HEAD_CODE_DIMS = 3 + 3 + 2 * len(JAW_POINTS)
+"""Rotation angles, translation and projected jaw points."""
+
+
+@dataclass(frozen=True)
+class TorsoConfig:
+    """Size of the torso field."""
+
+    grid: HashGridConfig = field(default_factory=lambda: HashGridConfig(
+        levels=10, log2_table_size=15, base_resolution=8, finest_resolution=512))
+    hidden: int = 64
+    frequencies: int = 4
+    max_offset: float = 0.05
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TorsoConfig":
+        values = dict(values)
+        values["grid"] = HashGridConfig(**values["grid"])
+        return cls(**values)
+
+
+def positional_encoding(x: Tensor, frequencies: int) -> Tensor:
+    """(N, D) -> (N, D * (1 + 2 * frequencies)): x, sin and cos of 2^k pi x."""
+    scaled = x[..., None] * (2.0 ** torch.arange(frequencies, device=x.device) * math.pi)
+    return torch.cat([x, torch.sin(scaled).flatten(1), torch.cos(scaled).flatten(1)], 1)
+
+
+class TorsoField(nn.Module):
+    """Image-space torso colour and alpha (see the module doc).
+
+    Args:
+        config: Network sizes.
+        pose_mean: (HEAD_CODE_DIMS,) training mean of the raw head code (`raw_head_code`).
+        pose_scale: (HEAD_CODE_DIMS,) its spread, so the code is about unit size.
+    """
+
+    def __init__(self, config: TorsoConfig, pose_mean: Tensor, pose_scale: Tensor):
+        super().__init__()
+        self.config = config
+        self.register_buffer("pose_mean", pose_mean.float())
+        self.register_buffer("pose_scale", pose_scale.float())
+        self.grid = HashGrid(config.grid, dims=2)
+        pe = 2 * (1 + 2 * config.frequencies)
+        self.deform = mlp(pe + HEAD_CODE_DIMS, config.hidden, 2)
+        self.decode = mlp(self.grid.output_dim + HEAD_CODE_DIMS + 1, config.hidden, 4, layers=2)
+        nn.init.zeros_(self.deform[-1].weight)
+        nn.init.zeros_(self.deform[-1].bias)
+
+    def head_code(self, raw: Tensor) -> Tensor:
+        """(B, HEAD_CODE_DIMS) normalised head code from `raw_head_code`."""
+        return (raw - self.pose_mean) / self.pose_scale
+
+    def forward(self, uv: Tensor, counts: list[int], head_code: Tensor, head_alpha: Tensor) -> tuple[Tensor, Tensor]:
+        """Torso colour (N, 3) and alpha (N,) at pixels.
+
+        Args:
+            uv: (N, 2) pixel positions over the image size, in [0, 1], grouped by frame.
+            counts: Pixels per frame (B ints summing to N).
+            head_code: (B, HEAD_CODE_DIMS) from `head_code`.
+            head_alpha: (N,) the rendered head's alpha at the pixels (treated as an input).
+        """
+        code = head_code.repeat_interleave(torch.tensor(counts, device=uv.device), 0)
+        offset = torch.tanh(self.deform(torch.cat([positional_encoding(uv, self.config.frequencies), code], 1)))
+        canonical = (uv + offset * self.config.max_offset).clamp(0.0, 1.0)
+        out = self.decode(torch.cat([self.grid(canonical), code, head_alpha.detach()[:, None]], 1))
+        return torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3])
+
+
+def raw_head_code(conditions: Conditions, K: Tensor, resolution: int) -> Tensor:
+    """Unnormalised head code (B, HEAD_CODE_DIMS) of frames.
+
+    Rotation angles in radians, translation in face widths, jaw points in pixels over the
+    image size (0..1).
+    """
+    yaw, pitch, roll = rotation_angles(conditions.rotation)
+    jaw = conditions.landmarks[:, list(JAW_POINTS)]  # (B, 3, 3) head space
+    cam = jaw @ conditions.rotation.transpose(1, 2) + conditions.translation[:, None]
+    depth = -cam[..., 2]
+    u = (K[0, 2] + K[0, 0] * cam[..., 0] / depth) / resolution
+    v = (K[1, 2] - K[1, 1] * cam[..., 1] / depth) / resolution
+    return torch.cat([torch.stack([yaw, pitch, roll], 1), conditions.translation / FACE_WIDTH,
+                      torch.stack([u, v], -1).flatten(1)], 1)

@@ -1,0 +1,350 @@
+"""``avatar3d train render``: fit the avatar (head NeRF, then torso) to a prepared subject.
+
+Two stages, both resumable from ``checkpoint.pt`` in the run folder:
+
+1. **head**: rays through the head and face; loss = photometric L2 (lips weighted), head
+   alpha against the head mask, |ambient|, and a patch SSIM term in the second half. The
+   head is composited over the plate where the frame shows head, and over the frame's own
+   colour elsewhere, so only the head's own pixels pull on its colour.
+2. **torso**: the head frozen; full composite against the frame, alpha against the
+   person mask.
+
+A time budget (``--max-minutes``) is shared between the stages (head 80 %); the learning
+rate decays with whichever of steps or time runs out first. Non-finite losses or gradients
+skip the step; many in a row stop the run with a message. TensorBoard events, the config,
+``curve.json`` (validation PSNR against minutes) and the checkpoint live in the run folder.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from avatar3d import config as config_io
+from avatar3d.errors import BadInputError, UserError
+from avatar3d.render.avatar import (CHECKPOINT, FINISHED, Avatar, MarchConfig, load_checkpoint, runs_folder,
+                                     save_checkpoint)
+from avatar3d.render.conditions import Conditions, head_box, intrinsics, subject_conditions
+from avatar3d.render.encoding import HashGridConfig
+from avatar3d.render.head import HeadConfig, HeadField, moving_landmarks
+from avatar3d.render.torso import TorsoConfig, TorsoField, raw_head_code
+from avatar3d.runtime import console
+from avatar3d.train.config import RenderTrainConfig
+from avatar3d.train.losses import patch_ssim_loss
+from avatar3d.train.metrics import image_psnr, psnr
+from avatar3d.train.render_data import LABEL_HEAD, RaySampler
+
+HEAD_SHARE = 0.8
+"""Fraction of a time budget given to the head stage."""
+WARMUP_STEPS = 48
+"""Head steps with coarse samples and frequent grid updates, while the occupancy grid is carved."""
+WARMUP_COARSENING = 4
+POSE_LR_SCALE = 0.1
+"""Learning rate of the per-frame pose refinement relative to the networks'."""
+POSE_PRIOR = 1.0
+"""Weight of the squared pose refinement (radians, tenths of head-space units)."""
+MAX_BAD_STEPS = 20
+"""Consecutive non-finite steps after which training stops."""
+
+# --- run folders and checkpoints -----------------------------------------------------------
+
+
+def choose_run(cfg: RenderTrainConfig, subject_root: Path) -> Path:
+    """The run folder: ``--run``, else the newest unfinished run of the subject, else a new one."""
+    if cfg.run is not None:
+        return cfg.run
+    parent = runs_folder(cfg.runs, subject_root)
+    if not cfg.fresh and parent.is_dir():
+        runs = sorted(p for p in parent.iterdir() if (p / CHECKPOINT).exists())
+        if runs and not (runs[-1] / FINISHED).exists():
+            return runs[-1]
+    return parent / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+# --- building ------------------------------------------------------------------------------
+
+
+def build_avatar(cfg: RenderTrainConfig, subject, conditions: Conditions, train_frames: np.ndarray) -> Avatar:
+    """A fresh avatar sized by the config, its box and warp landmarks from the subject."""
+    from avatar3d.render.conditions import canonical_landmarks
+
+    box_min, box_max = head_box(subject, conditions)
+    canonical = canonical_landmarks(subject)
+    warp = moving_landmarks(canonical, conditions.landmarks[train_frames], HeadConfig().warp_landmarks)
+    grid = HashGridConfig(levels=cfg.grid_levels, log2_table_size=cfg.grid_log2_table, base_resolution=16,
+                          finest_resolution=cfg.grid_finest)
+    head = HeadField(HeadConfig(grid=grid), box_min, box_max, canonical, warp, subject.num_frames)
+    K = intrinsics(subject)
+    raw = raw_head_code(conditions.select(torch.from_numpy(train_frames)), K, subject.resolution)
+    torso = TorsoField(TorsoConfig(), raw.mean(0), raw.std(0).clamp(min=1e-3))
+    march = MarchConfig(grid_resolution=cfg.occupancy_resolution, steps_per_diagonal=cfg.steps_per_diagonal)
+    avatar = Avatar(head, torso, K, subject.resolution, march)
+    avatar.set_pose_statistics(conditions.select(torch.from_numpy(train_frames)))
+    return avatar
+
+
+def _optimizer(parameters, lr: float) -> torch.optim.Adam:
+    return torch.optim.Adam(parameters, lr=lr, betas=(0.9, 0.99), eps=1e-15)
+
+
+# --- training ------------------------------------------------------------------------------
+
+
+class RenderTrainer:
+    """Runs both stages on one subject; see the module doc."""
+
+    def __init__(self, cfg: RenderTrainConfig, device: torch.device):
+        from avatar3d.subject import Subject
+
+        self.cfg = cfg
+        self.device = device
+        self.subject = Subject.load(cfg.subject)
+        self.conditions = subject_conditions(self.subject)
+        split = self.subject.manifest["split"]
+        self.train_frames = np.arange(*split["train"])
+        self.val_frames = np.arange(*split["val"]) if split["val"][1] > split["val"][0] else self.train_frames[-1:]
+        self.run_dir = choose_run(cfg, self.subject.root)
+        self.checkpoint_path = self.run_dir / CHECKPOINT
+        torch.manual_seed(cfg.seed)
+        if self.checkpoint_path.exists():
+            self._resume()
+        else:
+            self.avatar = build_avatar(cfg, self.subject, self.conditions, self.train_frames).to(device)
+            self.stage, self.step, self.elapsed, self.head_seconds, self.curve = "head", 0, 0.0, 0.0, []
+            self.optimizer = self._stage_optimizer()
+        self.conditions = self.conditions.to(device)
+        self.train_conditions = self.conditions.select(torch.from_numpy(self.train_frames).to(device))
+        self.sampler = RaySampler(self.subject, self.train_frames, seed=cfg.seed + self.step)
+        self.rays_per_frame = cfg.rays_per_frame
+        self.bad_steps = 0
+
+    def _stage_optimizer(self) -> torch.optim.Adam:
+        if self.stage == "torso":
+            return _optimizer(self.avatar.torso.parameters(), self.cfg.learning_rate)
+        return _optimizer([{"params": self.avatar.head.parameters()},
+                           {"params": [*self.avatar.pose_model.parameters(), *self.avatar.pose_refinement.parameters()],
+                            "scale": POSE_LR_SCALE}],
+                          self.cfg.learning_rate)
+
+    def _resume(self) -> None:
+        payload = load_checkpoint(self.checkpoint_path)
+        try:
+            self.avatar = Avatar.from_payload(payload["avatar"], self.checkpoint_path).to(self.device)
+            self.stage, self.step = payload["stage"], int(payload["step"])
+            self.elapsed, self.curve = float(payload["elapsed"]), list(payload["curve"])
+            self.head_seconds = float(payload["head_seconds"])
+            self.optimizer = self._stage_optimizer()
+            self.optimizer.load_state_dict(payload["optimizer"])
+        except (KeyError, ValueError) as error:
+            raise BadInputError(f"{self.checkpoint_path} is not a training checkpoint ({error}); "
+                                "delete it or start with --fresh") from None
+        console.print(f"resuming {self.run_dir} at {self.stage} step {self.step} ({self.elapsed / 60:.1f} min done)")
+
+    def save(self, finished: bool = False) -> None:
+        save_checkpoint(self.checkpoint_path, {
+            "avatar": self.avatar.payload(), "stage": self.stage, "step": self.step, "elapsed": self.elapsed,
+            "head_seconds": self.head_seconds, "curve": self.curve, "optimizer": self.optimizer.state_dict()})
+        if finished:
+            (self.run_dir / FINISHED).write_text(datetime.now().isoformat(timespec="seconds") + "\n")
+
+    # --- budget ---
+
+    def _stage_limits(self) -> tuple[int, float]:
+        """(steps, seconds) of the current stage; seconds is inf without a time budget."""
+        cfg = self.cfg
+        total = math.inf if cfg.max_minutes is None else cfg.max_minutes * 60
+        if self.stage == "head":
+            return cfg.head_steps, total * HEAD_SHARE
+        return cfg.torso_steps, max(total - self.head_seconds, 1.0)
+
+    def _progress(self) -> float:
+        """How far the current stage is, in [0, 1], by steps or time, whichever is further."""
+        steps, seconds = self._stage_limits()
+        stage_start = 0.0 if self.stage == "head" else self.head_seconds
+        return min(1.0, max(self.step / max(steps, 1), (self.elapsed - stage_start) / seconds))
+
+    # --- steps ---
+
+    def _head_loss(self, batch, progress: float) -> tuple[Tensor, dict]:
+        cfg = self.cfg
+        frames = self.conditions.select(batch.frames.to(self.device))
+        is_head = batch.labels == LABEL_HEAD
+        background = torch.where(is_head[..., None], batch.plate, batch.rgb).to(self.device)
+        # Until the occupancy grid is carved, rays cross the whole box: sample them coarsely.
+        coarse = WARMUP_COARSENING if self.step < WARMUP_STEPS else 1
+        out = self.avatar.render_pixels(batch.pixels.to(self.device), frames, background, with_torso=False,
+                                        jitter=True, coarse=coarse)
+        target = batch.rgb.reshape(-1, 3).to(self.device)
+        weight = 1.0 + cfg.lip_weight * batch.lips.reshape(-1).float().to(self.device)
+        mse = (out["rgb"] - target).square().mean(-1)
+        photo = (weight * mse).mean()
+        alpha = (out["alpha"] - is_head.reshape(-1).float().to(self.device)).square().mean()
+        ambient = out["ambient"].abs().mean() if len(out["ambient"]) else out["rgb"].new_zeros(())
+        refinement = self.avatar.pose_refinement(frames.frame_ids).square().sum(1).mean()
+        loss = photo + cfg.alpha_weight * alpha + cfg.ambient_weight * ambient + POSE_PRIOR * refinement
+        logs = {"head/photometric": photo.item(), "head/alpha": alpha.item(), "head/ambient": ambient.item(),
+                "head/psnr": psnr(float(mse.detach().mean()))}
+        if progress > 0.5 and cfg.ssim_weight > 0:
+            ssim_loss = self._patch_ssim()
+            loss = loss + cfg.ssim_weight * ssim_loss
+            logs["head/ssim_loss"] = ssim_loss.item()
+        return loss, logs
+
+    def _patch_ssim(self) -> Tensor:
+        """SSIM loss on 8x8 patches of the face."""
+        patches = self.sampler.patches(count=8, size=8)
+        frames = self.conditions.select(patches.frames.to(self.device))
+        background = torch.where((patches.labels == LABEL_HEAD)[..., None], patches.plate, patches.rgb)
+        out = self.avatar.render_pixels(patches.pixels.to(self.device), frames, background.to(self.device),
+                                        with_torso=False, jitter=True)
+        return patch_ssim_loss(out["rgb"].reshape(-1, 8, 8, 3), patches.rgb.reshape(-1, 8, 8, 3).to(self.device))
+
+    def _torso_loss(self, batch) -> tuple[Tensor, dict]:
+        cfg = self.cfg
+        frames = self.conditions.select(batch.frames.to(self.device))
+        out = self.avatar.render_pixels(batch.pixels.to(self.device), frames, batch.plate.to(self.device),
+                                        with_torso=True)
+        target = batch.rgb.reshape(-1, 3).to(self.device)
+        mse = (out["rgb"] - target).square().mean(-1)
+        photo = mse.mean()
+        person = (batch.labels.reshape(-1) > 0).float().to(self.device)
+        alpha = (out["alpha"] - person).square().mean()
+        loss = photo + cfg.alpha_weight * alpha
+        return loss, {"torso/photometric": photo.item(), "torso/alpha": alpha.item(), "torso/psnr": psnr(float(photo.detach()))}
+
+    def _step(self, progress: float) -> dict | None:
+        """One optimisation step; None when it was skipped for a non-finite loss or gradient."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.cfg.learning_rate * group.get("scale", 1.0) * 0.1**progress
+        batch = self.sampler.sample(self.cfg.frames_per_batch, self.rays_per_frame, self.stage)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, logs = self._head_loss(batch, progress) if self.stage == "head" else self._torso_loss(batch)
+        if not torch.isfinite(loss):
+            return None
+        loss.backward()
+        parameters = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not all(torch.isfinite(p.grad).all() for p in parameters):
+            return None
+        self.optimizer.step()
+        if self.stage == "head":
+            warm = self.step < WARMUP_STEPS
+            self.avatar.update_grid(self.train_conditions, self.step, every=4 if warm else 16, share=1.0 if warm else 0.25)
+        return {key: float(value) for key, value in logs.items()} | {"loss": loss.item()}
+
+    def _guarded_step(self, progress: float) -> dict | None:
+        """`_step` with the NaN guard and GPU out-of-memory retries at half the rays."""
+        while True:
+            try:
+                logs = self._step(progress)
+                break
+            except torch.cuda.OutOfMemoryError:
+                if self.rays_per_frame <= 64:
+                    raise UserError("out of GPU memory even at 64 rays per frame; use --device cpu") from None
+                self.rays_per_frame //= 2
+                torch.cuda.empty_cache()
+                console.print(f"[yellow]GPU out of memory: retrying with {self.rays_per_frame} rays per frame[/]")
+        if logs is None:
+            self.bad_steps += 1
+            console.print(f"[yellow]warning:[/] non-finite loss or gradient at {self.stage} step {self.step}; skipped")
+            if self.bad_steps >= MAX_BAD_STEPS:
+                self.save()
+                raise UserError(f"training diverged: {MAX_BAD_STEPS} non-finite steps in a row at {self.stage} step "
+                                f"{self.step}; resume with a lower --learning-rate (checkpoint kept in {self.run_dir})")
+        else:
+            self.bad_steps = 0
+        return logs
+
+    # --- validation ---
+
+    @torch.no_grad()
+    def validate(self, writer) -> float:
+        """Renders the first validation frame over the plate; logs it and returns its PSNR."""
+        index = int(self.val_frames[0])
+        real = self.subject.frame(index).astype(np.float32) / 255
+        frame = self.conditions.select(index)
+        frame = replace(frame, frame_ids=torch.full_like(frame.frame_ids, -1))
+        plate = self.sampler.plate
+        if self.stage == "head":  # no torso yet: the head over the plate where the frame shows head
+            is_head = torch.from_numpy(self.subject.labels(index) == LABEL_HEAD)[..., None]
+            plate = torch.where(is_head, plate, torch.from_numpy(real))
+        rendered = self.avatar.render_frame(frame, plate.to(self.device), with_torso=self.stage == "torso")
+        rendered = rendered["rgb"].cpu().numpy()
+        value = image_psnr(np.clip(rendered, 0, 1), real)
+        minutes = self.elapsed / 60
+        self.curve.append({"minutes": round(minutes, 3), "stage": self.stage, "step": self.step, "psnr": value})
+        writer.add_scalar("val/psnr", value, self._global_step())
+        self._write_curve()
+        writer.add_image("val/real_rendered", np.concatenate([real, np.clip(rendered, 0, 1)], 1),
+                         self._global_step(), dataformats="HWC")
+        return value
+
+    def _global_step(self) -> int:
+        return self.step + (self.cfg.head_steps if self.stage == "torso" else 0)
+
+    # --- main loop ---
+
+    def run(self) -> Path:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config_io.save(self.cfg, self.run_dir / "config.yaml")
+        writer = SummaryWriter(str(self.run_dir))
+        try:
+            if self.stage == "head":
+                self._run_stage(writer)
+                self.stage, self.step, self.head_seconds = "torso", 0, self.elapsed
+                self.optimizer = self._stage_optimizer()
+            self.avatar.head.requires_grad_(False)  # the torso learns around a frozen head
+            self.avatar.pose_model.requires_grad_(False)
+            self.avatar.pose_refinement.requires_grad_(False)
+            self._run_stage(writer)
+            self.save(finished=True)
+        except KeyboardInterrupt:
+            self.save()
+            console.print(f"checkpoint saved; run the same command to resume ({self.run_dir})")
+            raise
+        finally:
+            writer.close()
+        console.print(f"[bold]trained[/] {self.run_dir} in {self.elapsed / 60:.1f} min")
+        return self.run_dir
+
+    def _run_stage(self, writer) -> None:
+        from avatar3d.runtime import progress_callback
+
+        steps, seconds = self._stage_limits()
+        started = time.perf_counter() - self.elapsed
+        with progress_callback(f"{self.stage} stage") as report:
+            while self.step < steps and self._progress() < 1.0:
+                logs = self._guarded_step(self._progress())
+                self.step += 1
+                self.elapsed = time.perf_counter() - started
+                report(self.step, steps)
+                if logs is not None and self.step % 10 == 0:
+                    for key, value in logs.items():
+                        writer.add_scalar(key, value, self._global_step())
+                if self.step % self.cfg.validate_every == 0:
+                    self.validate(writer)
+                if self.step % self.cfg.checkpoint_every == 0:
+                    self.save()
+        self.validate(writer)
+        self.save()
+
+    def _write_curve(self) -> None:
+        import json
+
+        from avatar3d.files import atomic_path
+
+        with atomic_path(self.run_dir / "curve.json") as partial:
+            partial.write_text(json.dumps(self.curve, indent=1))
+
+
+def train_render(cfg: RenderTrainConfig, device: torch.device) -> Path:
+    """Trains (or resumes) a render run; returns its folder."""
+    return RenderTrainer(cfg, device).run()

@@ -1,0 +1,91 @@
+"""``avatar3d eval render``: held-out frames rendered with their own pose and expression.
+
+For each validation frame (never trained on; its appearance code is the training mean)
+the avatar is rendered over the subject's plate and compared with the real frame:
+
+- ``psnr``, ``ssim``: whole frame; ``psnr_face``, ``ssim_face``: square crop around the
+  real frame's landmarks.
+- ``lmd``: MediaPipe Face Mesh run on both the rendered and the real frame, mean distance
+  of the lip landmarks, pixels at 512 (`avatar3d.train.metrics`); frames where either
+  detection fails are left out and counted in ``lmd_frames``.
+
+Also writes a review video: real | rendered over |error| x 4 | head alpha, 2x2 per frame.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from avatar3d.render.avatar import find_run, load_avatar
+from avatar3d.render.conditions import subject_conditions
+from avatar3d.runtime import console, progress
+from avatar3d.train import metrics
+from avatar3d.train.config import RenderEvalConfig
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def evaluate_render(cfg: RenderEvalConfig, device: torch.device) -> dict:
+    """Renders the validation frames, writes metrics.json (and the video); returns the metrics."""
+    from avatar3d.face.landmarks import FaceMeshTracker
+    from avatar3d.files import atomic_path
+    from avatar3d.subject import Subject
+    from avatar3d.video import VideoWriter
+
+    subject = Subject.load(cfg.subject)
+    run = find_run(subject.root, cfg.run, cfg.runs)
+    avatar = load_avatar(run, device)
+    conditions = subject_conditions(subject).to(device)
+    start, stop = subject.manifest["split"]["val"]
+    frames = np.arange(start, stop) if stop > start else np.arange(subject.num_frames - 1, subject.num_frames)
+    if cfg.max_frames is not None and len(frames) > cfg.max_frames:
+        frames = frames[np.linspace(0, len(frames) - 1, cfg.max_frames).round().astype(int)]
+    plate = torch.from_numpy(subject.background()).float().div(255).to(device)
+    landmarks = subject.arrays("landmarks")["landmarks"]
+    size = subject.resolution
+    scores = {key: [] for key in ("psnr", "ssim", "psnr_face", "ssim_face", "lmd")}
+    video_path = run / "eval.mp4"
+    writer = VideoWriter(video_path, fps=round(subject.fps), size=2 * size) if cfg.video else None
+    try:
+        with FaceMeshTracker(static=True) as tracker:
+            for index in progress(frames, len(frames), "eval render"):
+                frame = conditions.select(int(index))
+                frame = replace(frame, frame_ids=torch.full_like(frame.frame_ids, -1))
+                out = avatar.render_frame(frame, plate)
+                rendered = np.clip(out["rgb"].cpu().numpy(), 0, 1)
+                real = subject.frame(int(index)).astype(np.float32) / 255
+                x0, y0, x1, y1 = metrics.face_box(landmarks[index], size)
+                scores["psnr"].append(metrics.image_psnr(rendered, real))
+                scores["ssim"].append(metrics.ssim(rendered, real))
+                scores["psnr_face"].append(metrics.image_psnr(rendered[y0:y1, x0:x1], real[y0:y1, x0:x1]))
+                scores["ssim_face"].append(metrics.ssim(rendered[y0:y1, x0:x1], real[y0:y1, x0:x1]))
+                found_rendered, found_real = tracker(_to_uint8(rendered)), tracker(_to_uint8(real))
+                if found_rendered is not None and found_real is not None:
+                    scores["lmd"].append(metrics.mouth_landmark_distance(found_rendered[:, :2], found_real[:, :2], size))
+                if writer is not None:
+                    error = np.abs(rendered - real) * 4
+                    alpha = np.repeat(out["head_alpha"].cpu().numpy(), 3, -1)
+                    grid = np.concatenate([np.concatenate([real, rendered], 1), np.concatenate([error, alpha], 1)], 0)
+                    writer.write(_to_uint8(grid))
+        if writer is not None:
+            writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    result = {key: float(np.mean(values)) if values else None for key, values in scores.items()}
+    result.update(frames=len(frames), lmd_frames=len(scores["lmd"]), run=str(run), resolution=size)
+    out_path = cfg.out or run / "metrics.json"
+    with atomic_path(out_path) as partial:
+        partial.write_text(json.dumps(result, indent=1))
+    lmd = "n/a" if result["lmd"] is None else f"{result['lmd']:.2f} px@512"
+    console.print(f"[bold]eval[/] {len(frames)} frames: PSNR {result['psnr']:.2f} dB (face {result['psnr_face']:.2f}), "
+                  f"SSIM {result['ssim']:.3f} (face {result['ssim_face']:.3f}), LMD {lmd} -> {out_path}")
+    return result
+

@@ -1,0 +1,95 @@
+"""Training rays/s and rendering frames/s of the avatar, on the active backend.
+
+Usage::
+
+    python benchmarks/render.py SUBJECT [--run RUN] [--device cpu|cuda] [--steps N]
+
+Training: ``--steps`` head-stage steps of the fast preset after its warm-up (rays per step
+= frames x rays per frame), timed per step; rays/s is the median. A ray costs the same at
+any frame size, so this is measured once, on the subject. Rendering: whole frames of the
+first validation frame at 128, 256 and 512 pixels (intrinsics scaled), with a trained
+run's occupancy grid when ``--run`` is given (an untrained grid is all occupied, the
+slowest case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from avatar3d.render.avatar import load_avatar
+from avatar3d.render.backend import cuda_kernels_available
+from avatar3d.render.conditions import subject_conditions
+from avatar3d.subject import Subject
+from avatar3d.train.config import RenderTrainConfig
+from avatar3d.train.render import WARMUP_STEPS, RenderTrainer
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def training_rays_per_second(subject: Path, device: torch.device, steps: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = RenderTrainer(RenderTrainConfig(subject=subject, run=Path(tmp) / "run"), device)
+        for step in range(WARMUP_STEPS + 1):  # carve the grid first: steady-state cost
+            trainer.step = step
+            trainer._step(0.0)
+        times = []
+        for _ in range(steps):
+            trainer.step += 1
+            _sync(device)
+            start = time.perf_counter()
+            trainer._step(0.3)
+            _sync(device)
+            times.append(time.perf_counter() - start)
+    rays = trainer.cfg.frames_per_batch * trainer.rays_per_frame
+    return rays / statistics.median(times)
+
+
+def rendering_fps(subject: Path, run: Path | None, device: torch.device, size: int, repeats: int = 3) -> float:
+    prepared = Subject.load(subject)
+    if run is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = RenderTrainer(RenderTrainConfig(subject=subject, run=Path(tmp) / "run"), device)
+            avatar = trainer.avatar.eval()
+    else:
+        avatar = load_avatar(run, device)
+    frame = subject_conditions(prepared).select(prepared.manifest["split"]["val"][0]).to(device)
+    background = torch.zeros(size, size, 3, device=device)
+    avatar.render_frame(frame, background, size)  # warm-up
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        avatar.render_frame(frame, background, size)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return 1.0 / statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("subject", type=Path)
+    parser.add_argument("--run", type=Path, default=None)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    backend = "cuda kernels" if device.type == "cuda" and cuda_kernels_available() else "torch"
+    print(f"device {device}, backend {backend}, {torch.get_num_threads()} threads, subject {args.subject}, "
+          f"run {args.run or 'untrained (all cells occupied)'}")
+    print(f"{'what':<26} {'value':>10}")
+    print(f"{'training rays/s':<26} {training_rays_per_second(args.subject, device, args.steps):>10,.0f}")
+    for size in (128, 256, 512):
+        print(f"{f'render fps @ {size}x{size}':<26} {rendering_fps(args.subject, args.run, device, size):>10.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Head and torso fields, the surface cull, and the avatar's checkpoint round trip."""
+
+import pytest
+import torch
+
+from avatar3d.errors import BadInputError
+from avatar3d.face import topology as topo
+from avatar3d.face.model import FACE_WIDTH
+from avatar3d.render.avatar import Avatar, MarchConfig, load_checkpoint
+from avatar3d.render.conditions import Conditions
+from avatar3d.render.encoding import HashGridConfig
+from avatar3d.render.head import HeadConfig, HeadField, moving_landmarks, region_masks
+from avatar3d.render.torso import HEAD_CODE_DIMS, TorsoConfig, TorsoField
+from avatar3d.render.volume import OccupancyGrid, cull_behind_surface, march
+
+TINY_GRID = HashGridConfig(levels=4, log2_table_size=10, base_resolution=4, finest_resolution=32)
+
+
+@pytest.fixture(scope="module")
+def canonical(truth):
+    """The virtual actor's neutral landmarks in head space."""
+    points = torch.from_numpy(truth["rest_landmarks"]).float()
+    assert abs(float((points[topo.FACE_SIDES[0]] - points[topo.FACE_SIDES[1]]).norm()) - FACE_WIDTH) < 0.02
+    return points
+
+
+def _conditions(landmarks: torch.Tensor) -> Conditions:
+    count = len(landmarks)
+    return Conditions(rotation=torch.eye(3).expand(count, 3, 3).clone(),
+                      translation=torch.tensor([[0.0, 0.0, -0.7]]).expand(count, 3).clone(),
+                      landmarks=landmarks, eye=torch.ones(count), frame_ids=torch.arange(count))
+
+
+def _head(canonical, warp_index=None, frames=3):
+    warp_index = torch.arange(0, 478, 5) if warp_index is None else warp_index
+    return HeadField(HeadConfig(grid=TINY_GRID, hidden=16), torch.full((3,), -0.15), torch.full((3,), 0.2),
+                     canonical, warp_index, frames)
+
+
+def test_region_masks_split_mouth_eyes_and_rest(canonical):
+    mouth, eyes, rest = region_masks(canonical)
+    assert bool((mouth.int() + eyes.int() + rest.int() == 1).all())  # a partition
+    assert all(mouth[i] for i in topo.LIPS) and mouth[topo.CHIN]
+    assert all(eyes[i] for i in topo.EYELIDS + topo.RIGHT_IRIS + topo.LEFT_IRIS)
+    assert rest[topo.FOREHEAD] and rest[topo.NOSE_TIP]
+
+
+def test_moving_landmarks_keeps_only_points_that_move(canonical):
+    frames = canonical.expand(10, -1, -1).clone()
+    lips = list(topo.LOWER_LIP_INNER + topo.LOWER_LIP_OUTER)
+    frames[:, lips, 1] -= torch.linspace(0, 0.01, 10)[:, None]
+    chosen = moving_landmarks(canonical, frames, count=8)
+    assert len(chosen) == 8 and set(chosen.tolist()) <= set(lips)
+
+
+def test_warp_carries_points_near_a_moved_landmark_back_to_neutral(canonical):
+    head = _head(canonical)
+    moved = canonical.clone()
+    shift = torch.tensor([0.0, -0.01, 0.0])
+    moved[head.warp_index] += shift  # every warp landmark moves down 1 cm
+    codes = head.frame_codes(_conditions(torch.stack([canonical, moved])))
+    near = canonical[head.warp_index[:20]] + 0.001
+    far = torch.tensor([[0.0, 0.0, -5.0]])
+    same = head.warp(torch.cat([near, far]), [len(near) + 1, 0], codes)
+    assert torch.allclose(same, torch.cat([near, far]), atol=1e-6)  # neutral frame: identity
+    warped = head.warp(torch.cat([near + shift, far]), [0, len(near) + 1], codes)
+    assert torch.allclose(warped[:-1], near, atol=1e-4)  # surrounded by landmarks: the full shift
+    assert torch.allclose(warped[-1], far[0])  # far away: untouched
+
+
+def test_head_field_shapes_ranges_and_mean_appearance_code(canonical):
+    head = _head(canonical)
+    with torch.no_grad():
+        head.appearance.weight.copy_(torch.randn_like(head.appearance.weight))
+    conditions = _conditions(canonical.expand(2, -1, -1).clone())
+    codes = head.frame_codes(conditions)
+    points, dirs = torch.rand(7, 3) * 0.2 - 0.1, torch.nn.functional.normalize(torch.randn(7, 3), dim=-1)
+    density, colour, ambient = head(points, dirs, [3, 4], codes)
+    assert density.shape == (7,) and bool((density >= 0).all())
+    assert colour.shape == (7, 3) and bool(((colour >= 0) & (colour <= 1)).all())
+    assert ambient.shape == (7, head.config.ambient_dims)
+    unseen = head.frame_codes(Conditions(**{**conditions.__dict__, "frame_ids": torch.tensor([-1, 1])}))
+    assert torch.allclose(unseen["appearance"][0], head.appearance.weight.mean(0))
+
+
+def test_region_attention_keeps_a_mouth_change_out_of_points_attending_elsewhere(canonical):
+    head = _head(canonical)
+    opened = canonical.clone()
+    mouth, _, _ = region_masks(canonical)
+    opened[mouth, 1] -= 0.005
+    codes = head.frame_codes(_conditions(torch.stack([canonical, opened])))
+    assert torch.allclose(codes["regions"][0, 1:], codes["regions"][1, 1:])  # eye and rest codes unchanged
+    assert not torch.allclose(codes["regions"][0, 0], codes["regions"][1, 0])
+
+
+def test_cull_behind_surface_keeps_a_band_behind_the_first_dense_cells():
+    grid = OccupancyGrid([-1, -1, -1], [1, 1, 1], resolution=8)
+    origins = torch.tensor([[0.0, 0.0, 3.0]])
+    directions = torch.tensor([[0.0, 0.0, -1.0]])
+    t0, t1, valid = march(origins, directions, grid, 0.0, 10.0, 0.05, 64)
+    assert torch.equal(cull_behind_surface(origins, directions, t0, t1, valid, grid, 0.3), valid)  # not updated yet
+    grid.density[:, :, :6] = 100.0  # solid for z < 0.5: the surface is at t = 2.5
+    kept = cull_behind_surface(origins, directions, t0, t1, valid, grid, 0.3)
+    assert float(t0[kept].max()) <= 2.5 + 0.3 + 1e-6
+    assert bool(kept[valid & (t0 <= 2.8)].all())  # everything up to the band is kept
+    assert int(kept.sum()) < int(valid.sum())
+
+
+def test_torso_field_outputs_and_head_code_normalisation():
+    torso = TorsoField(TorsoConfig(grid=TINY_GRID, hidden=16), torch.ones(HEAD_CODE_DIMS), torch.full((HEAD_CODE_DIMS,), 2.0))
+    code = torso.head_code(torch.full((2, HEAD_CODE_DIMS), 3.0))
+    assert torch.allclose(code, torch.ones_like(code))
+    rgb, alpha = torso(torch.rand(5, 2), [2, 3], code, torch.rand(5))
+    assert rgb.shape == (5, 3) and alpha.shape == (5,)
+    assert bool(((alpha > 0) & (alpha < 1)).all())
+
+
+def _avatar(canonical) -> Avatar:
+    torso = TorsoField(TorsoConfig(grid=TINY_GRID, hidden=16), torch.zeros(HEAD_CODE_DIMS), torch.ones(HEAD_CODE_DIMS))
+    K = torch.tensor([[60.0, 0, 16], [0, 60.0, 16], [0, 0, 1]])
+    return Avatar(_head(canonical), torso, K, 32, MarchConfig(grid_resolution=16, steps_per_diagonal=32))
+
+
+def test_checkpoint_round_trip_renders_the_same_frame(canonical, tmp_path):
+    torch.manual_seed(0)
+    avatar = _avatar(canonical)
+    for parameter in avatar.parameters():  # make every weight matter
+        parameter.data.normal_(0, 0.1)
+    frame = _conditions(canonical[None].clone())
+    before = avatar.render_frame(frame, torch.full((32, 32, 3), 0.5))
+    torch.save({"avatar": avatar.payload()}, tmp_path / "checkpoint.pt")
+    loaded = Avatar.from_payload(load_checkpoint(tmp_path / "checkpoint.pt")["avatar"])
+    after = loaded.render_frame(frame, torch.full((32, 32, 3), 0.5))
+    assert before["rgb"].shape == (32, 32, 3)
+    assert torch.equal(before["rgb"], after["rgb"]) and torch.equal(before["alpha"], after["alpha"])
+
+
+def test_corrupt_or_foreign_checkpoints_are_refused_naming_the_path(canonical, tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(BadInputError, match=str(path)):
+        load_checkpoint(path)
+    payload = _avatar(canonical).payload()
+    payload["state"].pop("torso.grid.table")
+    with pytest.raises(BadInputError, match="not a usable avatar checkpoint"):
+        Avatar.from_payload(payload, path)
+
+
+def test_compositing_formula_over_a_background(canonical):
+    avatar = _avatar(canonical)
+    frame = _conditions(canonical[None].clone())
+    pixels = torch.rand(1, 50, 2) * 32
+    background = torch.rand(1, 50, 3)
+    out = avatar.render_pixels(pixels, frame, background)
+    a_h, a_t = out["head_alpha"][:, None], out["torso_alpha"][:, None]
+    expected = out["head_rgb"] + (1 - a_h) * (a_t * out["torso_rgb"] + (1 - a_t) * background[0])
+    assert torch.allclose(out["rgb"], expected, atol=1e-6)
+    assert torch.allclose(out["alpha"], (a_h + (1 - a_h) * a_t)[:, 0], atol=1e-6)

@@ -1,0 +1,158 @@
+"""Render training, evaluation and re-rendering on a tiny subject with tiny networks."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from avatar3d.cli import main
+from avatar3d.render.avatar import CHECKPOINT, FINISHED, load_avatar, load_checkpoint
+from avatar3d.render.config import RenderFramesConfig
+from avatar3d.render.sequence import render_frames
+from avatar3d.subject import Subject
+from avatar3d.train.config import RenderEvalConfig, RenderTrainConfig
+from avatar3d.train.render import RenderTrainer, train_render
+from avatar3d.train.render_eval import evaluate_render
+
+TINY = dict(grid_levels=4, grid_log2_table=12, grid_finest=64, occupancy_resolution=16, steps_per_diagonal=64,
+            frames_per_batch=2, rays_per_frame=256, validate_every=1000, checkpoint_every=10)
+CPU = torch.device("cpu")
+
+
+def _config(subject_dir, run, **overrides) -> RenderTrainConfig:
+    return RenderTrainConfig(subject=subject_dir, run=run, **{**TINY, "head_steps": 60, "torso_steps": 20, **overrides})
+
+
+@pytest.fixture(scope="module")
+def trained_run(subject_dir, tmp_path_factory):
+    torch.manual_seed(0)
+    run = tmp_path_factory.mktemp("runs") / "run"
+    train_render(_config(subject_dir, run), CPU)
+    return run
+
+
+def test_head_loss_falls(subject_dir, tmp_path):
+    torch.manual_seed(0)
+    trainer = RenderTrainer(_config(subject_dir, tmp_path / "run", head_steps=80), CPU)
+    losses = []
+    for step in range(80):
+        trainer.step = step
+        losses.append(trainer._step(step / 80)["head/photometric"])
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10]), losses
+
+
+def test_torso_loss_falls_with_the_head_frozen(trained_run, subject_dir, tmp_path):
+    shutil.copytree(trained_run, tmp_path / "run")
+    trainer = RenderTrainer(_config(subject_dir, tmp_path / "run"), CPU)
+    trainer.stage, trainer.step = "torso", 0
+    trainer.avatar.torso.grid.table.data.uniform_(-1e-4, 1e-4)  # start the torso over
+    trainer.optimizer = trainer._stage_optimizer()
+    trainer.avatar.head.requires_grad_(False)
+    head_before = trainer.avatar.head.grid.table.clone()
+    losses = [trainer._step(0.0)["torso/photometric"] for _ in range(40)]
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
+    assert torch.equal(trainer.avatar.head.grid.table, head_before)
+
+
+def test_finished_run_holds_checkpoint_curve_events_and_config(trained_run):
+    assert (trained_run / FINISHED).exists()
+    payload = load_checkpoint(trained_run / CHECKPOINT)
+    assert payload["stage"] == "torso" and payload["step"] == 20
+    curve = json.loads((trained_run / "curve.json").read_text())
+    assert [point["stage"] for point in curve] == ["head", "torso"]
+    assert all(np.isfinite(point["psnr"]) for point in curve)
+    assert list(trained_run.glob("events.out.tfevents.*"))
+    assert "preset: fast" in (trained_run / "config.yaml").read_text()
+
+
+def test_interrupted_run_resumes_where_it_stopped(subject_dir, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    original = RenderTrainer._step
+    calls = {"n": 0}
+
+    def interrupt_at_13(self, progress):
+        calls["n"] += 1
+        if calls["n"] == 13:
+            raise KeyboardInterrupt
+        return original(self, progress)
+
+    monkeypatch.setattr(RenderTrainer, "_step", interrupt_at_13)
+    with pytest.raises(KeyboardInterrupt):
+        train_render(_config(subject_dir, run, head_steps=30, torso_steps=5), CPU)
+    assert not (run / FINISHED).exists()
+    assert load_checkpoint(run / CHECKPOINT)["step"] == 12
+    monkeypatch.setattr(RenderTrainer, "_step", original)
+    resumed = RenderTrainer(_config(subject_dir, run, head_steps=30, torso_steps=5), CPU)
+    assert (resumed.stage, resumed.step) == ("head", 12)
+    resumed.run()
+    assert (run / FINISHED).exists()
+
+
+def test_non_finite_steps_are_skipped_then_stop_the_run(subject_dir, tmp_path, monkeypatch, capsys):
+    trainer = RenderTrainer(_config(subject_dir, tmp_path / "run"), CPU)
+    monkeypatch.setattr(trainer, "_head_loss", lambda batch, progress: (torch.tensor(float("nan")), {}))
+    before = trainer.avatar.head.grid.table.clone()
+    assert trainer._guarded_step(0.0) is None
+    assert torch.equal(trainer.avatar.head.grid.table, before)
+    with pytest.raises(Exception, match="diverged"):
+        for _ in range(30):
+            trainer._guarded_step(0.0)
+
+
+def test_eval_writes_metrics_and_review_video(trained_run, subject_dir, tmp_path):
+    result = evaluate_render(RenderEvalConfig(subject=subject_dir, run=trained_run, out=tmp_path / "m.json",
+                                              max_frames=2), CPU)
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert saved == result and saved["frames"] == 2
+    for key in ("psnr", "ssim", "psnr_face", "ssim_face"):
+        assert np.isfinite(saved[key])
+    assert 10 < saved["psnr"] < 60 and 0 < saved["ssim"] <= 1
+    assert saved["lmd_frames"] <= 2 and (saved["lmd"] is None) == (saved["lmd_frames"] == 0)
+    assert (trained_run / "eval.mp4").stat().st_size > 0
+
+
+def test_render_frames_and_orbit(trained_run, subject_dir, tmp_path):
+    import cv2
+
+    plain = render_frames(RenderFramesConfig(subject=subject_dir, out=tmp_path / "plain", frames="0:2",
+                                             run=trained_run), CPU)
+    orbit = render_frames(RenderFramesConfig(subject=subject_dir, out=tmp_path / "orbit", frames="0:2",
+                                             run=trained_run, orbit=30), CPU)
+    assert sorted(p.name for p in plain.glob("*.png")) == ["000000.png", "000001.png"]
+    assert (plain / "video.mp4").exists() and (orbit / "video.mp4").exists()
+    same = cv2.imread(str(plain / "000000.png")).astype(int)  # frame 0 of the orbit is at 0 degrees
+    turned = cv2.imread(str(orbit / "000001.png")).astype(int)
+    assert np.abs(turned - cv2.imread(str(plain / "000001.png")).astype(int)).mean() > 1
+    assert same.shape == (128, 128, 3)
+
+
+def test_avatar_renders_a_held_out_frame_at_another_resolution(trained_run, subject_dir):
+    from avatar3d.render.conditions import subject_conditions
+
+    avatar = load_avatar(trained_run)
+    frame = subject_conditions(Subject.load(subject_dir)).select(0)
+    out = avatar.render_frame(frame, None, resolution=64)
+    assert out["rgb"].shape == (64, 64, 3) and out["alpha"].shape == (64, 64, 1)
+    assert float(out["alpha"].max()) > 0.5  # the head (and torso) are there
+
+
+def test_cli_errors_are_one_line_exit_2(subject_dir, tmp_path, capsys):
+    partial = tmp_path / "partial"
+    shutil.copytree(subject_dir, partial)
+    manifest = json.loads((partial / "subject.json").read_text())
+    del manifest["steps"]["face_fit"]
+    (partial / "subject.json").write_text(json.dumps(manifest))
+    assert main(["train", "render", str(partial), "--run", str(tmp_path / "r")]) == 2
+    assert "'face_fit'" in capsys.readouterr().err
+    assert main(["eval", "render", str(subject_dir), "--runs", str(tmp_path / "none")]) == 2
+    assert "avatar3d train render" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / CHECKPOINT).write_bytes(b"\x00" * 100)
+    assert main(["render", str(subject_dir), "--run", str(broken), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt" in err and str(broken) in err and "Traceback" not in err
+    assert main(["train", "render", str(subject_dir), "--preset", "huge"]) == 2
+    assert main(["render", str(subject_dir), "--run", str(broken), "--out", str(tmp_path / "o"), "--frames", "9:3"]) == 2
