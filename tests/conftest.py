@@ -29,4 +29,4 @@ def subject_dir(clip_dir, tmp_path_factory):
     from data_prep.pipeline import run_prep
 
     return run_prep(PrepConfig(video=clip_dir / "video.mp4", out=tmp_path_factory.mktemp("prep") / "subject",
-                               resolution=128))
+                               resolution=128, allow_short=True))

@@ -22,10 +22,11 @@ from avatar3d.errors import BadInputError
 from avatar3d.face.fit import rodrigues
 from avatar3d.render.camera import rotation_angles
 from avatar3d.render.conditions import Conditions
+from avatar3d.render.encoding import config_from_dict
 from avatar3d.render.head import HeadConfig, HeadField
 from avatar3d.render.rays import frame_pixels, pixel_rays
 from avatar3d.render.torso import HEAD_CODE_DIMS, TorsoConfig, TorsoField, raw_head_code
-from avatar3d.render.volume import OccupancyGrid, composite, cull_behind_surface, march
+from avatar3d.render.volume import OccupancyGrid, composite, cull_behind_surface, march, ray_box_interval
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT = "checkpoint.pt"
@@ -44,7 +45,7 @@ class MarchConfig:
     """Occupancy cells per axis."""
     steps_per_diagonal: int = 256
     """Sample spacing: the box diagonal over this."""
-    surface_band: float = 0.04
+    surface_band: float = 0.025
     """Depth kept behind the predicted surface, head-space units (covers the mouth's inside)."""
 
 
@@ -97,6 +98,14 @@ class Avatar(nn.Module):
             parameter of the expected hit (head-space units), ``ambient`` (N, A) the
             ambient coordinates of the N evaluated samples.
         """
+        # Only rays that cross the box are marched: the padded (R, S) layout would pay for every slot.
+        t_enter, t_exit = ray_box_interval(origins, directions, self.grid.box_min, self.grid.box_max)
+        hits = t_exit > t_enter.clamp(min=0.0)
+        ray_ids = hits.nonzero()[:, 0]
+        frame_of_ray = torch.repeat_interleave(torch.arange(len(counts), device=origins.device),
+                                               torch.tensor(counts, device=origins.device))
+        counts = torch.bincount(frame_of_ray[ray_ids], minlength=len(counts)).tolist()
+        all_origins, origins, directions = origins, origins[ray_ids], directions[ray_ids]
         t_starts, t_ends, valid = march(origins, directions, self.grid, 0.0, 1e4, self.step_size * coarse,
                                         self.max_samples // coarse + 1, jitter)
         valid = cull_behind_surface(origins, directions, t_starts, t_ends, valid, self.grid,
@@ -112,7 +121,11 @@ class Avatar(nn.Module):
         densities = t_starts.new_zeros(t_starts.shape).index_put((valid,), density)
         colours = t_starts.new_zeros(*t_starts.shape, 3).index_put((valid,), colour)
         out = composite(densities, colours, t_starts, t_ends, valid)
-        return {"rgb": out["rgb"], "alpha": out["opacity"], "depth": out["depth"], "ambient": ambient}
+        # Rays that miss the box stay empty: alpha 0, colour 0, depth 0.
+        zeros = all_origins.new_zeros(len(all_origins))
+        return {"rgb": all_origins.new_zeros(len(all_origins), 3).index_put((ray_ids,), out["rgb"]),
+                "alpha": zeros.index_put((ray_ids,), out["opacity"]),
+                "depth": zeros.index_put((ray_ids,), out["depth"]), "ambient": ambient}
 
     def camera_to_head(self, conditions: Conditions) -> tuple[Tensor, Tensor]:
         """Camera-to-head transforms (B, 3, 3), (B, 3) of frames, with the learnt pose correction.
@@ -245,7 +258,7 @@ class Avatar(nn.Module):
     def payload(self) -> dict:
         """Everything needed to rebuild the avatar: configs and tensors only (weights_only-safe)."""
         return {"format": CHECKPOINT_FORMAT, "resolution": self.resolution,
-                "head_config": self.head.config.to_dict(), "torso_config": self.torso.config.to_dict(),
+                "head_config": asdict(self.head.config), "torso_config": asdict(self.torso.config),
                 "march_config": asdict(self.march_config),
                 "num_frames": self.head.appearance.num_embeddings, "state": self.state_dict()}
 
@@ -257,10 +270,10 @@ class Avatar(nn.Module):
                 raise BadInputError(f"{source}: checkpoint format {payload.get('format')} is not "
                                     f"{CHECKPOINT_FORMAT}; train again with `avatar3d train render`")
             state = payload["state"]
-            head = HeadField(HeadConfig.from_dict(payload["head_config"]), state["head.box_min"],
+            head = HeadField(config_from_dict(HeadConfig, payload["head_config"]), state["head.box_min"],
                              state["head.box_max"], state["head.canonical"], state["head.warp_index"],
                              int(payload["num_frames"]))
-            torso = TorsoField(TorsoConfig.from_dict(payload["torso_config"]), torch.zeros(HEAD_CODE_DIMS),
+            torso = TorsoField(config_from_dict(TorsoConfig, payload["torso_config"]), torch.zeros(HEAD_CODE_DIMS),
                                torch.ones(HEAD_CODE_DIMS))
             avatar = cls(head, torso, state["K"], int(payload["resolution"]), MarchConfig(**payload["march_config"]))
             avatar.load_state_dict(state)

@@ -61,6 +61,13 @@ class HashGridConfig:
     """Cells per axis of the finest level."""
 
 
+def config_from_dict(cls, values: dict):
+    """Rebuilds a frozen field config (with a ``grid: HashGridConfig``) from ``dataclasses.asdict``."""
+    values = dict(values)
+    values["grid"] = HashGridConfig(**values["grid"])
+    return cls(**values)
+
+
 def level_resolutions(config: HashGridConfig) -> tuple[int, ...]:
     """Cells per axis of each level, ``floor(base * b**l)``, coarsest first.
 

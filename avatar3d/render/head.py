@@ -22,7 +22,7 @@ A sample at head-space point x of frame b is evaluated in four steps:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -42,7 +42,7 @@ class HeadConfig:
     """Size of the head field."""
 
     grid: HashGridConfig = field(default_factory=lambda: HashGridConfig(
-        levels=12, log2_table_size=16, base_resolution=16, finest_resolution=1024))
+        levels=12, log2_table_size=16, base_resolution=16, finest_resolution=512))
     hidden: int = 64
     geometry_features: int = 15
     ambient_dims: int = 2
@@ -50,15 +50,6 @@ class HeadConfig:
     appearance_dims: int = 4
     warp_landmarks: int = 96
     warp_radius: float = 0.08 * FACE_WIDTH
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "HeadConfig":
-        values = dict(values)
-        values["grid"] = HashGridConfig(**values["grid"])
-        return cls(**values)
 
 
 class _TruncExp(torch.autograd.Function):

@@ -13,7 +13,7 @@ seam. It is trained after the head, with the head frozen.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -41,15 +41,6 @@ class TorsoConfig:
     hidden: int = 64
     frequencies: int = 4
     max_offset: float = 0.05
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TorsoConfig":
-        values = dict(values)
-        values["grid"] = HashGridConfig(**values["grid"])
-        return cls(**values)
 
 
 def positional_encoding(x: Tensor, frequencies: int) -> Tensor:

@@ -173,7 +173,7 @@ class OccupancyGrid(torch.nn.Module):
         self.mask.copy_(self.density > level)
 
 
-def _box_interval(origins: Tensor, directions: Tensor, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
+def ray_box_interval(origins: Tensor, directions: Tensor, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
     """Entry and exit ray parameters of an axis-aligned box (slab method).
 
     Returns:
@@ -247,7 +247,7 @@ def _march_torch(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """PyTorch implementation of `march` (same arguments and results)."""
     lo, hi = grid.box_min.to(origins), grid.box_max.to(origins)
-    t_enter, t_exit = _box_interval(origins, directions, lo, hi)
+    t_enter, t_exit = ray_box_interval(origins, directions, lo, hi)
     t_lo = t_enter.clamp(min=near)
     t_hi = torch.maximum(t_exit.clamp(max=far), t_lo)[:, None]
     offset = torch.rand_like(t_lo) if jitter else torch.zeros_like(t_lo)

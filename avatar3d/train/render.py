@@ -148,6 +148,7 @@ class RenderTrainer:
         console.print(f"resuming {self.run_dir} at {self.stage} step {self.step} ({self.elapsed / 60:.1f} min done)")
 
     def save(self, finished: bool = False) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self.checkpoint_path, {
             "avatar": self.avatar.payload(), "stage": self.stage, "step": self.step, "elapsed": self.elapsed,
             "head_seconds": self.head_seconds, "curve": self.curve, "optimizer": self.optimizer.state_dict()})

@@ -113,6 +113,20 @@ class RaySampler:
         boxes = torch.stack([self.boxes[name][slots] for name in names], 1)  # (B, P, 4)
         unit = torch.rand(len(slots), rays, 2)
         pixels_int = (boxes[..., :2] + unit * (boxes[..., 2:] - boxes[..., :2])).long().clamp(0, self.size - 1)
+        return self._gather(slots, pixels_int)
+
+    def patches(self, count: int, size: int) -> RayBatch:
+        """``count`` square patches of ``size`` x ``size`` pixels inside the faces of random
+        pool frames, as a RayBatch with one "frame" per patch (P = size * size)."""
+        slots = torch.from_numpy(self.rng.integers(len(self.pool), size=count))
+        box = self.boxes["face"][slots]
+        span = (box[:, 2:] - box[:, :2] - size).clamp(min=0)
+        corner = (box[:, :2] + torch.rand(count, 2) * span).long().clamp(0, self.size - size)
+        offsets = torch.stack(torch.meshgrid(torch.arange(size), torch.arange(size), indexing="xy"), -1).reshape(-1, 2)
+        return self._gather(slots, corner[:, None] + offsets)
+
+    def _gather(self, slots: Tensor, pixels_int: Tensor) -> RayBatch:
+        """The batch of integer pixels (B, P, 2) as (col, row) of the pool frames ``slots`` (B,)."""
         cols, rows = pixels_int.unbind(-1)
         slot_index = slots[:, None].expand_as(cols)
         lips_box = self.boxes["lips"][slots][:, None]
@@ -125,24 +139,4 @@ class RaySampler:
             labels=self.labels[slot_index, rows, cols],
             plate=self.plate[rows, cols],
             lips=lips,
-        )
-
-    def patches(self, count: int, size: int) -> RayBatch:
-        """``count`` square patches of ``size`` x ``size`` pixels inside the faces of random
-        pool frames, as a RayBatch with one "frame" per patch (P = size * size)."""
-        slots = torch.from_numpy(self.rng.integers(len(self.pool), size=count))
-        box = self.boxes["face"][slots]
-        span = (box[:, 2:] - box[:, :2] - size).clamp(min=0)
-        corner = (box[:, :2] + torch.rand(count, 2) * span).long().clamp(0, self.size - size)
-        offsets = torch.stack(torch.meshgrid(torch.arange(size), torch.arange(size), indexing="xy"), -1).reshape(-1, 2)
-        pixels_int = corner[:, None] + offsets  # (count, P, 2) as (col, row)
-        cols, rows = pixels_int.unbind(-1)
-        slot_index = slots[:, None].expand_as(cols)
-        return RayBatch(
-            frames=self.pool[slots],
-            pixels=pixels_int.float() + 0.5,
-            rgb=self.images[slot_index, rows, cols].float() / 255,
-            labels=self.labels[slot_index, rows, cols],
-            plate=self.plate[rows, cols],
-            lips=torch.zeros_like(cols, dtype=torch.bool),
         )

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from avatar3d.cli import main
+from avatar3d.errors import UserError
 from avatar3d.render.avatar import CHECKPOINT, FINISHED, load_avatar, load_checkpoint
 from avatar3d.render.config import RenderFramesConfig
 from avatar3d.render.sequence import render_frames
@@ -96,9 +97,10 @@ def test_non_finite_steps_are_skipped_then_stop_the_run(subject_dir, tmp_path, m
     before = trainer.avatar.head.grid.table.clone()
     assert trainer._guarded_step(0.0) is None
     assert torch.equal(trainer.avatar.head.grid.table, before)
-    with pytest.raises(Exception, match="diverged"):
+    with pytest.raises(UserError, match="diverged"):
         for _ in range(30):
             trainer._guarded_step(0.0)
+    assert (tmp_path / "run" / CHECKPOINT).exists()  # the state before the failures is kept
 
 
 def test_eval_writes_metrics_and_review_video(trained_run, subject_dir, tmp_path):
