@@ -1,7 +1,8 @@
 """``avatar3d demo`` (what ``make demo`` runs): the main job on the built-in virtual actor.
 
-For now: a virtual-actor clip with its ground truth, then the subject folder prepared from
-it; later stages (training, driving) join as they land.
+For now: a virtual-actor clip with its ground truth, the subject folder prepared from it,
+the avatar trained on it (fast preset) and scored on held-out frames; driving from new
+speech joins when it lands.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class DemoConfig:
     """Frame side in pixels."""
     seed: int = 0
     """Random seed of the clip."""
+    train_minutes: float = 9.0
+    """Time budget of the avatar's training, minutes."""
 
 
 def run_demo(cfg: DemoConfig, device) -> None:
@@ -32,10 +35,20 @@ def run_demo(cfg: DemoConfig, device) -> None:
     from data_prep.config import PrepConfig
     from data_prep.pipeline import run_prep  # the demo fronts every stage, like the CLI
 
-    console.rule("[bold]1/2 virtual actor")
+    from avatar3d.train.config import RenderEvalConfig, RenderTrainConfig
+    from avatar3d.train.render import train_render
+    from avatar3d.train.render_eval import evaluate_render
+
+    console.rule("[bold]1/4 virtual actor")
     video = make_clip(SynthConfig(out=cfg.out / "actor", seconds=cfg.seconds, resolution=cfg.resolution,
                                   seed=cfg.seed, passes="albedo,normal,label"))
-    console.rule("[bold]2/2 prep")
+    console.rule("[bold]2/4 prep")
     subject = run_prep(PrepConfig(video=video, out=cfg.out / "subject", resolution=cfg.resolution))
-    console.print(f"\n[bold]demo done[/]: clip {video} (ground truth {video.parent / 'truth.npz'}, "
-                  f"passes {video.parent / 'passes'}); subject {subject} (check {subject / 'preview.mp4'})")
+    console.rule("[bold]3/4 train render")
+    run = train_render(RenderTrainConfig(subject=subject, run=cfg.out / "render", max_minutes=cfg.train_minutes),
+                       device)
+    console.rule("[bold]4/4 eval render")
+    evaluate_render(RenderEvalConfig(subject=subject, run=run), device)
+    console.print(f"\n[bold]demo done[/]: clip {video} (ground truth {video.parent / 'truth.npz'}); "
+                  f"subject {subject} (check {subject / 'preview.mp4'}); avatar {run} "
+                  f"(metrics.json, eval.mp4; `tensorboard --logdir {run}`)")

@@ -65,8 +65,12 @@ def test_help_names_every_voice_and_light_preset(capsys):
 
 def test_demo_runs_every_stage_that_exists(tmp_path):
     out = tmp_path / "demo"
-    assert main(["--quiet", "demo", "--out", str(out), "--seconds", "5.2", "--resolution", "192"]) == 0
+    assert main(["--quiet", "demo", "--out", str(out), "--seconds", "5.2", "--resolution", "192",
+                 "--train-minutes", "0.15"]) == 0
     assert (out / "actor" / "video.mp4").is_file() and (out / "actor" / "truth.npz").is_file()
     assert (out / "subject" / "preview.mp4").is_file()
     manifest = __import__("json").loads((out / "subject" / "subject.json").read_text())
     assert manifest["stats"]["landmarks.detected_fraction"] >= 0.99
+    assert (out / "render" / "finished").exists() and (out / "render" / "eval.mp4").is_file()
+    metrics = __import__("json").loads((out / "render" / "metrics.json").read_text())
+    assert metrics["frames"] == manifest["split"]["val"][1] - manifest["split"]["val"][0]

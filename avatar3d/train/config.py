@@ -36,9 +36,9 @@ class RenderTrainConfig:
     fresh: bool = False
     """Start a new run even if the newest one is unfinished."""
     head_steps: int | None = None
-    """Head-stage steps (fast: 3000)."""
+    """Head-stage steps, an upper bound under a time budget (fast: 3000)."""
     torso_steps: int | None = None
-    """Torso-stage steps (fast: 600)."""
+    """Torso-stage steps, an upper bound under a time budget (fast: 1000)."""
     frames_per_batch: int | None = None
     """Frames per step."""
     rays_per_frame: int | None = None
