@@ -49,6 +49,7 @@ def test_torso_loss_falls_with_the_head_frozen(trained_run, subject_dir, tmp_pat
     trainer = RenderTrainer(_config(subject_dir, tmp_path / "run"), CPU)
     trainer.stage, trainer.step = "torso", 0
     trainer.avatar.torso.grid.table.data.uniform_(-1e-4, 1e-4)  # start the torso over
+    trainer.avatar.grid.mask.zero_()  # and hide the (barely trained) head: the torso must explain the frame
     trainer.optimizer = trainer._stage_optimizer()
     trainer.avatar.head.requires_grad_(False)
     head_before = trainer.avatar.head.grid.table.clone()
