@@ -42,7 +42,7 @@ class HeadConfig:
     """Size of the head field."""
 
     grid: HashGridConfig = field(default_factory=lambda: HashGridConfig(
-        levels=12, log2_table_size=16, base_resolution=16, finest_resolution=512))
+        levels=8, log2_table_size=16, base_resolution=16, finest_resolution=512))
     hidden: int = 64
     geometry_features: int = 15
     ambient_dims: int = 2

@@ -9,7 +9,7 @@ from avatar3d.errors import BadArgumentError
 
 PRESETS = {
     "fast": dict(max_minutes=9.0, head_steps=3000, torso_steps=1000, frames_per_batch=4, rays_per_frame=512,
-                 grid_levels=12, grid_log2_table=16, grid_finest=512, occupancy_resolution=64,
+                 grid_levels=8, grid_log2_table=16, grid_finest=512, occupancy_resolution=64,
                  steps_per_diagonal=256),
     "quality": dict(max_minutes=None, head_steps=30000, torso_steps=6000, frames_per_batch=8, rays_per_frame=4096,
                     grid_levels=16, grid_log2_table=19, grid_finest=2048, occupancy_resolution=128,
