@@ -43,13 +43,21 @@ class HeadConfig:
 
     grid: HashGridConfig = field(default_factory=lambda: HashGridConfig(
         levels=8, log2_table_size=16, base_resolution=16, finest_resolution=512))
+    """Hash grid over the head box (the training presets set it)."""
     hidden: int = 64
+    """Width of the hidden layers."""
     geometry_features: int = 15
+    """Features passed from the density network to the colour network."""
     ambient_dims: int = 2
+    """Ambient (hyper-space) coordinates per sample."""
     region_code_dims: int = 16
+    """Size of each of the mouth, eye and rest codes."""
     appearance_dims: int = 4
+    """Size of the per-frame appearance code."""
     warp_landmarks: int = 96
+    """Moving landmarks that drive the warp."""
     warp_radius: float = 0.08 * FACE_WIDTH
+    """Gaussian radius of a landmark's pull on nearby samples, head-space units."""
 
 
 class _TruncExp(torch.autograd.Function):

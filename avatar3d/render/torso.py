@@ -38,9 +38,13 @@ class TorsoConfig:
 
     grid: HashGridConfig = field(default_factory=lambda: HashGridConfig(
         levels=10, log2_table_size=15, base_resolution=8, finest_resolution=512))
+    """2D hash grid over the canonical image."""
     hidden: int = 64
+    """Width of the hidden layers."""
     frequencies: int = 4
+    """Positional-encoding frequencies of the pixel position fed to the deformation."""
     max_offset: float = 0.05
+    """Largest deformation, as a fraction of the frame side."""
 
 
 def positional_encoding(x: Tensor, frequencies: int) -> Tensor:
