@@ -10,6 +10,11 @@ from pathlib import Path
 import numpy as np
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] (values outside are clipped) -> uint8, rounded."""
+    return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
 def write_png(path: Path, image: np.ndarray) -> None:
     """Writes a uint8 image, (H, W) grey or (H, W, 3|4) RGB(A), as PNG.
 

@@ -25,6 +25,7 @@ from avatar3d.errors import BadInputError
 
 SCHEMA_VERSION = 1
 MANIFEST = "subject.json"
+LABEL_BACKGROUND, LABEL_TORSO, LABEL_HEAD = 0, 1, 2  # values in masks/NNNNNN.png
 
 
 def frame_name(index: int, suffix: str) -> str:

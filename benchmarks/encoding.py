@@ -11,23 +11,11 @@ repeats after one warm-up call. The grid is the default `HashGridConfig` (16 lev
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 from avatar3d.render.encoding import HashGrid, HashGridConfig
-
-
-def median_seconds(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_seconds
 
 
 def main() -> None:

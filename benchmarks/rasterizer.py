@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
-import time
 
 import torch
 import trimesh
 
 from avatar3d.render import camera, rasterizer
+from timing import median_seconds
 
 
 def sphere(n_faces: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,13 +36,9 @@ def sphere(n_faces: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def time_frame(points: torch.Tensor, faces: torch.Tensor, size: int, repeats: int) -> tuple[float, float]:
     """Median milliseconds per `rasterize` call, and the covered pixel fraction."""
-    frags = rasterizer.rasterize(points, faces, size, size)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        rasterizer.rasterize(points, faces, size, size)
-        times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times), float(frags.mask.float().mean())
+    frags = rasterizer.rasterize(points, faces, size, size)  # also the warm-up
+    ms = median_seconds(lambda: rasterizer.rasterize(points, faces, size, size), repeats, warm_up=False) * 1000.0
+    return ms, float(frags.mask.float().mean())
 
 
 def main() -> None:

@@ -15,9 +15,7 @@ slowest case).
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -28,11 +26,7 @@ from avatar3d.render.conditions import subject_conditions
 from avatar3d.subject import Subject
 from avatar3d.train.config import RenderTrainConfig
 from avatar3d.train.render import WARMUP_STEPS, RenderTrainer
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+from timing import median_seconds
 
 
 def training_rays_per_second(subject: Path, device: torch.device, steps: int) -> float:
@@ -41,16 +35,13 @@ def training_rays_per_second(subject: Path, device: torch.device, steps: int) ->
         for step in range(WARMUP_STEPS + 1):  # carve the grid first: steady-state cost
             trainer.step = step
             trainer._step(0.0)
-        times = []
-        for _ in range(steps):
+
+        def train_step():
             trainer.step += 1
-            _sync(device)
-            start = time.perf_counter()
             trainer._step(0.3)
-            _sync(device)
-            times.append(time.perf_counter() - start)
-    rays = trainer.cfg.frames_per_batch * trainer.rays_per_frame
-    return rays / statistics.median(times)
+
+        seconds = median_seconds(train_step, steps, warm_up=False)
+    return trainer.cfg.frames_per_batch * trainer.rays_per_frame / seconds
 
 
 def rendering_fps(subject: Path, run: Path | None, device: torch.device, size: int, repeats: int = 3) -> float:
@@ -63,15 +54,7 @@ def rendering_fps(subject: Path, run: Path | None, device: torch.device, size: i
         avatar = load_avatar(run, device)
     frame = subject_conditions(prepared).select(prepared.manifest["split"]["val"][0]).to(device)
     background = torch.zeros(size, size, 3, device=device)
-    avatar.render_frame(frame, background, size)  # warm-up
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        avatar.render_frame(frame, background, size)
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return 1.0 / statistics.median(times)
+    return 1.0 / median_seconds(lambda: avatar.render_frame(frame, background, size), repeats)
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ grid update.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
@@ -22,6 +21,7 @@ import torch
 from avatar3d.render import camera
 from avatar3d.render.rays import frame_pixels, pixel_rays
 from avatar3d.render.volume import OccupancyGrid, composite, march
+from timing import median_seconds
 
 RADIUS = 0.6
 
@@ -29,16 +29,6 @@ RADIUS = 0.6
 def sphere_density(points: torch.Tensor) -> torch.Tensor:
     """Density 20 inside a sphere of radius `RADIUS` at the origin, 0 outside."""
     return torch.where(points.norm(dim=-1) < RADIUS, 20.0, 0.0)
-
-
-def median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times)
 
 
 def rays(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,9 +59,9 @@ def bench(grid: OccupancyGrid, n_rays: int, samples: int, repeats: int) -> tuple
         out = composite(densities, colours, t_starts, t_ends, valid, bg)
         (out["rgb"].sum() + out["depth"].sum()).backward()
 
-    ms_march = median_ms(run_march, repeats)
-    ms_fwd = median_ms(run_forward, repeats)
-    ms_bwd = median_ms(run_backward, repeats)
+    ms_march = median_seconds(run_march, repeats) * 1000.0
+    ms_fwd = median_seconds(run_forward, repeats) * 1000.0
+    ms_bwd = median_seconds(run_backward, repeats) * 1000.0
     return ms_march, ms_fwd, ms_bwd, float(valid.float().sum(1).mean())
 
 

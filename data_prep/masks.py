@@ -15,8 +15,8 @@ import numpy as np
 
 from avatar3d.face import topology as topo
 from avatar3d.face.segmentation import PersonSegmenter
+from avatar3d.subject import LABEL_BACKGROUND, LABEL_HEAD, LABEL_TORSO
 
-BACKGROUND, TORSO, HEAD = 0, 1, 2
 NECK_BELOW_CHIN = 0.08  # the neck line sits this fraction of the face height below the chin
 MARGIN_AT_512 = 10  # background samples keep this many pixels (at 512²) away from the person
 NEAR_MARGIN_AT_512 = 3  # ... or this many, for pixels never seen farther away
@@ -38,9 +38,9 @@ def labels(person: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     rows, cols = _pixel_centres(*person.shape)
     above = (cols - line_point[0]) * up[0] + (rows - line_point[1]) * up[1] > 0
     is_person = person > 0.5
-    out = np.full(person.shape, BACKGROUND, np.uint8)
-    out[is_person] = TORSO
-    out[is_person & above] = HEAD
+    out = np.full(person.shape, LABEL_BACKGROUND, np.uint8)
+    out[is_person] = LABEL_TORSO
+    out[is_person & above] = LABEL_HEAD
     return out
 
 
@@ -60,7 +60,7 @@ class BackgroundPlate:
 
     def add(self, image: np.ndarray, label: np.ndarray) -> None:
         """Accumulates an RGB uint8 frame's background pixels by their distance from the person."""
-        background = label == BACKGROUND
+        background = label == LABEL_BACKGROUND
         self.ever_background |= background
         distance = cv2.distanceTransform(background.astype(np.uint8), cv2.DIST_L2, 3)
         for margin, total, count in zip(self.margins, self.totals, self.counts):

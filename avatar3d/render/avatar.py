@@ -20,15 +20,15 @@ from torch import Tensor, nn
 
 from avatar3d.errors import BadInputError
 from avatar3d.face.fit import rodrigues
-from avatar3d.render.camera import rotation_angles
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.encoding import config_from_dict
 from avatar3d.render.head import HeadConfig, HeadField
+from avatar3d.render.layers import Standardise
 from avatar3d.render.rays import frame_pixels, pixel_rays
-from avatar3d.render.torso import HEAD_CODE_DIMS, TorsoConfig, TorsoField, raw_head_code
-from avatar3d.render.volume import OccupancyGrid, composite, cull_behind_surface, march, ray_box_interval
+from avatar3d.render.torso import TorsoConfig, TorsoField, raw_head_code
+from avatar3d.render.volume import OccupancyGrid, composite, march, ray_box_interval
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: pose and head-code statistics kept as Standardise modules
 CHECKPOINT = "checkpoint.pt"
 """File name of a run's checkpoint (the avatar and the training state)."""
 POSE_TRANSLATION_SCALE = 0.1
@@ -70,8 +70,7 @@ class Avatar(nn.Module):
         self.pose_refinement = nn.Embedding(head.appearance.num_embeddings, 6)
         for weight in (self.pose_model.weight, self.pose_model.bias, self.pose_refinement.weight):
             nn.init.zeros_(weight)
-        self.register_buffer("pose_mean", torch.zeros(6))
-        self.register_buffer("pose_scale", torch.ones(6))
+        self.pose_code = Standardise(6)  # fitted pose vector -> input of pose_model
         self.grid = OccupancyGrid(head.box_min, head.box_max, march_config.grid_resolution)
         self.register_buffer("K", K.float())
         self.resolution = int(resolution)
@@ -107,9 +106,7 @@ class Avatar(nn.Module):
         counts = torch.bincount(frame_of_ray[ray_ids], minlength=len(counts)).tolist()
         all_origins, origins, directions = origins, origins[ray_ids], directions[ray_ids]
         t_starts, t_ends, valid = march(origins, directions, self.grid, 0.0, 1e4, self.step_size * coarse,
-                                        self.max_samples // coarse + 1, jitter)
-        valid = cull_behind_surface(origins, directions, t_starts, t_ends, valid, self.grid,
-                                    self.march_config.surface_band)
+                                        self.max_samples // coarse + 1, jitter, self.march_config.surface_band)
         used = int(valid.any(0).nonzero().max()) + 1 if valid.any() else 1
         t_starts, t_ends, valid = t_starts[:, :used], t_ends[:, :used], valid[:, :used]
         mids = (t_starts + t_ends) / 2
@@ -140,20 +137,12 @@ class Avatar(nn.Module):
         """
         R, t = conditions.camera_to_head()
         ids = conditions.frame_ids
-        yaw, pitch, roll = rotation_angles(conditions.rotation)
-        pose = (torch.cat([torch.stack([yaw, pitch, roll], 1), conditions.translation], 1) - self.pose_mean) / self.pose_scale
-        delta = self.pose_model(pose) + self.pose_refinement(ids.clamp(min=0)) * (ids >= 0)[:, None].to(R)
+        delta = self.pose_model(self.pose_code(conditions.pose_vector()))
+        delta = delta + self.pose_refinement(ids.clamp(min=0)) * (ids >= 0)[:, None].to(R)
         R_d = rodrigues(delta[:, :3])
         t_d = delta[:, 3:] * POSE_TRANSLATION_SCALE
         R_inv = R_d.transpose(1, 2)
         return R_inv @ R, (R_inv @ (t - t_d)[:, :, None])[:, :, 0]
-
-    def set_pose_statistics(self, conditions: Conditions) -> None:
-        """Normalises the pose correction's input by the training frames' pose mean and spread."""
-        yaw, pitch, roll = rotation_angles(conditions.rotation)
-        pose = torch.cat([torch.stack([yaw, pitch, roll], 1), conditions.translation], 1)
-        self.pose_mean.copy_(pose.mean(0))
-        self.pose_scale.copy_(pose.std(0).clamp(min=1e-4) if len(pose) > 1 else torch.ones(6))
 
     def head_rays(self, pixels: Tensor, conditions: Conditions) -> tuple[Tensor, Tensor, list[int]]:
         """Head-space rays through pixels of B frames.
@@ -273,8 +262,7 @@ class Avatar(nn.Module):
             head = HeadField(config_from_dict(HeadConfig, payload["head_config"]), state["head.box_min"],
                              state["head.box_max"], state["head.canonical"], state["head.warp_index"],
                              int(payload["num_frames"]))
-            torso = TorsoField(config_from_dict(TorsoConfig, payload["torso_config"]), torch.zeros(HEAD_CODE_DIMS),
-                               torch.ones(HEAD_CODE_DIMS))
+            torso = TorsoField(config_from_dict(TorsoConfig, payload["torso_config"]))
             avatar = cls(head, torso, state["K"], int(payload["resolution"]), MarchConfig(**payload["march_config"]))
             avatar.load_state_dict(state)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:

@@ -16,6 +16,8 @@ from torch import Tensor
 
 from avatar3d.errors import BadInputError
 from avatar3d.face.model import FACE_WIDTH
+from avatar3d.render.camera import rotation_angles
+from avatar3d.subject import LABEL_HEAD
 
 REQUIRED_STEPS = ("decode", "masks", "face_fit", "signals")
 """Prep steps the renderer reads (frames, masks and plate, pose and expression, eye signal)."""
@@ -51,6 +53,11 @@ class Conditions:
 
     def to(self, device) -> "Conditions":
         return Conditions(*(getattr(self, name).to(device) for name in self.__dataclass_fields__))
+
+    def pose_vector(self) -> Tensor:
+        """(T, 6) head poses as yaw, pitch, roll (radians) and translation (head-space units)."""
+        yaw, pitch, roll = rotation_angles(self.rotation)
+        return torch.cat([torch.stack([yaw, pitch, roll], 1), self.translation], 1)
 
     def camera_to_head(self) -> tuple[Tensor, Tensor]:
         """Camera-to-head transforms ``(R (T, 3, 3), t (T, 3))``: the inverse head poses."""
@@ -111,7 +118,7 @@ def head_box(subject, conditions: Conditions, samples: int = 24, margin: float =
     R_c2h, t_c2h = conditions.camera_to_head()
     points = []
     for index in np.linspace(0, len(conditions) - 1, min(samples, len(conditions))).round().astype(int):
-        rows, cols = np.nonzero(subject.labels(int(index)) == 2)
+        rows, cols = np.nonzero(subject.labels(int(index)) == LABEL_HEAD)
         if len(rows) == 0:
             continue
         pixels = torch.from_numpy(np.stack([cols, rows], -1).astype(np.float32) + 0.5)
@@ -122,8 +129,8 @@ def head_box(subject, conditions: Conditions, samples: int = 24, margin: float =
         raise BadInputError(f"{subject.root}/masks: no frame has a head region; check the subject's "
                             "preview.mp4 and run `avatar3d prep` again with --force masks")
     points = torch.cat(points)
-    lo = torch.quantile(points[::max(1, len(points) // 200_000)], 0.005, dim=0)
-    hi = torch.quantile(points[::max(1, len(points) // 200_000)], 0.995, dim=0)
+    points = points[::max(1, len(points) // 200_000)]  # torch.quantile has an input size limit
+    lo, hi = torch.quantile(points, torch.tensor([0.005, 0.995]), dim=0)
     pad = (hi - lo) * margin
     lo, hi = lo - pad, hi + pad
     width = float(hi[0] - lo[0])

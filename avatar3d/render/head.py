@@ -21,7 +21,6 @@ A sample at head-space point x of frame b is evaluated in four steps:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -31,10 +30,15 @@ from avatar3d.face import topology as topo
 from avatar3d.face.model import FACE_WIDTH
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.encoding import HashGrid, HashGridConfig
+from avatar3d.render.layers import mlp, positional_encoding, trunc_exp
 from avatar3d.render.sh import sh_basis
 
 DISPLACEMENT_SCALE = 0.01
 """Head-space displacement (about 7 % of the face width) that maps to 1 in network inputs."""
+REGIONS = ("mouth", "eyes", "rest")
+"""Landmark groups with a code each (`region_masks`); the eye code also sees the eye signal."""
+AMBIENT_FREQUENCIES = 2
+"""Sine/cosine frequencies of the ambient coordinates fed to the density network."""
 
 
 @dataclass(frozen=True)
@@ -58,30 +62,6 @@ class HeadConfig:
     """Moving landmarks that drive the warp."""
     warp_radius: float = 0.08 * FACE_WIDTH
     """Gaussian radius of a landmark's pull on nearby samples, head-space units."""
-
-
-class _TruncExp(torch.autograd.Function):
-    """exp with its gradient clamped (instant-NGP's density activation)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.exp(x.clamp(max=15.0))
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * torch.exp(x.clamp(-15.0, 15.0))
-
-
-def mlp(inputs: int, hidden: int, outputs: int, layers: int = 1) -> nn.Sequential:
-    """``layers`` hidden ReLU layers of width ``hidden``."""
-    modules, width = [], inputs
-    for _ in range(layers):
-        modules += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
-        width = hidden
-    modules.append(nn.Linear(width, outputs))
-    return nn.Sequential(*modules)
 
 
 def region_masks(canonical: Tensor) -> Tensor:
@@ -146,11 +126,12 @@ class HeadField(nn.Module):
         self.grid = HashGrid(c.grid, dims=3)
         features = self.grid.output_dim
         self.region_encoders = nn.ModuleList(
-            nn.Linear(int(mask.sum()) * 3 + (1 if name == "eyes" else 0), c.region_code_dims)
-            for name, mask in zip(("mouth", "eyes", "rest"), self.regions))
+            nn.Linear(int(mask.sum()) * 3 + (name == "eyes"), c.region_code_dims)
+            for name, mask in zip(REGIONS, self.regions))
         self.attention = nn.Linear(features, 3)
         self.ambient = mlp(features + 3 * c.region_code_dims, c.hidden, c.ambient_dims)
-        self.density_net = mlp(features + c.ambient_dims * 5, c.hidden, 1 + c.geometry_features)
+        self.density_net = mlp(features + c.ambient_dims * (1 + 2 * AMBIENT_FREQUENCIES), c.hidden,
+                               1 + c.geometry_features)
         self.colour_net = mlp(c.geometry_features + 9 + c.appearance_dims, c.hidden, 3, layers=2)
         self.appearance = nn.Embedding(num_frames, c.appearance_dims)
         nn.init.zeros_(self.appearance.weight)
@@ -168,7 +149,7 @@ class HeadField(nn.Module):
         """
         displacement = (conditions.landmarks - self.canonical) / DISPLACEMENT_SCALE  # (B, 478, 3)
         codes = []
-        for (mask, encoder), name in zip(zip(self.regions, self.region_encoders), ("mouth", "eyes", "rest")):
+        for name, mask, encoder in zip(REGIONS, self.regions, self.region_encoders):
             inputs = displacement[:, mask].flatten(1)
             if name == "eyes":
                 inputs = torch.cat([inputs, conditions.eye[:, None]], 1)
@@ -196,24 +177,20 @@ class HeadField(nn.Module):
         return torch.cat(shifted) if shifted else points
 
     def _features(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]):
-        """Grid features (N, L*F), ambient coordinates (N, A) and density-net output (N, 1+G)."""
+        """Ambient coordinates (N, A), density-net output (N, 1+G) and each sample's frame (N,)."""
         neutral = self.warp(points, counts, codes)
-        unit = (neutral - self.box_min) / (self.box_max - self.box_min)
-        features = self.grid(unit)
-        counts_t = torch.tensor(counts, device=points.device)
-        regions = codes["regions"].repeat_interleave(counts_t, 0)  # (N, 3, C)
+        features = self.grid((neutral - self.box_min) / (self.box_max - self.box_min))
+        frame = torch.repeat_interleave(torch.arange(len(counts), device=points.device),
+                                        torch.tensor(counts, device=points.device))
         attention = torch.softmax(self.attention(features), -1)
-        condition = (attention[:, :, None] * regions).flatten(1)
+        condition = (attention[:, :, None] * codes["regions"][frame]).flatten(1)
         ambient = self.ambient(torch.cat([features, condition], 1))
-        scaled = ambient[..., None] * torch.tensor([1.0, 2.0], device=points.device) * math.pi
-        ambient_enc = torch.cat([ambient, torch.sin(scaled).flatten(1), torch.cos(scaled).flatten(1)], 1)
-        raw = self.density_net(torch.cat([features, ambient_enc], 1))
-        return ambient, raw
+        raw = self.density_net(torch.cat([features, positional_encoding(ambient, AMBIENT_FREQUENCIES)], 1))
+        return ambient, raw, frame
 
     def density(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
         """Densities (N,) of samples grouped by frame (``counts`` per frame, summing to N)."""
-        _, raw = self._features(points, counts, codes)
-        return _TruncExp.apply(raw[:, 0] - 1.0)
+        return trunc_exp(self._features(points, counts, codes)[1][:, 0] - 1.0)
 
     def forward(self, points: Tensor, directions: Tensor, counts: list[int],
                 codes: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
@@ -225,9 +202,6 @@ class HeadField(nn.Module):
             counts: Samples per frame (B ints summing to N).
             codes: `frame_codes` of the B frames.
         """
-        ambient, raw = self._features(points, counts, codes)
-        density = _TruncExp.apply(raw[:, 0] - 1.0)
-        counts_t = torch.tensor(counts, device=points.device)
-        appearance = codes["appearance"].repeat_interleave(counts_t, 0)
-        colour = torch.sigmoid(self.colour_net(torch.cat([raw[:, 1:], sh_basis(directions), appearance], 1)))
-        return density, colour, ambient
+        ambient, raw, frame = self._features(points, counts, codes)
+        colour_in = torch.cat([raw[:, 1:], sh_basis(directions), codes["appearance"][frame]], 1)
+        return trunc_exp(raw[:, 0] - 1.0), torch.sigmoid(self.colour_net(colour_in)), ambient

@@ -12,7 +12,6 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from avatar3d.errors import BadArgumentError
@@ -50,7 +49,7 @@ def orbit_pose(frame: Conditions, degrees: float) -> Conditions:
 
 def render_frames(cfg: RenderFramesConfig, device: torch.device) -> Path:
     """Renders the chosen frames into ``cfg.out`` (PNGs, then video.mp4); returns the folder."""
-    from avatar3d.files import write_png
+    from avatar3d.files import to_uint8, write_png
     from avatar3d.subject import Subject
     from avatar3d.video import VideoWriter
 
@@ -72,7 +71,7 @@ def render_frames(cfg: RenderFramesConfig, device: torch.device) -> Path:
             if cfg.orbit:
                 frame = orbit_pose(frame, cfg.orbit * math.sin(2 * math.pi * n / max(len(indices), 1)))
             out = avatar.render_frame(frame, plate.to(device), size, with_torso=not cfg.orbit)
-            image = (np.clip(out["rgb"].cpu().numpy(), 0, 1) * 255 + 0.5).astype(np.uint8)
+            image = to_uint8(out["rgb"].cpu().numpy())
             write_png(cfg.out / f"{index:06d}.png", image)
             video.write(image)
     return cfg.out

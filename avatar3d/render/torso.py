@@ -12,18 +12,16 @@ seam. It is trained after the head, with the head frozen.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from avatar3d.face import topology as topo
-from avatar3d.face.model import FACE_WIDTH
-from avatar3d.render.camera import rotation_angles
+from avatar3d.render.camera import project
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.encoding import HashGrid, HashGridConfig
-from avatar3d.render.head import mlp
+from avatar3d.render.layers import Standardise, mlp, positional_encoding
 
 JAW_POINTS = (topo.CHIN, 172, 397)
 """Chin and the two jaw corners: where the head meets the neck."""
@@ -47,26 +45,18 @@ class TorsoConfig:
     """Largest deformation, as a fraction of the frame side."""
 
 
-def positional_encoding(x: Tensor, frequencies: int) -> Tensor:
-    """(N, D) -> (N, D * (1 + 2 * frequencies)): x, sin and cos of 2^k pi x."""
-    scaled = x[..., None] * (2.0 ** torch.arange(frequencies, device=x.device) * math.pi)
-    return torch.cat([x, torch.sin(scaled).flatten(1), torch.cos(scaled).flatten(1)], 1)
-
-
 class TorsoField(nn.Module):
     """Image-space torso colour and alpha (see the module doc).
 
-    Args:
-        config: Network sizes.
-        pose_mean: (HEAD_CODE_DIMS,) training mean of the raw head code (`raw_head_code`).
-        pose_scale: (HEAD_CODE_DIMS,) its spread, so the code is about unit size.
+    Attributes:
+        head_code: Standardises `raw_head_code` by the training frames' statistics (``fit``
+            it before training), so the code is about unit size.
     """
 
-    def __init__(self, config: TorsoConfig, pose_mean: Tensor, pose_scale: Tensor):
+    def __init__(self, config: TorsoConfig):
         super().__init__()
         self.config = config
-        self.register_buffer("pose_mean", pose_mean.float())
-        self.register_buffer("pose_scale", pose_scale.float())
+        self.head_code = Standardise(HEAD_CODE_DIMS)
         self.grid = HashGrid(config.grid, dims=2)
         pe = 2 * (1 + 2 * config.frequencies)
         self.deform = mlp(pe + HEAD_CODE_DIMS, config.hidden, 2)
@@ -74,17 +64,13 @@ class TorsoField(nn.Module):
         nn.init.zeros_(self.deform[-1].weight)
         nn.init.zeros_(self.deform[-1].bias)
 
-    def head_code(self, raw: Tensor) -> Tensor:
-        """(B, HEAD_CODE_DIMS) normalised head code from `raw_head_code`."""
-        return (raw - self.pose_mean) / self.pose_scale
-
     def forward(self, uv: Tensor, counts: list[int], head_code: Tensor, head_alpha: Tensor) -> tuple[Tensor, Tensor]:
         """Torso colour (N, 3) and alpha (N,) at pixels.
 
         Args:
             uv: (N, 2) pixel positions over the image size, in [0, 1], grouped by frame.
             counts: Pixels per frame (B ints summing to N).
-            head_code: (B, HEAD_CODE_DIMS) from `head_code`.
+            head_code: (B, HEAD_CODE_DIMS) standardised, ``self.head_code(raw_head_code(...))``.
             head_alpha: (N,) the rendered head's alpha at the pixels (treated as an input).
         """
         code = head_code.repeat_interleave(torch.tensor(counts, device=uv.device), 0)
@@ -95,16 +81,9 @@ class TorsoField(nn.Module):
 
 
 def raw_head_code(conditions: Conditions, K: Tensor, resolution: int) -> Tensor:
-    """Unnormalised head code (B, HEAD_CODE_DIMS) of frames.
-
-    Rotation angles in radians, translation in face widths, jaw points in pixels over the
-    image size (0..1).
-    """
-    yaw, pitch, roll = rotation_angles(conditions.rotation)
+    """Unstandardised head code (B, HEAD_CODE_DIMS) of frames: the head pose
+    (`Conditions.pose_vector`) and the jaw points' pixels over the image size (0..1)."""
     jaw = conditions.landmarks[:, list(JAW_POINTS)]  # (B, 3, 3) head space
     cam = jaw @ conditions.rotation.transpose(1, 2) + conditions.translation[:, None]
-    depth = -cam[..., 2]
-    u = (K[0, 2] + K[0, 0] * cam[..., 0] / depth) / resolution
-    v = (K[1, 2] - K[1, 1] * cam[..., 1] / depth) / resolution
-    return torch.cat([torch.stack([yaw, pitch, roll], 1), conditions.translation / FACE_WIDTH,
-                      torch.stack([u, v], -1).flatten(1)], 1)
+    jaw_uv = project(cam, K)[..., :2] / resolution
+    return torch.cat([conditions.pose_vector(), jaw_uv.flatten(1)], 1)

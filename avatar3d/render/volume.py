@@ -32,6 +32,7 @@ small early in training does not empty itself.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -196,6 +197,7 @@ def march(
     step_size: float,
     max_samples: int,
     jitter: bool = False,
+    surface_band: float | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Equal-step samples along rays, skipping empty space (padded layout).
 
@@ -207,6 +209,16 @@ def march(
     when it starts before ``t_hi``, its midpoint is in an occupied cell, and
     ``k < max_samples`` (longer rays are truncated: choose
     ``max_samples >= (t_hi - t_lo) / step_size + 1``).
+
+    With ``surface_band``, samples starting more than ``surface_band`` behind
+    the surface the grid predicts are invalid too. This does the work of early
+    ray termination in the padded layout, where every sample in an occupied
+    cell would otherwise be kept, including those inside a solid head. The
+    grid's stored (EMA maximum) densities bound the optical depth from above;
+    where that bound first exceeds ln 2 (transmittance 1/2) is the predicted
+    surface. The band must cover what the bound misses (e.g. a mouth cavity
+    behind lips that close in other frames). Before the grid's first update
+    (all densities 0) nothing is dropped.
 
     Invalid slots still hold sorted ray parameters: a slot in an empty cell
     keeps its interval, slots past ``t_hi`` (and all slots of a ray missing
@@ -223,6 +235,8 @@ def march(
         step_size: Sample spacing in ray parameter units.
         max_samples: Slots per ray S.
         jitter: Randomly offset each ray's samples (training).
+        surface_band: Depth kept behind the predicted surface, ray-parameter
+            units; None keeps every occupied sample.
 
     Returns:
         ``(t_starts, t_ends, valid)``: (R, S) ray parameters in the dtype of
@@ -230,7 +244,7 @@ def march(
     """
     choice = backend.choose("march", origins, directions, grid.mask)
     if choice == "torch":
-        return _march_torch(origins, directions, grid, near, far, step_size, max_samples, jitter)
+        return _march_torch(origins, directions, grid, near, far, step_size, max_samples, jitter, surface_band)
     raise NotImplementedError(f"no {choice} implementation of march")  # unreachable today
 
 
@@ -244,6 +258,7 @@ def _march_torch(
     step_size: float,
     max_samples: int,
     jitter: bool,
+    surface_band: float | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """PyTorch implementation of `march` (same arguments and results)."""
     lo, hi = grid.box_min.to(origins), grid.box_max.to(origins)
@@ -257,7 +272,14 @@ def _march_torch(
     t_starts = torch.minimum(raw, t_hi)
     t_ends = torch.minimum(raw + step_size, t_hi)
     mids = origins[:, None] + directions[:, None] * ((t_starts + t_ends) / 2)[..., None]
-    valid = in_range & grid.occupied(mids)
+    index, inside = grid.cell_index(mids)
+    ix, iy, iz = index.unbind(-1)
+    valid = in_range & inside & grid.mask[ix, iy, iz]
+    if surface_band is not None:
+        tau = torch.where(valid, grid.density[ix, iy, iz] * (t_ends - t_starts), torch.zeros_like(t_starts))
+        opaque = torch.cumsum(tau, dim=-1) > math.log(2.0)
+        surface = torch.where(opaque, t_starts, torch.full_like(t_starts, float("inf"))).amin(-1, keepdim=True)
+        valid &= t_starts <= surface + surface_band
     return t_starts, t_ends, valid
 
 
@@ -343,41 +365,3 @@ def _composite_torch(
         "weights": weights,
         "transmittance": transmittance,
     }
-
-
-@torch.no_grad()
-def cull_behind_surface(
-    origins: Tensor,
-    directions: Tensor,
-    t_starts: Tensor,
-    t_ends: Tensor,
-    valid: Tensor,
-    grid: OccupancyGrid,
-    band: float,
-) -> Tensor:
-    """Drops samples more than ``band`` behind the surface the occupancy grid predicts.
-
-    The padded march keeps every sample in an occupied cell, including those inside a
-    solid head that early ray termination would never reach. The grid's stored (EMA
-    maximum) densities give a cheap upper bound of the optical depth; where it first
-    exceeds ln 2 (transmittance 1/2) is the predicted surface, and samples starting more
-    than ``band`` beyond it are dropped. ``band`` must cover what the bound misses
-    (e.g. a mouth cavity behind lips that close in other frames). Before the grid's first
-    update (all densities 0) nothing is dropped.
-
-    Args:
-        origins, directions: (R, 3) rays, as given to `march`.
-        t_starts, t_ends, valid: (R, S) from `march`.
-        grid: The occupancy grid the samples came from.
-        band: Depth kept behind the predicted surface, ray-parameter units.
-
-    Returns:
-        (R, S) bool, a subset of ``valid``.
-    """
-    mids = origins[:, None] + directions[:, None] * ((t_starts + t_ends) / 2)[..., None]
-    index, _ = grid.cell_index(mids)
-    ix, iy, iz = index.unbind(-1)
-    tau = torch.where(valid, grid.density[ix, iy, iz] * (t_ends - t_starts), torch.zeros_like(t_starts))
-    opaque = torch.cumsum(tau, dim=-1) > 0.6931
-    surface = torch.where(opaque, t_starts, torch.full_like(t_starts, float("inf"))).amin(-1, keepdim=True)
-    return valid & (t_starts <= surface + band)

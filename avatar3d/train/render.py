@@ -36,10 +36,11 @@ from avatar3d.render.encoding import HashGridConfig
 from avatar3d.render.head import HeadConfig, HeadField, moving_landmarks
 from avatar3d.render.torso import TorsoConfig, TorsoField, raw_head_code
 from avatar3d.runtime import console
+from avatar3d.subject import LABEL_HEAD
 from avatar3d.train.config import RenderTrainConfig
 from avatar3d.train.losses import patch_ssim_loss
 from avatar3d.train.metrics import image_psnr, psnr
-from avatar3d.train.render_data import LABEL_HEAD, RaySampler
+from avatar3d.train.render_data import RaySampler
 
 HEAD_SHARE = 0.8
 """Fraction of a time budget given to the head stage."""
@@ -82,11 +83,12 @@ def build_avatar(cfg: RenderTrainConfig, subject, conditions: Conditions, train_
                           finest_resolution=cfg.grid_finest)
     head = HeadField(HeadConfig(grid=grid), box_min, box_max, canonical, warp, subject.num_frames)
     K = intrinsics(subject)
-    raw = raw_head_code(conditions.select(torch.from_numpy(train_frames)), K, subject.resolution)
-    torso = TorsoField(TorsoConfig(), raw.mean(0), raw.std(0).clamp(min=1e-3))
+    training = conditions.select(torch.from_numpy(train_frames))
+    torso = TorsoField(TorsoConfig())
+    torso.head_code.fit(raw_head_code(training, K, subject.resolution), min_scale=1e-3)
     march = MarchConfig(grid_resolution=cfg.occupancy_resolution, steps_per_diagonal=cfg.steps_per_diagonal)
     avatar = Avatar(head, torso, K, subject.resolution, march)
-    avatar.set_pose_statistics(conditions.select(torch.from_numpy(train_frames)))
+    avatar.pose_code.fit(training.pose_vector())
     return avatar
 
 
@@ -230,8 +232,8 @@ class RenderTrainer:
         if not torch.isfinite(loss):
             return None
         loss.backward()
-        parameters = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if not all(torch.isfinite(p.grad).all() for p in parameters):
+        grads = [p.grad for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not bool(torch.stack([grad.isfinite().all() for grad in grads]).all()):  # one device sync, not one per tensor
             return None
         self.optimizer.step()
         if self.stage == "head":

@@ -16,12 +16,12 @@ import torch
 from torch import Tensor
 
 from avatar3d.face import topology as topo
+from avatar3d.subject import LABEL_HEAD
 
 HEAD_MIX = {"frame": 0.1, "head": 0.25, "face": 0.4, "lips": 0.25}
 """Fractions of head-stage rays drawn uniformly in each box."""
 TORSO_MIX = {"person": 0.6, "frame": 0.4}
 """Fractions of torso-stage rays drawn uniformly in each box."""
-LABEL_TORSO, LABEL_HEAD = 1, 2
 
 
 @dataclass
@@ -109,8 +109,8 @@ class RaySampler:
         slots = torch.from_numpy(self.rng.choice(len(self.pool), min(frames, len(self.pool)), replace=False))
         mix = HEAD_MIX if stage == "head" else TORSO_MIX
         counts = np.diff(np.round(np.cumsum([0.0] + list(mix.values())) * rays).astype(int))
-        names = np.repeat(list(mix.keys()), counts)
-        boxes = torch.stack([self.boxes[name][slots] for name in names], 1)  # (B, P, 4)
+        boxes = torch.cat([self.boxes[name][slots, None].expand(-1, int(count), -1)
+                           for name, count in zip(mix, counts)], 1)  # (B, P, 4)
         unit = torch.rand(len(slots), rays, 2)
         pixels_int = (boxes[..., :2] + unit * (boxes[..., 2:] - boxes[..., :2])).long().clamp(0, self.size - 1)
         return self._gather(slots, pixels_int)

@@ -14,6 +14,7 @@ Also writes a review video: real | rendered over |error| x 4 | head alpha, 2x2 p
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import replace
 
@@ -27,14 +28,10 @@ from avatar3d.train import metrics
 from avatar3d.train.config import RenderEvalConfig
 
 
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
-
-
 def evaluate_render(cfg: RenderEvalConfig, device: torch.device) -> dict:
     """Renders the validation frames, writes metrics.json (and the video); returns the metrics."""
     from avatar3d.face.landmarks import FaceMeshTracker
-    from avatar3d.files import atomic_path
+    from avatar3d.files import atomic_path, to_uint8
     from avatar3d.subject import Subject
     from avatar3d.video import VideoWriter
 
@@ -51,34 +48,27 @@ def evaluate_render(cfg: RenderEvalConfig, device: torch.device) -> dict:
     size = subject.resolution
     scores = {key: [] for key in ("psnr", "ssim", "psnr_face", "ssim_face", "lmd")}
     video_path = run / "eval.mp4"
-    writer = VideoWriter(video_path, fps=round(subject.fps), size=2 * size) if cfg.video else None
-    try:
-        with FaceMeshTracker(static=True) as tracker:
-            for index in progress(frames, len(frames), "eval render"):
-                frame = conditions.select(int(index))
-                frame = replace(frame, frame_ids=torch.full_like(frame.frame_ids, -1))
-                out = avatar.render_frame(frame, plate)
-                rendered = np.clip(out["rgb"].cpu().numpy(), 0, 1)
-                real = subject.frame(int(index)).astype(np.float32) / 255
-                x0, y0, x1, y1 = metrics.face_box(landmarks[index], size)
-                scores["psnr"].append(metrics.image_psnr(rendered, real))
-                scores["ssim"].append(metrics.ssim(rendered, real))
-                scores["psnr_face"].append(metrics.image_psnr(rendered[y0:y1, x0:x1], real[y0:y1, x0:x1]))
-                scores["ssim_face"].append(metrics.ssim(rendered[y0:y1, x0:x1], real[y0:y1, x0:x1]))
-                found_rendered, found_real = tracker(_to_uint8(rendered)), tracker(_to_uint8(real))
-                if found_rendered is not None and found_real is not None:
-                    scores["lmd"].append(metrics.mouth_landmark_distance(found_rendered[:, :2], found_real[:, :2], size))
-                if writer is not None:
-                    error = np.abs(rendered - real) * 4
-                    alpha = np.repeat(out["head_alpha"].cpu().numpy(), 3, -1)
-                    grid = np.concatenate([np.concatenate([real, rendered], 1), np.concatenate([error, alpha], 1)], 0)
-                    writer.write(_to_uint8(grid))
-        if writer is not None:
-            writer.close()
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
+    writer = VideoWriter(video_path, fps=round(subject.fps), size=2 * size) if cfg.video else contextlib.nullcontext()
+    with writer, FaceMeshTracker(static=True) as tracker:
+        for index in progress(frames, len(frames), "eval render"):
+            frame = conditions.select(int(index))
+            frame = replace(frame, frame_ids=torch.full_like(frame.frame_ids, -1))
+            out = avatar.render_frame(frame, plate)
+            rendered = np.clip(out["rgb"].cpu().numpy(), 0, 1)
+            real = subject.frame(int(index)).astype(np.float32) / 255
+            x0, y0, x1, y1 = metrics.face_box(landmarks[index], size)
+            scores["psnr"].append(metrics.image_psnr(rendered, real))
+            scores["ssim"].append(metrics.ssim(rendered, real))
+            scores["psnr_face"].append(metrics.image_psnr(rendered[y0:y1, x0:x1], real[y0:y1, x0:x1]))
+            scores["ssim_face"].append(metrics.ssim(rendered[y0:y1, x0:x1], real[y0:y1, x0:x1]))
+            found_rendered, found_real = tracker(to_uint8(rendered)), tracker(to_uint8(real))
+            if found_rendered is not None and found_real is not None:
+                scores["lmd"].append(metrics.mouth_landmark_distance(found_rendered[:, :2], found_real[:, :2], size))
+            if cfg.video:
+                error = np.abs(rendered - real) * 4
+                alpha = np.repeat(out["head_alpha"].cpu().numpy(), 3, -1)
+                grid = np.concatenate([np.concatenate([real, rendered], 1), np.concatenate([error, alpha], 1)], 0)
+                writer.write(to_uint8(grid))
     result = {key: float(np.mean(values)) if values else None for key, values in scores.items()}
     result.update(frames=len(frames), lmd_frames=len(scores["lmd"]), run=str(run), resolution=size)
     out_path = cfg.out or run / "metrics.json"

@@ -11,7 +11,7 @@ from avatar3d.render.conditions import Conditions
 from avatar3d.render.encoding import HashGridConfig
 from avatar3d.render.head import HeadConfig, HeadField, moving_landmarks, region_masks
 from avatar3d.render.torso import HEAD_CODE_DIMS, TorsoConfig, TorsoField
-from avatar3d.render.volume import OccupancyGrid, cull_behind_surface, march
+from avatar3d.render.volume import OccupancyGrid, march
 
 TINY_GRID = HashGridConfig(levels=4, log2_table_size=10, base_resolution=4, finest_resolution=32)
 
@@ -93,21 +93,23 @@ def test_region_attention_keeps_a_mouth_change_out_of_points_attending_elsewhere
     assert not torch.allclose(codes["regions"][0, 0], codes["regions"][1, 0])
 
 
-def test_cull_behind_surface_keeps_a_band_behind_the_first_dense_cells():
+def test_march_surface_band_keeps_a_band_behind_the_first_dense_cells():
     grid = OccupancyGrid([-1, -1, -1], [1, 1, 1], resolution=8)
     origins = torch.tensor([[0.0, 0.0, 3.0]])
     directions = torch.tensor([[0.0, 0.0, -1.0]])
     t0, t1, valid = march(origins, directions, grid, 0.0, 10.0, 0.05, 64)
-    assert torch.equal(cull_behind_surface(origins, directions, t0, t1, valid, grid, 0.3), valid)  # not updated yet
+    assert torch.equal(march(origins, directions, grid, 0.0, 10.0, 0.05, 64, surface_band=0.3)[2], valid)  # not updated yet
     grid.density[:, :, :6] = 100.0  # solid for z < 0.5: the surface is at t = 2.5
-    kept = cull_behind_surface(origins, directions, t0, t1, valid, grid, 0.3)
+    kept = march(origins, directions, grid, 0.0, 10.0, 0.05, 64, surface_band=0.3)[2]
     assert float(t0[kept].max()) <= 2.5 + 0.3 + 1e-6
     assert bool(kept[valid & (t0 <= 2.8)].all())  # everything up to the band is kept
     assert int(kept.sum()) < int(valid.sum())
 
 
 def test_torso_field_outputs_and_head_code_normalisation():
-    torso = TorsoField(TorsoConfig(grid=TINY_GRID, hidden=16), torch.ones(HEAD_CODE_DIMS), torch.full((HEAD_CODE_DIMS,), 2.0))
+    torso = TorsoField(TorsoConfig(grid=TINY_GRID, hidden=16))
+    torso.head_code.fit(torch.stack([torch.full((HEAD_CODE_DIMS,), -1.0), torch.full((HEAD_CODE_DIMS,), 3.0)]))
+    torso.head_code.scale.fill_(2.0)  # mean 1, scale 2
     code = torso.head_code(torch.full((2, HEAD_CODE_DIMS), 3.0))
     assert torch.allclose(code, torch.ones_like(code))
     rgb, alpha = torso(torch.rand(5, 2), [2, 3], code, torch.rand(5))
@@ -116,7 +118,7 @@ def test_torso_field_outputs_and_head_code_normalisation():
 
 
 def _avatar(canonical) -> Avatar:
-    torso = TorsoField(TorsoConfig(grid=TINY_GRID, hidden=16), torch.zeros(HEAD_CODE_DIMS), torch.ones(HEAD_CODE_DIMS))
+    torso = TorsoField(TorsoConfig(grid=TINY_GRID, hidden=16))
     K = torch.tensor([[60.0, 0, 16], [0, 60.0, 16], [0, 0, 1]])
     return Avatar(_head(canonical), torso, K, 32, MarchConfig(grid_resolution=16, steps_per_diagonal=32))
 

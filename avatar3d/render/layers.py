@@ -1,0 +1,68 @@
+"""Small network pieces shared by the head and torso fields."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+def mlp(inputs: int, hidden: int, outputs: int, layers: int = 1) -> nn.Sequential:
+    """``layers`` hidden ReLU layers of width ``hidden``."""
+    modules, width = [], inputs
+    for _ in range(layers):
+        modules += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
+        width = hidden
+    modules.append(nn.Linear(width, outputs))
+    return nn.Sequential(*modules)
+
+
+def positional_encoding(x: Tensor, frequencies: int) -> Tensor:
+    """(N, D) -> (N, D * (1 + 2 * frequencies)): x, sin and cos of 2^k pi x."""
+    scaled = x[..., None] * (2.0 ** torch.arange(frequencies, device=x.device) * math.pi)
+    return torch.cat([x, torch.sin(scaled).flatten(1), torch.cos(scaled).flatten(1)], 1)
+
+
+class _TruncExp(torch.autograd.Function):
+    """exp with its gradient clamped (instant-NGP's density activation)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.exp(x.clamp(max=15.0))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * torch.exp(x.clamp(-15.0, 15.0))
+
+
+def trunc_exp(x: Tensor) -> Tensor:
+    """exp(x), with the gradient of exp(clamp(x, -15, 15)) so that it never explodes."""
+    return _TruncExp.apply(x)
+
+
+class Standardise(nn.Module):
+    """``(x - mean) / scale`` with the statistics of training data kept as buffers.
+
+    Args:
+        dims: Size D of the vectors.
+    """
+
+    def __init__(self, dims: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dims))
+        self.register_buffer("scale", torch.ones(dims))
+
+    @torch.no_grad()
+    def fit(self, samples: Tensor, min_scale: float = 1e-4) -> "Standardise":
+        """Takes mean and standard deviation (at least ``min_scale``) from (N, D) samples."""
+        self.mean.copy_(samples.mean(0))
+        if len(samples) > 1:
+            self.scale.copy_(samples.std(0).clamp(min=min_scale))
+        return self
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(..., D) standardised vectors."""
+        return (x - self.mean) / self.scale
