@@ -62,10 +62,10 @@ def _is_optional(cls: type, name: str) -> bool:
 
 def _convert(cls: type, name: str, value: Any) -> Any:
     """Turns a YAML or command-line value into the field's type, or raises BadArgumentError."""
-    if value is None or (isinstance(value, str) and value.lower() in {"none", "null"}):
-        if _is_optional(cls, name):
-            return None
+    if value is None and not _is_optional(cls, name):
         raise BadArgumentError(f"{name} cannot be empty")
+    if value is None or (_is_optional(cls, name) and isinstance(value, str) and value.lower() in {"none", "null"}):
+        return None  # a plain text field keeps "none" as a word (e.g. --blink none)
     kind = _field_type(cls, name)
     try:
         if kind is bool:

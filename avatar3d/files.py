@@ -53,3 +53,31 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """``torch.save`` atomically: a crash mid-write leaves the previous checkpoint intact."""
+    import torch
+
+    with atomic_path(path) as partial:
+        torch.save(payload, partial)
+
+
+def load_checkpoint(path: Path, train_command: str) -> dict:
+    """Loads a checkpoint with ``weights_only=True`` (tensors and plain data only).
+
+    Raises:
+        BadInputError: missing (naming ``train_command``, the command that makes it) or
+            corrupt, naming the file.
+    """
+    import torch
+
+    from avatar3d.errors import BadInputError
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise BadInputError(f"{path} does not exist; train with `{train_command}`") from None
+    except Exception as error:  # torch raises many types for damaged files
+        raise BadInputError(f"{path} is corrupt or not a checkpoint ({type(error).__name__}); "
+                            "delete it and train again") from None

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from avatar3d import files
 from avatar3d.errors import BadInputError
 from avatar3d.face.fit import rodrigues
 from avatar3d.render.conditions import Conditions
@@ -282,22 +283,8 @@ def runs_folder(runs: Path, subject_root: Path) -> Path:
 
 
 def load_checkpoint(path: Path) -> dict:
-    """Loads a checkpoint with ``weights_only=True``; BadInputError naming it if corrupt."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise BadInputError(f"{path} does not exist; train with `avatar3d train render SUBJECT`") from None
-    except Exception as error:  # torch raises many types for damaged files
-        raise BadInputError(f"{path} is corrupt or not a checkpoint ({type(error).__name__}); "
-                            "delete it and train again") from None
-
-
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """Writes atomically: a crash mid-write leaves the previous checkpoint intact."""
-    from avatar3d.files import atomic_path
-
-    with atomic_path(path) as partial:
-        torch.save(payload, partial)
+    """`avatar3d.files.load_checkpoint` of a render checkpoint."""
+    return files.load_checkpoint(path, "avatar3d train render SUBJECT")
 
 
 def find_run(subject_root: Path, run: Path | None, runs: Path = Path("runs")) -> Path:

@@ -29,8 +29,8 @@ from torch import Tensor
 
 from avatar3d import config as config_io
 from avatar3d.errors import BadInputError, UserError
-from avatar3d.render.avatar import (CHECKPOINT, FINISHED, Avatar, MarchConfig, load_checkpoint, runs_folder,
-                                     save_checkpoint)
+from avatar3d.files import save_checkpoint
+from avatar3d.render.avatar import CHECKPOINT, FINISHED, Avatar, MarchConfig, load_checkpoint, runs_folder
 from avatar3d.render.conditions import Conditions, head_box, intrinsics, subject_conditions
 from avatar3d.render.encoding import HashGridConfig
 from avatar3d.render.head import HeadConfig, HeadField, moving_landmarks
