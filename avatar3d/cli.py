@@ -61,6 +61,24 @@ def _run_eval_render(config, device) -> None:
     evaluate_render(config, device)
 
 
+def _run_train_motion(config, _device) -> None:
+    from avatar3d.train.motion import train_motion
+
+    train_motion(config)
+
+
+def _run_motion(config, _device) -> None:
+    from avatar3d.motion.generate import write_motion
+
+    write_motion(config)
+
+
+def _run_eval_motion(config, _device) -> None:
+    from avatar3d.train.motion_eval import evaluate_motion
+
+    evaluate_motion(config)
+
+
 def _run_render(config, device) -> None:
     from avatar3d.render.sequence import render_frames
 
@@ -71,9 +89,10 @@ def _commands() -> dict[str, Command]:
     """Commands by name; a two-word name ("train render") is a subcommand of its first word."""
     # Config classes import light modules only; the work is imported when a command runs.
     from avatar3d.demo import DemoConfig
+    from avatar3d.motion.config import MotionConfig, MotionEvalConfig
     from avatar3d.render.config import RenderFramesConfig
     from avatar3d.synth.config import SynthConfig
-    from avatar3d.train.config import RenderEvalConfig, RenderTrainConfig
+    from avatar3d.train.config import MotionTrainConfig, RenderEvalConfig, RenderTrainConfig
     from data_prep.config import PrepConfig
 
     return {
@@ -83,6 +102,12 @@ def _commands() -> dict[str, Command]:
         "prep": Command("Turn a talking video into a subject folder (resumable).", PrepConfig, _run_prep),
         "train render": Command("Train a subject's avatar: head NeRF, then torso (resumable).", RenderTrainConfig,
                                 _run_train_render),
+        "train motion": Command("Train the audio-to-expression model and its sync expert on a talking corpus "
+                                "(resumable).", MotionTrainConfig, _run_train_motion),
+        "motion": Command("Turn speech into the subject's per-frame expression, landmarks, blinks and head pose.",
+                          MotionConfig, _run_motion),
+        "eval motion": Command("Score driven motion: lip sync, and against a virtual-actor truth file if given.",
+                               MotionEvalConfig, _run_eval_motion),
         "eval render": Command("Score an avatar on the subject's held-out frames (PSNR, SSIM, LMD).",
                                RenderEvalConfig, _run_eval_render),
         "render": Command("Re-render a subject's frames with its avatar, optionally orbiting the head.",

@@ -98,3 +98,66 @@ class RenderEvalConfig:
     """Evaluate at most this many validation frames (spread evenly); all when unset."""
     video: bool = True
     """Also write RUN/eval.mp4 (real, rendered, error, alpha)."""
+
+
+@dataclass
+class MotionTrainConfig:
+    """Settings of ``avatar3d train motion``."""
+
+    corpus: str = "synthetic"
+    """`synthetic` (made with the virtual actor) or a folder of corpus utterances (NNNNNN.npz)."""
+    utterances: int = 600
+    """Synthetic corpus size (utterances of one sentence each, ~3 s)."""
+    shard: str | None = None
+    """i/n: only make synthetic utterances i, i+n, i+2n ... and stop (split corpus building across machines)."""
+    corpus_root: Path = Path("runs/corpus")
+    """Where the synthetic corpus is stored (resumable: existing utterances are kept)."""
+    heldout: int = 20
+    """Held-out virtual-actor utterances (Harvard sentences, at most 20) scored into RUN/metrics.json."""
+    run: Path | None = None
+    """Run folder; an unfinished one resumes. Default: runs/motion/TIMESTAMP, or the newest unfinished one there."""
+    runs: Path = Path("runs")
+    """Root folder of runs."""
+    fresh: bool = False
+    """Start a new run even if the newest one is unfinished."""
+    basis_size: int = 32
+    """Expression codes K (PCA components of landmark displacements)."""
+    sync_steps: int = 3000
+    """Sync-expert steps."""
+    vae_steps: int = 6000
+    """VAE steps."""
+    batch: int = 16
+    """Sequences per VAE step (sync expert: 4x as many windows)."""
+    crop_frames: int = 48
+    """Frames per training sequence."""
+    learning_rate: float = 1e-3
+    """Adam learning rate at the start (cosine decay to a tenth)."""
+    kl_weight: float = 1e-3
+    """Weight of the KL term (ramped up over the first third of the VAE stage)."""
+    lip_weight: float = 10.0
+    """Extra weight of the lip landmarks in the reconstruction loss."""
+    temporal_weight: float = 0.5
+    """Weight of the second-difference (acceleration) loss."""
+    sync_weight: float = 0.02
+    """Weight of the sync-expert loss on predicted lips (second half of the VAE stage)."""
+    width: int = 128
+    """Channels of the VAE."""
+    max_minutes: float | None = None
+    """Stop after this many minutes of training (split between the stages as their steps)."""
+    checkpoint_every: int = 500
+    """Steps between checkpoints."""
+    seed: int = 0
+    """Random seed (also picks the synthetic corpus)."""
+
+    def __post_init__(self):
+        for name in ("utterances", "heldout", "basis_size", "sync_steps", "vae_steps", "batch", "crop_frames", "width"):
+            if getattr(self, name) < 1:
+                raise BadArgumentError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.crop_frames < 40:
+            raise BadArgumentError(f"--crop-frames must be at least 40 (sync windows shift by ±15), got {self.crop_frames}")
+        if self.shard is not None:
+            parts = self.shard.split("/")
+            if len(parts) != 2 or not all(p.isdigit() for p in parts) or not 0 <= int(parts[0]) < int(parts[1]):
+                raise BadArgumentError(f"--shard {self.shard!r}: write i/n with 0 <= i < n, e.g. 0/4")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise BadArgumentError(f"--max-minutes must be positive, got {self.max_minutes}")

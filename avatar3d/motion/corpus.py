@@ -1,0 +1,160 @@
+"""Talking corpora for the motion models: utterances of audio features and expressions.
+
+A corpus is a folder of ``NNNNNN.npz`` files, one per utterance, each holding
+
+- ``audio`` (2T, AUDIO_DIMS) float32: `avatar3d.motion.features.feature_matrix`;
+- ``displacement`` (T, 478, 3) float16: head-frame landmark displacements from the
+  speaker's neutral face, in face widths (`avatar3d.motion.basis.displacements`);
+- ``neutral`` (478, 3) float32: the speaker's neutral landmarks, head frame;
+- ``phoneme`` (T,) str: the phoneme at each frame's centre where it is known ("" if not);
+- ``fps`` float.
+
+`make_synthetic_corpus` fills one with the virtual actor: generated sentences spoken by
+espeak-ng's voices at random rates and pitches, mouths moved by the actor's viseme rig on
+faces of random proportions. No frame is rendered or tracked, so the landmarks are exact
+and an utterance costs a fraction of a second. Each utterance depends only on (seed,
+index), so a run can be interrupted and resumed, or split into shards across machines.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avatar3d.errors import BadInputError
+from avatar3d.files import atomic_path
+from avatar3d.motion.basis import displacements
+from avatar3d.motion.features import clip_features
+
+FPS = 25.0
+PAUSE_SECONDS = (0.2, 0.6)  # silence before and after each sentence
+
+# Templated sentences over a broad vocabulary: every English viseme class, bilabials and
+# labiodentals in all positions. Held-out evaluation uses the Harvard sentences instead.
+_WORDS = {
+    "adj": "big small bright pale brown warm cold quiet busy famous simple broken modern empty "
+           "heavy open proper public silver purple perfect humble gentle rapid vivid foreign "
+           "yellow orange smooth rough thick thin cheap dusty muddy shiny",
+    "noun": "boat map pebble window mother father baby puppy bottle table bridge valley forest "
+            "river mountain market museum member number problem vehicle engine picture banana "
+            "pocket summer winter morning evening garden office hotel moon beach butter pepper "
+            "fish voice phone wave movie coffee office view river job watch shoe zoo",
+    "verb": "moved bought found pushed pulled opened followed painted measured washed carried "
+            "jumped played visited watched admired improved removed offered bumped fixed saved "
+            "chose threw built grabbed wrapped dropped shaped loved",
+    "adverb": "quickly slowly happily quietly boldly vividly fairly promptly smoothly gravely",
+    "place": "by the harbour|beyond the village|in the museum|under the bridge|at the market|"
+             "near the old mill|behind the barn|over the fence|up the path|from the window",
+}
+_TEMPLATES = (
+    "The {adj} {noun} {verb} the {adj} {noun} {place}.",
+    "My {noun} {verb} a {adj} {noun} {adverb}.",
+    "{Adj} {noun}s {verb} {adverb} {place}.",
+    "Before the {noun} {verb} the {noun}, we {verb} it {adverb}.",
+    "Why was the {adj} {noun} {verb} {place}?",
+    "Please bring the {noun} and the {adj} {noun} {place}.",
+    "Maybe the {noun} {verb} five {adj} {noun}s, but the {noun} moved.",
+    "Every {adj} {noun} {verb} the {noun} of a {adj} {noun}.",
+)
+_VOICE_NAMES = ("en-us", "en-us-f", "en-us-f2", "en-us-m2", "en-gb", "en-gb-f", "en-rp", "en-sc", "en-sc-f")
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """How utterance ``index`` of a synthetic corpus is made (drawn from (seed, index))."""
+
+    text: str
+    voice: str
+    words_per_minute: int
+    pitch: int
+    face_scale: tuple[float, float, float]  # x, y, z stretch of the neutral face
+    articulation: float  # scales the viseme controls: how wide this speaker opens
+    pauses: tuple[float, float]
+
+
+def random_sentence(rng: np.random.Generator) -> str:
+    """A grammatical, meaningless English sentence from the templates."""
+    words = {key: value.split("|" if key == "place" else None) for key, value in _WORDS.items()}
+    text = _TEMPLATES[rng.integers(len(_TEMPLATES))]
+    text = text.replace("{Adj}", str(rng.choice(words["adj"])).capitalize())
+    for key, options in words.items():  # each slot gets its own draw
+        while "{" + key + "}" in text:
+            text = text.replace("{" + key + "}", str(rng.choice(options)), 1)
+    return text
+
+
+def synthetic_spec(seed: int, index: int, text: str | None = None) -> SyntheticSpec:
+    """The recipe of utterance ``index`` (``text`` overrides the generated sentence)."""
+    rng = np.random.default_rng([seed, index])
+    return SyntheticSpec(
+        text=text or random_sentence(rng),
+        voice=str(rng.choice(_VOICE_NAMES)),
+        words_per_minute=int(rng.integers(120, 231)),
+        pitch=int(rng.integers(25, 76)),
+        face_scale=tuple(float(s) for s in rng.uniform([0.9, 0.88, 0.85], [1.1, 1.12, 1.15])),
+        articulation=float(rng.uniform(0.75, 1.2)),
+        pauses=tuple(float(p) for p in rng.uniform(*PAUSE_SECONDS, size=2)),
+    )
+
+
+@functools.cache
+def _actor_rest() -> np.ndarray:
+    """(478, 3) the virtual actor's neutral landmarks (MediaPipe on its photo: built once)."""
+    from avatar3d.synth.actor import build_actor
+
+    return build_actor().rig.rest.astype(np.float64)
+
+
+def synthesize_utterance(spec: SyntheticSpec) -> dict[str, np.ndarray]:
+    """Speaks ``spec`` and moves the rig: the arrays of one corpus file (see the module doc)."""
+    from avatar3d.synth import expression
+    from avatar3d.synth.speech import Phoneme, synthesize
+    from avatar3d.synth.visemes import phoneme_at, viseme_track
+
+    speech = synthesize(spec.text, spec.voice, spec.words_per_minute, spec.pitch)
+    rate = speech.sample_rate
+    before, after = (int(round(p * rate)) for p in spec.pauses)
+    samples = np.concatenate([np.zeros(before, np.float32), speech.samples, np.zeros(after, np.float32)])
+    phonemes = ([Phoneme("_", 0, before)] + [Phoneme(p.label, p.start + before, p.end + before) for p in speech.phonemes]
+                + [Phoneme("_", before + len(speech.samples), len(samples))])
+    num_frames = int(len(samples) / rate * FPS)
+    times = (np.arange(num_frames) + 0.5) / FPS
+    visemes = viseme_track(phonemes, rate, times) * spec.articulation
+    visemes[:, 3:] = np.minimum(visemes[:, 3:], 1.0)  # press and tuck are closures: never beyond shut
+    rest = _actor_rest() * np.asarray(spec.face_scale)
+    rig = expression.build_rig(rest)
+    landmarks = np.stack([expression.apply(rig, v, 0.0) for v in visemes])  # blinks: the blink model's job
+    return {
+        "audio": clip_features(samples, rate, num_frames, FPS),
+        "displacement": displacements(landmarks, rest).astype(np.float16),
+        "neutral": rest.astype(np.float32),
+        "phoneme": np.array(phoneme_at(phonemes, rate, times)),
+        "fps": np.float32(FPS),
+    }
+
+
+def utterance_path(corpus: Path, index: int) -> Path:
+    """File of utterance ``index``."""
+    return Path(corpus) / f"{index:06d}.npz"
+
+
+def write_utterance(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Writes one corpus file atomically (an interrupted write leaves no file)."""
+    with atomic_path(path) as partial:
+        np.savez(partial, **arrays)
+
+
+def load_utterance(path: Path) -> dict[str, np.ndarray]:
+    """Reads one corpus file; a damaged one is named in the error."""
+    try:
+        with np.load(path) as data:
+            arrays = {key: data[key] for key in ("audio", "displacement", "neutral", "phoneme", "fps")}
+    except (OSError, KeyError, ValueError) as error:
+        raise BadInputError(f"{path}: not a readable corpus utterance ({error}); delete it and run again") from None
+    if len(arrays["audio"]) != 2 * len(arrays["displacement"]):
+        raise BadInputError(f"{path}: audio rows ({len(arrays['audio'])}) are not twice the frames "
+                            f"({len(arrays['displacement'])}); delete it and run again")
+    return arrays

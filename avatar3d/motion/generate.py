@@ -1,0 +1,177 @@
+"""``avatar3d motion``: per-frame expression, landmarks, blinks and head pose for new speech.
+
+speech -> features -> VAE (codes) -> mouth amplitude -> LLE onto the subject's own
+expressions -> the subject's landmarks; eyelids from the subject's own frames with the
+wanted eye opening (blinks); head pose from the subject's poses (looped, still, generated)
+or another subject's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avatar3d.errors import BadArgumentError, BadInputError
+from avatar3d.face import signals
+from avatar3d.face import topology as topo
+from avatar3d.motion import pose_blink
+from avatar3d.motion.basis import displacements, to_landmarks
+from avatar3d.motion.config import MotionConfig
+from avatar3d.motion.features import MEL_BINS, clip_features
+from avatar3d.motion.lle import LLEProjector
+from avatar3d.motion.model import MotionModel
+from avatar3d.runtime import console
+
+SILENT_RMS = 1e-3  # below this (about -60 dBFS) the audio holds no speech
+MODEL = "motion.pt"
+
+
+def load_speech(path: Path) -> tuple[np.ndarray, int]:
+    """(N,) mono float32 samples and their rate from any file PyAV reads.
+
+    Raises:
+        BadInputError: missing, unreadable, without an audio stream, or empty.
+    """
+    import av
+
+    from avatar3d.video import read_audio
+
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"--audio {path}: no such file")
+    try:
+        with av.open(str(path)) as container:
+            has_audio = bool(container.streams.audio)
+    except av.error.FFmpegError as error:
+        raise BadInputError(f"--audio {path}: not a readable audio file ({error.strerror or error})") from None
+    if not has_audio:
+        raise BadInputError(f"--audio {path}: the file has no audio stream")
+    samples, rate = read_audio(path)
+    if len(samples) < rate // 25:
+        raise BadInputError(f"--audio {path}: the audio is empty (under one frame long)")
+    return samples, rate
+
+
+def find_motion_model(checkpoint: Path | None, runs: Path) -> Path:
+    """``checkpoint`` if given, else the newest finished motion run's model."""
+    if checkpoint is not None:
+        return Path(checkpoint)
+    done = sorted((Path(runs) / "motion").glob(f"*/{MODEL}"))
+    if not done:
+        raise BadInputError(f"no motion model under {Path(runs) / 'motion'}; run `avatar3d train motion` "
+                            "first or pass --motion")
+    return done[-1]
+
+
+@dataclass
+class SubjectMotion:
+    """What a subject contributes to driven motion, from its prep outputs (training frames)."""
+
+    neutral: np.ndarray  # (478, 3) head frame
+    landmarks: np.ndarray  # (N, 478, 3) fitted landmarks of the training frames
+    poses: np.ndarray  # (N, 6) yaw, pitch, roll (radians), translation
+    eye: np.ndarray  # (N,) normalised eye opening
+    fps: float
+
+    @classmethod
+    def load(cls, root: Path) -> "SubjectMotion":
+        from avatar3d.render.conditions import subject_conditions
+        from avatar3d.subject import Subject
+
+        subject = Subject.load(root)
+        start, stop = subject.manifest["split"]["train"]
+        conditions = subject_conditions(subject).select(torch.arange(start, stop))
+        return cls(subject.arrays("face_fit")["canonical"], conditions.landmarks.numpy(),
+                   conditions.pose_vector().numpy(), conditions.eye.numpy(), float(subject.fps))
+
+
+def mouth_points(neutral: np.ndarray) -> np.ndarray:
+    """(478,) bool: landmarks below the nose (lips, chin, jaw) of a neutral face."""
+    return neutral[:, 1] < neutral[topo.NOSE_TIP, 1] - 0.05 * signals.face_width(neutral)
+
+
+def eye_points(neutral: np.ndarray) -> np.ndarray:
+    """(478,) bool: eyelids, irises and their surroundings within 0.13 face widths of an eye."""
+    centres = np.stack([neutral[list(topo.RIGHT_UPPER_LID + topo.RIGHT_LOWER_LID)].mean(0),
+                        neutral[list(topo.LEFT_UPPER_LID + topo.LEFT_LOWER_LID)].mean(0)])
+    distance = np.linalg.norm(neutral[:, None] - centres[None], axis=-1).min(1)
+    return (distance < 0.13 * signals.face_width(neutral)) & ~mouth_points(neutral)
+
+
+def with_eyes(displacement: np.ndarray, eye: np.ndarray, subject: SubjectMotion) -> np.ndarray:
+    """Copies the eye region from the subject's training frame whose eye opening is nearest
+    each wanted value (T,): the subject's own blinks, lids and creases."""
+    own = displacements(subject.landmarks, subject.neutral)
+    order = np.argsort(subject.eye)
+    nearest = order[np.clip(np.searchsorted(subject.eye[order], eye), 0, len(order) - 1)]
+    region = eye_points(subject.neutral)
+    out = displacement.copy()
+    out[:, region] = own[nearest][:, region]
+    return out
+
+
+def make_poses(cfg: MotionConfig, subject: SubjectMotion, num_frames: int, energy: np.ndarray) -> np.ndarray:
+    """(T, 6) head poses as the --pose setting asks."""
+    if cfg.pose in pose_blink.POSE_MODES:
+        return pose_blink.make_poses(cfg.pose, subject.poses, num_frames, subject.fps, cfg.seed, energy)
+    if Path(cfg.pose).is_dir():
+        return pose_blink.pose_from_reference(SubjectMotion.load(Path(cfg.pose)).poses, num_frames)
+    raise BadArgumentError(f"--pose {cfg.pose!r}: use {', '.join(pose_blink.POSE_MODES)} or a prepared subject folder")
+
+
+def generate_motion(cfg: MotionConfig) -> tuple[dict[str, np.ndarray], np.ndarray, SubjectMotion, MotionModel]:
+    """The motion arrays (one row per video frame at the subject's fps), and what made them:
+    the audio features (2T, AUDIO_DIMS), the subject and the model."""
+    from avatar3d.render.camera import rotation_matrix
+
+    subject = SubjectMotion.load(cfg.subject)
+    model = MotionModel.load(find_motion_model(cfg.motion, cfg.runs))
+    samples, rate = load_speech(cfg.audio)
+    if float(np.sqrt(np.mean(samples**2))) < SILENT_RMS:
+        console.print(f"[yellow]warning:[/] {cfg.audio} is silent; the avatar will idle with its mouth closed")
+    num_frames = max(1, int(round(len(samples) / rate * subject.fps)))
+    features = clip_features(samples, rate, num_frames, subject.fps)
+    codes = model.vae.generate(torch.from_numpy(features), cfg.temperature, cfg.seed)
+    predicted = model.basis.encode(model.displacement(codes).numpy())
+    bank = model.basis.encode(displacements(subject.landmarks, subject.neutral))
+    projected = LLEProjector(bank, blend=cfg.lle).project(predicted)
+    displacement = model.basis.decode(projected)
+    displacement[:, mouth_points(subject.neutral)] *= cfg.mouth_amp
+    stats = pose_blink.blink_statistics(subject.eye, subject.fps)
+    eye = pose_blink.blink_track(num_frames, subject.fps, stats, cfg.blink, cfg.seed)
+    displacement = with_eyes(displacement, eye, subject)
+    landmarks = to_landmarks(displacement, subject.neutral).astype(np.float32)
+    loudness = features[:, MEL_BINS + 2].reshape(num_frames, 2).mean(1)  # speakers move more when they speak
+    poses = make_poses(cfg, subject, num_frames, loudness)
+    rotation = rotation_matrix(*torch.from_numpy(poses[:, :3]).unbind(1)).numpy()
+    motion = {
+        "codes": projected.astype(np.float32),
+        "landmarks": landmarks,
+        "mouth_opening": signals.mouth_opening(landmarks).astype(np.float32),
+        "eye_opening": eye.astype(np.float32),
+        "pose": poses.astype(np.float32),
+        "rotation": rotation.astype(np.float32),
+        "translation": poses[:, 3:].astype(np.float32),
+        "fps": np.float32(subject.fps),
+    }
+    return motion, features, subject, model
+
+
+def write_motion(cfg: MotionConfig) -> Path:
+    """Runs `generate_motion` and writes ``cfg.out`` atomically."""
+    from avatar3d.files import atomic_path
+
+    motion = generate_motion(cfg)[0]
+    try:
+        with atomic_path(cfg.out) as partial:
+            np.savez(partial, **motion)
+    except OSError as error:
+        from avatar3d.errors import OutputError
+
+        raise OutputError(f"cannot write {cfg.out}: {error.strerror}; choose a writable --out") from None
+    seconds = len(motion["landmarks"]) / float(motion["fps"])
+    console.print(f"motion: {len(motion['landmarks'])} frames ({seconds:.1f} s) -> {cfg.out}")
+    return Path(cfg.out)

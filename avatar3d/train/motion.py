@@ -1,0 +1,312 @@
+"""``avatar3d train motion``: expression basis, sync expert, then the audio-to-expression VAE.
+
+1. Corpus: ``synthetic`` makes any missing utterances of the virtual-actor corpus under
+   ``corpus_root`` (resumable; ``--shard i/n`` makes one share and stops); a folder is read
+   as it is. Held-out utterances (the Harvard sentences, never in training) are made the
+   same way and score the model after training.
+2. Basis: PCA of every training frame's landmark displacements.
+3. Sync expert: contrastive, on the corpus's own lips (`avatar3d.motion.sync`).
+4. VAE: reconstruction (displacement space, lips weighted), KL (annealed), acceleration
+   matching, and in the second half the frozen sync expert's loss on the predicted lips.
+
+Both stages log to TensorBoard, checkpoint every ``checkpoint_every`` steps and on
+Ctrl-C, and resume when the same command runs again. The result is ``RUN/motion.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from avatar3d import config as config_io
+from avatar3d.errors import BadInputError
+from avatar3d.files import atomic_path, load_checkpoint, save_checkpoint
+from avatar3d.motion import corpus as corpora
+from avatar3d.motion.basis import LIP_POINTS, ExpressionBasis
+from avatar3d.motion.model import MotionModel
+from avatar3d.motion.sync import MAX_SHIFT, SyncConfig, SyncExpert, audio_windows, lip_windows, sync_loss
+from avatar3d.motion.vae import MotionVAE, VAEConfig, kl_divergence
+from avatar3d.runtime import console, progress
+from avatar3d.train.config import MotionTrainConfig
+
+CHECKPOINT, FINISHED, MODEL = "checkpoint.pt", "finished", "motion.pt"
+HELDOUT_SEED_OFFSET = 1_000_003  # held-out utterances draw voices and faces apart from training ones
+NEGATIVE_SHIFTS = 10  # shifted-audio negatives per sync window
+FOREIGN_NEGATIVES = 16  # other utterances' audio per sync window
+
+
+# --- corpus ---------------------------------------------------------------------------------
+
+
+def synthetic_folder(cfg: MotionTrainConfig) -> Path:
+    return Path(cfg.corpus_root) / f"synthetic-{cfg.seed}"
+
+
+def make_synthetic(folder: Path, indices, seed: int, texts: list[str] | None = None) -> None:
+    """Makes the utterances of ``indices`` that are not on disk yet."""
+    missing = [i for i in indices if not corpora.utterance_path(folder, i).exists()]
+    if not missing:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, index in enumerate(progress(missing, len(missing), f"corpus {folder.name}")):
+        text = texts[n % len(texts)] if texts else None
+        spec = corpora.synthetic_spec(seed, index, text)
+        corpora.write_utterance(corpora.utterance_path(folder, index), corpora.synthesize_utterance(spec))
+
+
+def heldout_corpus(cfg: MotionTrainConfig, count: int) -> list[Path]:
+    """Held-out virtual-actor utterances of the Harvard sentences (made once)."""
+    from avatar3d.synth.clip import SENTENCES
+
+    folder = Path(cfg.corpus_root) / f"heldout-{cfg.seed}"
+    indices = range(min(count, len(SENTENCES)))
+    make_synthetic(folder, indices, cfg.seed + HELDOUT_SEED_OFFSET, list(SENTENCES))
+    return [corpora.utterance_path(folder, i) for i in indices]
+
+
+def training_corpus(cfg: MotionTrainConfig) -> list[Path]:
+    """The training utterances' files (making the synthetic ones first)."""
+    if cfg.corpus == "synthetic":
+        folder = synthetic_folder(cfg)
+        make_synthetic(folder, range(cfg.utterances), cfg.seed)
+        return [corpora.utterance_path(folder, i) for i in range(cfg.utterances)]
+    folder = Path(cfg.corpus)
+    files = sorted(folder.glob("*.npz")) if folder.is_dir() else []
+    if not files:
+        raise BadInputError(f"--corpus {folder}: no corpus utterances (NNNNNN.npz) there; "
+                            "use --corpus synthetic or a folder made by it")
+    return files
+
+
+@dataclass
+class Sequences:
+    """Utterances ready for training: whitened codes, lips and audio as tensors."""
+
+    audio: list[Tensor]  # (2T, AUDIO_DIMS)
+    codes: list[Tensor]  # (T, K) whitened
+    lips: list[Tensor]  # (T, 40, 3) face widths
+
+    @classmethod
+    def build(cls, utterances: list[dict], model: MotionModel, min_frames: int) -> "Sequences":
+        kept = [u for u in utterances if len(u["displacement"]) >= min_frames]
+        if not kept:
+            raise BadInputError(f"corpus: no utterance has {min_frames} frames; lower --crop-frames")
+        return cls([torch.from_numpy(u["audio"]) for u in kept],
+                   [model.whiten(u["displacement"].astype(np.float32)) for u in kept],
+                   [torch.from_numpy(u["displacement"][:, LIP_POINTS].astype(np.float32)) for u in kept])
+
+    def crops(self, rng: np.random.Generator, count: int, frames: int) -> tuple[Tensor, Tensor]:
+        """``count`` random crops: audio (B, 2F, A) and whitened codes (B, F, K)."""
+        audio, codes = [], []
+        for u in rng.integers(len(self.codes), size=count):
+            start = int(rng.integers(len(self.codes[u]) - frames + 1))
+            audio.append(self.audio[u][2 * start : 2 * (start + frames)])
+            codes.append(self.codes[u][start : start + frames])
+        return torch.stack(audio), torch.stack(codes)
+
+    def sync_batch(self, rng: np.random.Generator, count: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Lip windows (B, 5, 40, 3), their audio (B, 10, A) and negatives (B, N, 10, A):
+        the same utterance's audio shifted by 1..15 frames either way, and other utterances'."""
+        mouths, positives, negatives = [], [], []
+        for u in rng.integers(len(self.codes), size=count):
+            frame = int(rng.integers(MAX_SHIFT, len(self.codes[u]) - MAX_SHIFT))  # shifted windows stay inside
+            shifts = rng.integers(1, MAX_SHIFT + 1, NEGATIVE_SHIFTS) * rng.choice([-1, 1], NEGATIVE_SHIFTS)
+            shifted = frame + shifts
+            mouths.append(lip_windows(self.lips[u], torch.tensor([frame]))[0])
+            positives.append(audio_windows(self.audio[u], torch.tensor([frame]))[0])
+            foreign = [audio_windows(self.audio[v], torch.tensor([int(rng.integers(len(self.codes[v])))]))[0]
+                       for v in rng.integers(len(self.codes), size=FOREIGN_NEGATIVES)]
+            negatives.append(torch.cat([audio_windows(self.audio[u], torch.from_numpy(shifted)), torch.stack(foreign)]))
+        return torch.stack(mouths), torch.stack(positives), torch.stack(negatives)
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+def choose_run(cfg: MotionTrainConfig) -> Path:
+    if cfg.run is not None:
+        return Path(cfg.run)
+    parent = Path(cfg.runs) / "motion"
+    unfinished = sorted(p for p in parent.glob("*") if (p / CHECKPOINT).exists() and not (p / FINISHED).exists())
+    if unfinished and not cfg.fresh:
+        return unfinished[-1]
+    return parent / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+class MotionTrainer:
+    """Runs the sync-expert and VAE stages; see the module doc."""
+
+    def __init__(self, cfg: MotionTrainConfig):
+        self.cfg = cfg
+        self.run_dir = choose_run(cfg)
+        self.checkpoint_path = self.run_dir / CHECKPOINT
+        torch.manual_seed(cfg.seed)
+        utterances = [corpora.load_utterance(path) for path in training_corpus(cfg)]
+        if self.checkpoint_path.exists():
+            self._resume()
+        else:
+            displacement = np.concatenate([u["displacement"] for u in utterances]).astype(np.float32)
+            basis = ExpressionBasis.fit(displacement, cfg.basis_size)
+            console.print(f"expression basis: {basis.size} codes keep {100 * basis.explained(displacement):.2f} % "
+                          f"of {len(displacement)} frames' variance")
+            self.model = MotionModel(basis, MotionVAE(VAEConfig(codes=basis.size, width=cfg.width)), SyncExpert(SyncConfig()))
+            self.stage, self.step, self.elapsed = "sync", 0, 0.0
+            self.optimizer = self._stage_optimizer()
+        self.data = Sequences.build(utterances, self.model, cfg.crop_frames)
+        self.rng = np.random.default_rng([cfg.seed, self.step, self.stage == "vae"])
+
+    def _stage_optimizer(self) -> torch.optim.Adam:
+        module = self.model.expert if self.stage == "sync" else self.model.vae
+        return torch.optim.Adam(module.parameters(), lr=self.cfg.learning_rate)
+
+    def _resume(self) -> None:
+        payload = load_checkpoint(self.checkpoint_path, "avatar3d train motion")
+        try:
+            basis = ExpressionBasis.from_state({k: v.numpy() for k, v in payload["basis"].items()})
+            self.model = MotionModel(basis, MotionVAE.from_state(payload["vae"]), SyncExpert.from_state(payload["expert"]))
+            self.stage, self.step, self.elapsed = payload["stage"], int(payload["step"]), float(payload["elapsed"])
+            self.optimizer = self._stage_optimizer()
+            self.optimizer.load_state_dict(payload["optimizer"])
+        except (KeyError, ValueError, RuntimeError) as error:
+            raise BadInputError(f"{self.checkpoint_path} is not a motion training checkpoint ({error}); "
+                                "delete it or start with --fresh") from None
+        console.print(f"resuming {self.run_dir} at {self.stage} step {self.step} ({self.elapsed / 60:.1f} min done)")
+
+    def save(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(self.checkpoint_path, {
+            "basis": {k: torch.from_numpy(v) for k, v in self.model.basis.state().items()},
+            "vae": self.model.vae.state(), "expert": self.model.expert.state(), "stage": self.stage,
+            "step": self.step, "elapsed": self.elapsed, "optimizer": self.optimizer.state_dict()})
+
+    def _stage_steps(self) -> tuple[int, float]:
+        """(steps, seconds) of the current stage; a time budget is shared as the steps are."""
+        cfg = self.cfg
+        steps = cfg.sync_steps if self.stage == "sync" else cfg.vae_steps
+        if cfg.max_minutes is None:
+            return steps, math.inf
+        share = cfg.sync_steps / (cfg.sync_steps + cfg.vae_steps)
+        budget = cfg.max_minutes * 60
+        return steps, budget * share if self.stage == "sync" else budget
+
+    def _sync_step(self) -> dict:
+        mouth, positives, negatives = self.data.sync_batch(self.rng, 4 * self.cfg.batch)
+        loss = sync_loss(self.model.expert, mouth, positives, negatives)
+        self._apply(loss)
+        return {"sync/loss": loss.item()}
+
+    def _vae_step(self, progress: float) -> dict:
+        cfg, model = self.cfg, self.model
+        audio, codes = self.data.crops(self.rng, cfg.batch, cfg.crop_frames)
+        predicted, mean, log_var = model.vae(audio, codes)
+        weight = model.code_scale**2 / (model.code_scale**2).mean()  # displacement-space error
+        reconstruction = ((predicted - codes) ** 2 * weight).mean()
+        lips, true_lips = model.lips(predicted), model.lips(codes)
+        lip = F.mse_loss(lips, true_lips) / float((true_lips**2).mean().clamp(min=1e-8))
+        accel = (predicted[:, 2:] - 2 * predicted[:, 1:-1] + predicted[:, :-2]) - (codes[:, 2:] - 2 * codes[:, 1:-1] + codes[:, :-2])
+        temporal = (accel**2 * weight).mean()
+        kl = kl_divergence(mean, log_var)
+        loss = reconstruction + cfg.lip_weight * lip + cfg.temporal_weight * temporal + cfg.kl_weight * min(1.0, 3 * progress) * kl
+        logs = {"vae/reconstruction": reconstruction.item(), "vae/lips": lip.item(), "vae/temporal": temporal.item(),
+                "vae/kl": kl.item()}
+        if progress >= 0.5 and cfg.sync_weight > 0:
+            sync = self._predicted_sync_loss(audio, lips)
+            loss = loss + cfg.sync_weight * sync
+            logs["vae/sync"] = sync.item()
+        self._apply(loss)
+        return logs | {"vae/loss": loss.item()}
+
+    def _predicted_sync_loss(self, audio: Tensor, lips: Tensor) -> Tensor:
+        """The frozen expert's loss on predicted lips against their audio and shifted audio."""
+        frames = lips.shape[1]
+        centre = torch.from_numpy(self.rng.integers(MAX_SHIFT, frames - MAX_SHIFT, len(lips)))
+        shifts = torch.from_numpy(self.rng.integers(1, MAX_SHIFT + 1, (len(lips), NEGATIVE_SHIFTS)))
+        shifts = shifts * torch.from_numpy(self.rng.choice([-1, 1], (len(lips), NEGATIVE_SHIFTS)))
+        mouth = torch.stack([lip_windows(lips[b], centre[b : b + 1])[0] for b in range(len(lips))])
+        positives = torch.stack([audio_windows(audio[b], centre[b : b + 1])[0] for b in range(len(lips))])
+        negatives = torch.stack([audio_windows(audio[b], centre[b] + shifts[b]) for b in range(len(lips))])
+        return sync_loss(self.model.expert, mouth, positives, negatives)
+
+    def _apply(self, loss: Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise BadInputError("motion training diverged (non-finite loss); lower --learning-rate and start with --fresh")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+    def run(self) -> Path:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config_io.save(self.cfg, self.run_dir / "config.yaml")
+        writer = SummaryWriter(str(self.run_dir))
+        try:
+            if self.stage == "sync":
+                self._run_stage(writer)
+                self.stage, self.step = "vae", 0
+                self.optimizer = self._stage_optimizer()
+            self.model.expert.requires_grad_(False)
+            self._run_stage(writer)
+            self.save()
+        except KeyboardInterrupt:
+            self.save()
+            console.print(f"checkpoint saved; run the same command to resume ({self.run_dir})")
+            raise
+        finally:
+            writer.close()
+        self.model.vae.eval()
+        self.model.save(self.run_dir / MODEL)
+        (self.run_dir / FINISHED).write_text(datetime.now().isoformat(timespec="seconds") + "\n")
+        console.print(f"[bold]trained[/] {self.run_dir / MODEL} in {self.elapsed / 60:.1f} min")
+        return self.run_dir
+
+    def _run_stage(self, writer) -> None:
+        from avatar3d.runtime import progress_callback
+
+        steps, seconds = self._stage_steps()
+        started = time.perf_counter() - self.elapsed
+        with progress_callback(f"{self.stage} stage") as report:
+            while self.step < steps and self.elapsed < seconds:
+                fraction = self.step / steps
+                for group in self.optimizer.param_groups:  # cosine decay to a tenth
+                    group["lr"] = self.cfg.learning_rate * (0.55 + 0.45 * math.cos(math.pi * fraction))
+                logs = self._sync_step() if self.stage == "sync" else self._vae_step(fraction)
+                self.step += 1
+                self.elapsed = time.perf_counter() - started
+                report(self.step, steps)
+                if self.step % 10 == 0:
+                    for key, value in logs.items():
+                        writer.add_scalar(key, value, self.step)
+                if self.step % self.cfg.checkpoint_every == 0:
+                    self.save()
+        self.save()
+
+
+def train_motion(cfg: MotionTrainConfig) -> Path | None:
+    """Builds the corpus and trains (or resumes) a motion run; returns its folder.
+
+    With ``--shard i/n`` only that share of the synthetic corpus is made and None returned.
+    """
+    if cfg.shard is not None:
+        if cfg.corpus != "synthetic":
+            raise BadInputError("--shard splits the making of the synthetic corpus: use it with --corpus synthetic")
+        index, count = (int(p) for p in cfg.shard.split("/"))
+        make_synthetic(synthetic_folder(cfg), range(index, cfg.utterances, count), cfg.seed)
+        console.print(f"shard {cfg.shard} of {synthetic_folder(cfg)} done")
+        return None
+    run = MotionTrainer(cfg).run()
+    from avatar3d.train.motion_eval import evaluate_heldout
+
+    metrics = evaluate_heldout(MotionModel.load(run / MODEL), heldout_corpus(cfg, cfg.heldout))
+    with atomic_path(run / "metrics.json") as partial:
+        partial.write_text(json.dumps(metrics, indent=1))
+    return run

@@ -1,0 +1,134 @@
+"""Scores of a motion model on held-out utterances with known truth.
+
+- ``mouth_corr``: Pearson correlation of predicted and true mouth opening over all frames.
+- ``bilabial_closure``: fraction of p/b/m phonemes during which the predicted mouth closes
+  (opening below `MOUTH_CLOSED` at the phoneme's most closed frame).
+- ``sync_offset_within_1``: fraction of utterances whose true lips the sync expert puts
+  within ±1 frame of their audio.
+- ``sync_rank``: fraction of (window, shift) pairs where the expert scores a true 5-frame
+  pair above the same mouth with its audio shifted by 2..15 frames (``sync_rank_1`` counts
+  shifts of 1 frame too, which move the audio by only 40 ms).
+- ``sync_offset_predicted``: mean |offset| the expert finds for the predicted lips.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avatar3d.face import signals
+from avatar3d.motion import corpus as corpora
+from avatar3d.motion.basis import LIP_POINTS, to_landmarks
+from avatar3d.motion.model import MotionModel
+from avatar3d.motion.sync import MAX_SHIFT, audio_windows, lip_windows, sync_measure
+
+MOUTH_CLOSED = 0.02
+"""Mouth opening (inner-lip gap over face width) below which lips count as closed: ~3 mm."""
+
+
+def mouth_opening(displacement: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """(T,) mouth opening of (T, 478, 3) displacements on a face with ``neutral`` landmarks."""
+    return signals.mouth_opening(to_landmarks(displacement, neutral))
+
+
+def bilabial_segments(phonemes: np.ndarray) -> list[np.ndarray]:
+    """Frame indices of each run of p/b/m frames (phoneme labels at frame centres)."""
+    from avatar3d.synth.speech import phoneme_class
+
+    is_bilabial = np.array([bool(p) and phoneme_class(str(p)) == "bilabial" for p in phonemes])
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], is_bilabial.astype(int), [0]])))
+    return [np.arange(start, stop) for start, stop in zip(edges[::2], edges[1::2])]
+
+
+@torch.no_grad()
+def rank_accuracy(model: MotionModel, audio: torch.Tensor, lips: torch.Tensor, min_shift: int) -> tuple[int, int]:
+    """(wins, pairs): true windows scored above shifted ones, over every valid frame and shift."""
+    frames = torch.arange(len(lips))
+    mouth = model.expert.embed_mouth(lip_windows(lips, frames))
+    sound = model.expert.embed_audio(audio_windows(audio, frames))
+    true = (mouth * sound).sum(-1)
+    wins = pairs = 0
+    for shift in [s for s in range(-MAX_SHIFT, MAX_SHIFT + 1) if abs(s) >= min_shift]:
+        lo, hi = max(0, -shift), min(len(lips), len(lips) - shift)
+        shifted = (mouth[lo:hi] * sound[lo + shift : hi + shift]).sum(-1)
+        wins += int((true[lo:hi] > shifted).sum())
+        pairs += hi - lo
+    return wins, pairs
+
+
+@torch.no_grad()
+def evaluate_heldout(model: MotionModel, paths: list[Path]) -> dict:
+    """The module doc's scores over the utterance files ``paths``."""
+    predicted_all, true_all, closures, offsets, predicted_offsets = [], [], [], [], []
+    wins = {1: [0, 0], 2: [0, 0]}
+    for path in paths:
+        utterance = corpora.load_utterance(path)
+        audio = torch.from_numpy(utterance["audio"])
+        truth = utterance["displacement"].astype(np.float32)
+        predicted = model.displacement(model.vae.generate(audio)).numpy()
+        predicted_all.append(mouth_opening(predicted, utterance["neutral"]))
+        true_all.append(mouth_opening(truth, utterance["neutral"]))
+        closures += [bool(predicted_all[-1][segment].min() < MOUTH_CLOSED) for segment in bilabial_segments(utterance["phoneme"])]
+        true_lips = torch.from_numpy(truth[:, LIP_POINTS])
+        offsets.append(sync_measure(model.expert, audio, true_lips)["offset_frames"])
+        predicted_offsets.append(sync_measure(model.expert, audio, torch.from_numpy(predicted[:, LIP_POINTS]))["offset_frames"])
+        for min_shift, tally in wins.items():
+            won, pairs = rank_accuracy(model, audio, true_lips, min_shift)
+            tally[0] += won
+            tally[1] += pairs
+    predicted_all, true_all = np.concatenate(predicted_all), np.concatenate(true_all)
+    return {
+        "utterances": len(paths),
+        "frames": len(true_all),
+        "mouth_corr": float(np.corrcoef(predicted_all, true_all)[0, 1]),
+        "bilabial_closure": float(np.mean(closures)) if closures else None,
+        "bilabial_count": len(closures),
+        "sync_offset_within_1": float(np.mean(np.abs(offsets) <= 1)),
+        "sync_rank": wins[2][0] / max(wins[2][1], 1),
+        "sync_rank_1": wins[1][0] / max(wins[1][1], 1),
+        "sync_offset_predicted": float(np.mean(np.abs(predicted_offsets))),
+    }
+
+
+def closed_threshold(mouth_opening_values: np.ndarray) -> float:
+    """A subject's closed-mouth threshold: 10 % of the way from its 5th to 95th percentile opening."""
+    low, high = np.percentile(mouth_opening_values, [5, 95])
+    return float(low + 0.1 * (high - low))
+
+
+def evaluate_motion(cfg) -> dict:
+    """``avatar3d eval motion``: drives the subject with the audio and scores the motion.
+
+    ``sync_score`` and ``sync_offset_frames`` always (the sync expert on the driven lips);
+    ``mouth_corr`` and ``bilabial_closure`` when ``cfg.truth`` (a virtual-actor truth.npz of
+    the same audio) is given. Writes ``cfg.metrics`` and returns the scores.
+    """
+    import json
+
+    from avatar3d.errors import BadInputError
+    from avatar3d.files import atomic_path
+    from avatar3d.motion.basis import displacements
+    from avatar3d.motion.generate import generate_motion
+
+    motion, features, subject, model = generate_motion(cfg)
+    lips = displacements(motion["landmarks"], subject.neutral)[:, LIP_POINTS].astype(np.float32)
+    sync = sync_measure(model.expert, torch.from_numpy(features), torch.from_numpy(lips))
+    result = {"frames": len(lips), "sync_score": sync["score"], "sync_offset_frames": sync["offset_frames"]}
+    if cfg.truth is not None:
+        try:
+            with np.load(cfg.truth) as truth:
+                true_opening, phonemes = truth["mouth_opening"], truth["phoneme"]
+        except (OSError, KeyError, ValueError):
+            raise BadInputError(f"--truth {cfg.truth}: not a virtual-actor truth.npz (made by `avatar3d synth`)") from None
+        count = min(len(true_opening), len(lips))
+        predicted = motion["mouth_opening"][:count]
+        threshold = closed_threshold(signals.mouth_opening(subject.landmarks))
+        closures = [bool(predicted[s].min() < threshold) for s in bilabial_segments(phonemes[:count]) if len(s)]
+        result |= {"mouth_corr": float(np.corrcoef(predicted, true_opening[:count])[0, 1]),
+                   "bilabial_closure": float(np.mean(closures)) if closures else None,
+                   "bilabial_count": len(closures), "closed_threshold": threshold}
+    with atomic_path(cfg.metrics) as partial:
+        partial.write_text(json.dumps(result, indent=1))
+    return result

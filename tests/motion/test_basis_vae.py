@@ -1,0 +1,72 @@
+"""Expression basis and the motion VAE."""
+
+import numpy as np
+import pytest
+import torch
+
+from avatar3d.errors import BadInputError
+from avatar3d.face import signals
+from avatar3d.motion.basis import ExpressionBasis, displacements, to_landmarks
+from avatar3d.motion.features import AUDIO_DIMS
+from avatar3d.motion.vae import LATENT_STRIDE, MotionVAE, VAEConfig, kl_divergence
+
+
+def _low_rank(rng, frames: int, rank: int) -> np.ndarray:
+    """(frames, 478, 3) displacements spanned by ``rank`` random directions plus a mean."""
+    directions = rng.normal(size=(rank, 478 * 3))
+    weights = rng.normal(size=(frames, rank))
+    return (0.01 + weights @ directions * 0.01).reshape(frames, 478, 3)
+
+
+def test_displacements_are_in_face_widths_and_invert(truth):
+    neutral = truth["rest_landmarks"].astype(np.float64)
+    moved = neutral + np.random.default_rng(0).normal(scale=0.002, size=(4, 478, 3))
+    d = displacements(moved, neutral)
+    assert np.allclose(displacements(moved * 2, neutral * 2), d)  # the same expression on a face twice the size
+    assert np.allclose(to_landmarks(d, neutral), moved)
+    assert np.isclose(np.abs(d).max(), np.abs(moved - neutral).max() / signals.face_width(neutral))
+
+
+def test_basis_keeps_a_low_rank_expression_space_exactly():
+    rng = np.random.default_rng(0)
+    data = _low_rank(rng, 200, 5)
+    basis = ExpressionBasis.fit(data, 8)
+    assert basis.explained(data) > 0.9999
+    assert np.allclose(basis.decode(basis.encode(data)), data, atol=1e-5)
+    assert np.allclose(basis.components @ basis.components.T, np.eye(8), atol=1e-5)
+    assert (np.diff(basis.variance) <= 1e-9).all()  # largest variance first
+    assert ExpressionBasis.fit(data, 3).explained(data) < 0.999  # three directions cannot hold five
+    loaded = ExpressionBasis.from_state(basis.state())
+    assert np.array_equal(loaded.encode(data), basis.encode(data))
+
+
+def test_basis_refuses_too_little_or_foreign_data():
+    with pytest.raises(BadInputError):
+        ExpressionBasis.fit(np.zeros((1, 478, 3)), 4)
+    with pytest.raises(BadInputError):
+        ExpressionBasis.from_state({"mean": np.zeros(30), "components": np.zeros((2, 30)), "variance": np.ones(2)})
+
+
+def test_vae_shapes_for_any_length_and_kl():
+    torch.manual_seed(0)
+    vae = MotionVAE(VAEConfig(codes=6, width=16, latent=4))
+    for frames in (1, 7, 48):
+        codes, mean, log_var = vae(torch.randn(2, 2 * frames, AUDIO_DIMS), torch.randn(2, frames, 6))
+        assert codes.shape == (2, frames, 6)
+        assert mean.shape == (2, 4, -(-frames // LATENT_STRIDE))
+    assert float(kl_divergence(torch.zeros(3, 4), torch.zeros(3, 4))) == 0.0
+    assert float(kl_divergence(torch.ones(3, 4), torch.zeros(3, 4))) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_chunked_generation_equals_one_pass(temperature):
+    torch.manual_seed(0)
+    vae = MotionVAE(VAEConfig(codes=5, width=16, latent=4)).eval()
+    audio = torch.randn(2 * 203, AUDIO_DIMS)
+    whole = vae.generate(audio, temperature, seed=3, chunk_frames=1000)
+    chunked = vae.generate(audio, temperature, seed=3, chunk_frames=37)
+    assert whole.shape == (203, 5)
+    assert torch.allclose(whole, chunked, atol=1e-5)
+    if temperature:
+        assert not torch.allclose(whole, vae.generate(audio, temperature, seed=4))  # the latent matters
+    assert vae.generate(audio[:0]).shape == (0, 5)

@@ -1,0 +1,89 @@
+"""`avatar3d motion` and `avatar3d eval motion` on the session's prepared clip, with a tiny model."""
+
+import json
+
+import numpy as np
+import pytest
+
+from avatar3d.cli import main
+from avatar3d.motion.generate import SubjectMotion, mouth_points
+from avatar3d.train.config import MotionTrainConfig
+from avatar3d.train.motion import MODEL, MotionTrainer
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    root = tmp_path_factory.mktemp("motion")
+    cfg = MotionTrainConfig(utterances=4, heldout=1, sync_steps=5, vae_steps=5, crop_frames=40, width=16, batch=2,
+                            corpus_root=root / "corpus", run=root / "run")
+    return MotionTrainer(cfg).run() / MODEL
+
+
+def _write_stereo(source, path, seconds=None):
+    import av
+
+    from avatar3d.audio.wav import read_wav, resample
+
+    samples, rate = read_wav(source)
+    samples = resample(samples, rate, 44100)[: int(44100 * seconds) if seconds else None]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=44100, layout="stereo")
+        stereo = (np.stack([samples, samples * 0.5]) * 32000).astype(np.int16).T.reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo), format="s16", layout="stereo")
+        frame.sample_rate = 44100
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return path
+
+
+def _motion(subject_dir, model_path, audio, out, *extra) -> int:
+    return main(["motion", str(subject_dir), "--audio", str(audio), "--motion", str(model_path), "--out", str(out),
+                 *extra])
+
+
+def test_motion_has_one_row_per_frame_of_the_speech(subject_dir, clip_dir, model_path, tmp_path):
+    speech = _write_stereo(clip_dir / "audio.wav", tmp_path / "speech.wav", seconds=3.0)
+    assert _motion(subject_dir, model_path, speech, tmp_path / "m.npz", "--blink", "none", "--pose", "train") == 0
+    motion = dict(np.load(tmp_path / "m.npz"))
+    subject = SubjectMotion.load(subject_dir)
+    frames = len(motion["landmarks"])
+    assert abs(frames - 3.0 * subject.fps) <= 1
+    for key in ("codes", "mouth_opening", "eye_opening", "pose", "rotation", "translation"):
+        assert len(motion[key]) == frames and np.isfinite(motion[key]).all()
+    assert np.ptp(motion["eye_opening"]) == 0  # --blink none
+    assert np.allclose(motion["pose"][: min(frames, len(subject.poses))], subject.poses[:frames], atol=1e-6)
+    assert np.allclose(np.linalg.det(motion["rotation"]), 1, atol=1e-4)
+
+
+def test_mouth_amplitude_zero_keeps_the_mouth_neutral(subject_dir, clip_dir, model_path, tmp_path):
+    speech = _write_stereo(clip_dir / "audio.wav", tmp_path / "speech.wav", seconds=1.0)
+    assert _motion(subject_dir, model_path, speech, tmp_path / "m.npz", "--mouth-amp", "0") == 0
+    landmarks = np.load(tmp_path / "m.npz")["landmarks"]
+    subject = SubjectMotion.load(subject_dir)
+    mouth = mouth_points(subject.neutral)
+    assert np.allclose(landmarks[:, mouth], subject.neutral[mouth], atol=1e-5)
+    assert not np.allclose(landmarks[:, ~mouth], subject.neutral[~mouth], atol=1e-5)  # the rest still moves
+
+
+def test_silent_audio_warns_and_bad_audio_is_refused(subject_dir, model_path, tmp_path, capsys):
+    from avatar3d.audio.wav import write_wav
+
+    write_wav(tmp_path / "silence.wav", np.zeros(16000, np.float32), 16000)
+    assert _motion(subject_dir, model_path, tmp_path / "silence.wav", tmp_path / "m.npz") == 0
+    assert "silent" in capsys.readouterr().err  # the console prints to stderr
+    (tmp_path / "junk.wav").write_bytes(b"RIFF junk")
+    assert _motion(subject_dir, model_path, tmp_path / "junk.wav", tmp_path / "j.npz") == 2
+    write_wav(tmp_path / "empty.wav", np.zeros(10, np.float32), 16000)
+    assert _motion(subject_dir, model_path, tmp_path / "empty.wav", tmp_path / "e.npz") == 2
+    err = capsys.readouterr().err
+    assert "junk.wav" in err and "empty" in err and "Traceback" not in err
+    assert not (tmp_path / "j.npz").exists() and not (tmp_path / "e.npz").exists()
+
+
+def test_eval_motion_scores_sync_and_truth(subject_dir, clip_dir, model_path, tmp_path):
+    out = tmp_path / "metrics.json"
+    assert main(["eval", "motion", str(subject_dir), "--audio", str(clip_dir / "audio.wav"), "--motion",
+                 str(model_path), "--truth", str(clip_dir / "truth.npz"), "--metrics", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert -1 <= metrics["mouth_corr"] <= 1 and abs(metrics["sync_offset_frames"]) <= 15
+    assert metrics["bilabial_count"] > 0 and 0 <= metrics["bilabial_closure"] <= 1
