@@ -26,6 +26,8 @@ from avatar3d.motion.model import MotionModel
 from avatar3d.runtime import console
 
 SILENT_RMS = 1e-3  # below this (about -60 dBFS) the audio holds no speech
+MIN_VOICED = 0.03  # speech is voiced a third of the time or more; noise is not
+MIN_PHONES = 0.2  # ... and the phone recogniser hears phones, not silence, in most of it; not in a hum
 MODEL = "motion.pt"
 
 
@@ -55,15 +57,18 @@ def load_speech(path: Path) -> tuple[np.ndarray, int]:
     return samples, rate
 
 
-def find_motion_model(checkpoint: Path | None, runs: Path) -> Path:
-    """``checkpoint`` if given, else the newest finished motion run's model."""
+def find_motion_model(checkpoint: Path | None, runs: Path, subject: Path | None = None) -> Path:
+    """``checkpoint`` if given, else the newest model adapted to ``subject``, else the newest
+    corpus-trained one (under ``runs/motion-<subject>`` and ``runs/motion``)."""
     if checkpoint is not None:
         return Path(checkpoint)
-    done = sorted((Path(runs) / "motion").glob(f"*/{MODEL}"))
-    if not done:
-        raise BadInputError(f"no motion model under {Path(runs) / 'motion'}; run `avatar3d train motion` "
-                            "first or pass --motion")
-    return done[-1]
+    folders = ([f"motion-{Path(subject).resolve().name}"] if subject is not None else []) + ["motion"]
+    for folder in folders:
+        done = sorted((Path(runs) / folder).glob(f"*/{MODEL}"))
+        if done:
+            return done[-1]
+    raise BadInputError(f"no motion model under {Path(runs) / 'motion'}; run `avatar3d train motion` "
+                        "first or pass --motion")
 
 
 @dataclass
@@ -122,21 +127,36 @@ def make_poses(cfg: MotionConfig, subject: SubjectMotion, num_frames: int, energ
     raise BadArgumentError(f"--pose {cfg.pose!r}: use {', '.join(pose_blink.POSE_MODES)} or a prepared subject folder")
 
 
+def is_speech(samples: np.ndarray, features: np.ndarray) -> bool:
+    """Whether audio holds speech: loud enough, voiced often enough and heard as phones.
+
+    Music passes this test (it is voiced and phone-like): it drives the mouth as speech would.
+    """
+    loud = float(np.sqrt(np.mean(samples**2))) >= SILENT_RMS
+    voiced = float(features[:, MEL_BINS + 1].mean()) >= MIN_VOICED
+    phones = float((features[:, MEL_BINS + 3] < 0.5).mean()) >= MIN_PHONES  # column MEL_BINS + 3: P(silence)
+    return loud and voiced and phones
+
+
 def generate_motion(cfg: MotionConfig) -> tuple[dict[str, np.ndarray], np.ndarray, SubjectMotion, MotionModel]:
     """The motion arrays (one row per video frame at the subject's fps), and what made them:
     the audio features (2T, AUDIO_DIMS), the subject and the model."""
     from avatar3d.render.camera import rotation_matrix
 
     subject = SubjectMotion.load(cfg.subject)
-    model = MotionModel.load(find_motion_model(cfg.motion, cfg.runs))
+    model = MotionModel.load(find_motion_model(cfg.motion, cfg.runs, cfg.subject))
     samples, rate = load_speech(cfg.audio)
-    if float(np.sqrt(np.mean(samples**2))) < SILENT_RMS:
-        console.print(f"[yellow]warning:[/] {cfg.audio} is silent; the avatar will idle with its mouth closed")
     num_frames = max(1, int(round(len(samples) / rate * subject.fps)))
     features = clip_features(samples, rate, num_frames, subject.fps)
-    codes = model.vae.generate(torch.from_numpy(features), cfg.temperature, cfg.seed)
-    predicted = model.basis.encode(model.displacement(codes).numpy())
     bank = model.basis.encode(displacements(subject.landmarks, subject.neutral))
+    if is_speech(samples, features):
+        codes = model.vae.generate(torch.from_numpy(features), cfg.temperature, cfg.seed)
+        predicted = model.basis.encode(model.displacement(codes).numpy())
+    else:
+        console.print(f"[yellow]warning:[/] {cfg.audio} holds no speech (silent or unvoiced); "
+                      "the avatar idles with its mouth closed")
+        closed = int(np.argmin(signals.mouth_opening(subject.landmarks)))
+        predicted = np.repeat(bank[closed : closed + 1], num_frames, 0)
     projected = LLEProjector(bank, blend=cfg.lle).project(predicted)
     displacement = model.basis.decode(projected)
     displacement[:, mouth_points(subject.neutral)] *= cfg.mouth_amp

@@ -106,6 +106,14 @@ class MotionTrainConfig:
 
     corpus: str = "synthetic"
     """`synthetic` (made with the virtual actor) or a folder of corpus utterances (NNNNNN.npz)."""
+    adapt: Path | None = None
+    """Prepared subject folder: fine-tune --motion on its own training frames instead of training on a corpus."""
+    motion: Path | None = None
+    """With --adapt: the model to fine-tune; default: the newest motion run under RUNS/motion."""
+    adapt_steps: int = 400
+    """With --adapt: fine-tuning steps."""
+    anchor_weight: float = 1.0
+    """With --adapt: weight of the pull towards the starting weights (keeps what the corpus taught)."""
     utterances: int = 600
     """Synthetic corpus size (utterances of one sentence each, ~3 s)."""
     shard: str | None = None
@@ -150,7 +158,7 @@ class MotionTrainConfig:
     """Random seed (also picks the synthetic corpus)."""
 
     def __post_init__(self):
-        for name in ("utterances", "heldout", "basis_size", "sync_steps", "vae_steps", "batch", "crop_frames", "width"):
+        for name in ("utterances", "heldout", "adapt_steps", "basis_size", "sync_steps", "vae_steps", "batch", "crop_frames", "width"):
             if getattr(self, name) < 1:
                 raise BadArgumentError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.crop_frames < 40:

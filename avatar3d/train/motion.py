@@ -31,7 +31,9 @@ from avatar3d import config as config_io
 from avatar3d.errors import BadInputError
 from avatar3d.files import atomic_path, load_checkpoint, save_checkpoint
 from avatar3d.motion import corpus as corpora
-from avatar3d.motion.basis import LIP_POINTS, ExpressionBasis
+from avatar3d.motion.basis import LIP_POINTS, ExpressionBasis, displacements
+from avatar3d.motion.features import feature_matrix
+from avatar3d.motion.generate import find_motion_model
 from avatar3d.motion.model import MotionModel
 from avatar3d.motion.sync import MAX_SHIFT, SyncConfig, SyncExpert, audio_windows, lip_windows, sync_loss
 from avatar3d.motion.vae import MotionVAE, VAEConfig, kl_divergence
@@ -132,10 +134,27 @@ class Sequences:
 # --- training ---------------------------------------------------------------------------------
 
 
+def subject_utterance(root: Path) -> tuple[dict, dict]:
+    """A prepared subject's training and validation frames as corpus utterances."""
+    from avatar3d.render.conditions import subject_conditions
+    from avatar3d.subject import Subject
+
+    subject = Subject.load(root)
+    neutral = subject.arrays("face_fit")["canonical"]
+    everything = displacements(subject_conditions(subject).landmarks.numpy(), neutral).astype(np.float32)
+    audio = feature_matrix(subject.arrays("audio_features"))
+    parts = []
+    for name in ("train", "val"):
+        start, stop = subject.manifest["split"][name]
+        parts.append({"audio": audio[2 * start : 2 * stop], "displacement": everything[start:stop],
+                      "neutral": neutral, "phoneme": np.full(stop - start, ""), "fps": np.float32(subject.fps)})
+    return parts[0], parts[1]
+
+
 def choose_run(cfg: MotionTrainConfig) -> Path:
     if cfg.run is not None:
         return Path(cfg.run)
-    parent = Path(cfg.runs) / "motion"
+    parent = Path(cfg.runs) / ("motion" if cfg.adapt is None else f"motion-{Path(cfg.adapt).resolve().name}")
     unfinished = sorted(p for p in parent.glob("*") if (p / CHECKPOINT).exists() and not (p / FINISHED).exists())
     if unfinished and not cfg.fresh:
         return unfinished[-1]
@@ -150,9 +169,18 @@ class MotionTrainer:
         self.run_dir = choose_run(cfg)
         self.checkpoint_path = self.run_dir / CHECKPOINT
         torch.manual_seed(cfg.seed)
-        utterances = [corpora.load_utterance(path) for path in training_corpus(cfg)]
+        if cfg.adapt is not None:
+            utterances = [subject_utterance(cfg.adapt)[0]]
+            base = MotionModel.load(find_motion_model(cfg.motion, cfg.runs))
+            self.anchor = [p.detach().clone() for p in base.vae.parameters()]
+        else:
+            utterances = [corpora.load_utterance(path) for path in training_corpus(cfg)]
         if self.checkpoint_path.exists():
             self._resume()
+        elif cfg.adapt is not None:
+            self.model, self.stage, self.step, self.elapsed = base, "vae", 0, 0.0
+            self.model.vae.train()
+            self.optimizer = self._stage_optimizer()
         else:
             displacement = np.concatenate([u["displacement"] for u in utterances]).astype(np.float32)
             basis = ExpressionBasis.fit(displacement, cfg.basis_size)
@@ -164,9 +192,13 @@ class MotionTrainer:
         self.data = Sequences.build(utterances, self.model, cfg.crop_frames)
         self.rng = np.random.default_rng([cfg.seed, self.step, self.stage == "vae"])
 
+    @property
+    def learning_rate(self) -> float:
+        return self.cfg.learning_rate * (0.1 if self.cfg.adapt is not None else 1.0)  # fine-tuning: small steps
+
     def _stage_optimizer(self) -> torch.optim.Adam:
         module = self.model.expert if self.stage == "sync" else self.model.vae
-        return torch.optim.Adam(module.parameters(), lr=self.cfg.learning_rate)
+        return torch.optim.Adam(module.parameters(), lr=self.learning_rate)
 
     def _resume(self) -> None:
         payload = load_checkpoint(self.checkpoint_path, "avatar3d train motion")
@@ -192,6 +224,8 @@ class MotionTrainer:
         """(steps, seconds) of the current stage; a time budget is shared as the steps are."""
         cfg = self.cfg
         steps = cfg.sync_steps if self.stage == "sync" else cfg.vae_steps
+        if cfg.adapt is not None:
+            return cfg.adapt_steps, math.inf if cfg.max_minutes is None else cfg.max_minutes * 60
         if cfg.max_minutes is None:
             return steps, math.inf
         share = cfg.sync_steps / (cfg.sync_steps + cfg.vae_steps)
@@ -218,6 +252,10 @@ class MotionTrainer:
         loss = reconstruction + cfg.lip_weight * lip + cfg.temporal_weight * temporal + cfg.kl_weight * min(1.0, 3 * progress) * kl
         logs = {"vae/reconstruction": reconstruction.item(), "vae/lips": lip.item(), "vae/temporal": temporal.item(),
                 "vae/kl": kl.item()}
+        if cfg.adapt is not None:  # L2-SP: stay near the corpus model, the subject has only minutes of speech
+            drift = sum(((p - a) ** 2).sum() for p, a in zip(model.vae.parameters(), self.anchor))
+            loss = loss + cfg.anchor_weight * drift
+            logs["vae/anchor"] = drift.item()
         if progress >= 0.5 and cfg.sync_weight > 0:
             sync = self._predicted_sync_loss(audio, lips)
             loss = loss + cfg.sync_weight * sync
@@ -278,7 +316,7 @@ class MotionTrainer:
             while self.step < steps and self.elapsed < seconds:
                 fraction = self.step / steps
                 for group in self.optimizer.param_groups:  # cosine decay to a tenth
-                    group["lr"] = self.cfg.learning_rate * (0.55 + 0.45 * math.cos(math.pi * fraction))
+                    group["lr"] = self.learning_rate * (0.55 + 0.45 * math.cos(math.pi * fraction))
                 logs = self._sync_step() if self.stage == "sync" else self._vae_step(fraction)
                 self.step += 1
                 self.elapsed = time.perf_counter() - started
@@ -304,9 +342,13 @@ def train_motion(cfg: MotionTrainConfig) -> Path | None:
         console.print(f"shard {cfg.shard} of {synthetic_folder(cfg)} done")
         return None
     run = MotionTrainer(cfg).run()
-    from avatar3d.train.motion_eval import evaluate_heldout
+    from avatar3d.train.motion_eval import evaluate_heldout, evaluate_subject
 
-    metrics = evaluate_heldout(MotionModel.load(run / MODEL), heldout_corpus(cfg, cfg.heldout))
+    model = MotionModel.load(run / MODEL)
+    if cfg.adapt is not None:
+        metrics = evaluate_subject(model, *subject_utterance(cfg.adapt))
+    else:
+        metrics = evaluate_heldout(model, heldout_corpus(cfg, cfg.heldout))
     with atomic_path(run / "metrics.json") as partial:
         partial.write_text(json.dumps(metrics, indent=1))
     return run

@@ -132,3 +132,26 @@ def evaluate_motion(cfg) -> dict:
     with atomic_path(cfg.metrics) as partial:
         partial.write_text(json.dumps(result, indent=1))
     return result
+
+
+@torch.no_grad()
+def evaluate_subject(model: MotionModel, train: dict, val: dict) -> dict:
+    """Scores of a subject-adapted model against the subject's own fitted motion.
+
+    ``{split}_mouth_corr``: predicted vs fitted mouth opening from the split's audio;
+    ``{split}_video_offset_frames``: the sync expert's audio-video offset of the real video
+    (non-zero means the subject's sound and picture are out of step).
+    """
+    result = {}
+    for name, utterance in (("train", train), ("val", val)):
+        if len(utterance["displacement"]) < 2:
+            continue
+        audio = torch.from_numpy(utterance["audio"])
+        predicted = model.displacement(model.vae.generate(audio)).numpy()
+        truth = utterance["displacement"]
+        result[f"{name}_mouth_corr"] = float(np.corrcoef(mouth_opening(predicted, utterance["neutral"]),
+                                                         mouth_opening(truth, utterance["neutral"]))[0, 1])
+        lips = torch.from_numpy(truth[:, LIP_POINTS].astype(np.float32))
+        result[f"{name}_video_offset_frames"] = sync_measure(model.expert, audio, lips)["offset_frames"]
+        result[f"{name}_frames"] = len(truth)
+    return result

@@ -87,3 +87,34 @@ def test_eval_motion_scores_sync_and_truth(subject_dir, clip_dir, model_path, tm
     metrics = json.loads(out.read_text())
     assert -1 <= metrics["mouth_corr"] <= 1 and abs(metrics["sync_offset_frames"]) <= 15
     assert metrics["bilabial_count"] > 0 and 0 <= metrics["bilabial_closure"] <= 1
+
+
+def test_adaptation_fine_tunes_on_the_subject_and_the_anchor_holds_it(subject_dir, model_path, tmp_path):
+    from avatar3d.motion.model import MotionModel
+
+    base = MotionModel.load(model_path)
+    drift = {}
+    for anchor in ("0", "1000"):
+        run = tmp_path / f"anchor{anchor}"
+        assert main(["train", "motion", "--adapt", str(subject_dir), "--motion", str(model_path), "--adapt-steps", "15",
+                     "--crop-frames", "40", "--batch", "2", "--anchor-weight", anchor, "--run", str(run)]) == 0
+        adapted = MotionModel.load(run / MODEL)
+        drift[anchor] = sum(float(((p - q) ** 2).sum()) for p, q in zip(adapted.vae.state_dict().values(), base.vae.state_dict().values()))
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert -1 <= metrics["train_mouth_corr"] <= 1 and metrics["train_frames"] > 40
+    assert 0 < drift["1000"] < 0.5 * drift["0"]
+
+
+def test_speech_detector_tells_speech_from_noise_and_hum(clip_dir):
+    from avatar3d.audio.wav import read_wav
+    from avatar3d.motion.features import clip_features
+    from avatar3d.motion.generate import is_speech
+
+    speech, rate = read_wav(clip_dir / "audio.wav")
+    speech = speech[: 3 * rate]
+    times = np.arange(3 * rate) / rate
+    noise = np.random.default_rng(0).normal(scale=0.1, size=3 * rate).astype(np.float32)
+    hum = (0.1 * np.sin(2 * np.pi * 100 * times)).astype(np.float32)
+    found = {name: is_speech(audio, clip_features(audio, rate, 75, 25.0))
+             for name, audio in (("speech", speech), ("noise", noise), ("hum", hum), ("quiet", speech * 1e-4))}
+    assert found == {"speech": True, "noise": False, "hum": False, "quiet": False}

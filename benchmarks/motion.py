@@ -1,0 +1,80 @@
+"""Motion generation speed: audio features, VAE and LLE for a long speech, per stage.
+
+Usage: python benchmarks/motion.py SUBJECT --motion RUN/motion.pt [--seconds 60] [--threads N]
+
+The speech is the virtual actor's voice reading sentences (espeak-ng), `seconds` long.
+Prints seconds per stage and in all. Target (issue 5): 60 s of audio in under 2 s on a
+2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avatar3d.audio import features as audio_features
+from avatar3d.motion.basis import displacements
+from avatar3d.motion.features import feature_matrix
+from avatar3d.motion.generate import SubjectMotion
+from avatar3d.motion.lle import LLEProjector
+from avatar3d.motion.model import MotionModel
+
+
+def speech(seconds: float) -> tuple[np.ndarray, int]:
+    from avatar3d.synth.clip import SENTENCES
+    from avatar3d.synth.speech import synthesize
+
+    parts, total, index = [], 0, 0
+    while True:
+        part = synthesize(SENTENCES[index % len(SENTENCES)])
+        parts.append(part.samples)
+        total += len(part.samples)
+        index += 1
+        if total >= seconds * part.sample_rate:
+            return np.concatenate(parts)[: int(seconds * part.sample_rate)], part.sample_rate
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("subject", type=Path)
+    parser.add_argument("--motion", type=Path, required=True)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    samples, rate = speech(args.seconds)
+    subject = SubjectMotion.load(args.subject)
+    model = MotionModel.load(args.motion)
+    frames = int(round(args.seconds * subject.fps))
+    rows = {}
+    for name in ("mel", "pitch", "energy", "phones"):
+        rows[name], seconds = timed(lambda: audio_features.extract(samples, rate, frames, subject.fps, (name,)))
+        print(f"{'features: ' + name:<22} {seconds:>7.2f} s")
+    extracted = {k: v for part in rows.values() for k, v in part.items()}
+    features, t_norm = timed(lambda: feature_matrix(extracted))
+    codes, t_vae = timed(lambda: model.vae.generate(torch.from_numpy(features)))
+    bank = model.basis.encode(displacements(subject.landmarks, subject.neutral))
+
+    def lle():
+        predicted = model.basis.encode(model.displacement(codes).numpy())
+        return LLEProjector(bank).project(predicted)
+
+    _, t_lle = timed(lle)
+    print(f"{'normalise':<22} {t_norm:>7.2f} s")
+    print(f"{'VAE':<22} {t_vae:>7.2f} s")
+    print(f"{'LLE':<22} {t_lle:>7.2f} s")
+    print(f"{args.seconds:.0f} s of audio, {frames} frames, {args.threads} threads")
+
+
+if __name__ == "__main__":
+    main()
