@@ -62,11 +62,11 @@ def main() -> None:
         print(f"{'features: ' + name:<22} {seconds:>7.2f} s")
     extracted = {k: v for part in rows.values() for k, v in part.items()}
     features, t_norm = timed(lambda: feature_matrix(extracted))
-    codes, t_vae = timed(lambda: model.vae.generate(torch.from_numpy(features)))
+    displacement, t_vae = timed(lambda: model.generate(features, subject.neutral))
     bank = model.basis.encode(displacements(subject.landmarks, subject.neutral))
 
     def lle():
-        predicted = model.basis.encode(model.displacement(codes).numpy())
+        predicted = model.basis.encode(displacement)
         return LLEProjector(bank).project(predicted)
 
     _, t_lle = timed(lle)

@@ -22,6 +22,30 @@ POINTS = topo.NUM_LANDMARKS * 3
 LIP_POINTS = np.asarray(topo.LIPS)  # (40,) the landmarks the sync expert watches
 
 
+SPEAKER_DIMS = 6
+
+
+def speaker_shape(neutral: np.ndarray) -> np.ndarray:
+    """(6,) float32 measures of a neutral face, in face widths, that change how its mouth moves.
+
+    Inner-lip gap (a face at rest with parted lips needs a larger displacement to close
+    them), mouth width, face height, upper and lower lip thickness, and how far the lips
+    stand out in front of the face's sides.
+    """
+    width = float(signals.face_width(neutral))
+    top, bottom = neutral[topo.MOUTH_TOP], neutral[topo.MOUTH_BOTTOM]
+    corners = neutral[list(topo.MOUTH_CORNERS)]
+    measures = [
+        top[1] - bottom[1],
+        np.linalg.norm(corners[0] - corners[1]),
+        neutral[topo.FOREHEAD, 1] - neutral[topo.CHIN, 1],
+        neutral[topo.UPPER_LIP_OUTER[4], 1] - top[1],
+        bottom[1] - neutral[topo.LOWER_LIP_OUTER[4], 1],
+        top[2] - neutral[list(topo.FACE_SIDES), 2].mean(),
+    ]
+    return (np.array(measures) / width).astype(np.float32)
+
+
 def displacements(landmarks: np.ndarray, neutral: np.ndarray) -> np.ndarray:
     """(..., 478, 3) head-frame landmarks -> displacements from ``neutral`` (478, 3) in face widths."""
     return (landmarks - neutral) / float(signals.face_width(neutral))

@@ -29,6 +29,8 @@ SILENT_RMS = 1e-3  # below this (about -60 dBFS) the audio holds no speech
 MIN_VOICED = 0.03  # speech is voiced a third of the time or more; noise is not
 MIN_PHONES = 0.2  # ... and the phone recogniser hears phones, not silence, in most of it; not in a hum
 MODEL = "motion.pt"
+DEFAULT_MODEL = Path(__file__).with_name("default_motion.pt")
+"""The shipped model, trained on the synthetic corpus (the command is in docs/motion.md)."""
 
 
 def load_speech(path: Path) -> tuple[np.ndarray, int]:
@@ -59,7 +61,8 @@ def load_speech(path: Path) -> tuple[np.ndarray, int]:
 
 def find_motion_model(checkpoint: Path | None, runs: Path, subject: Path | None = None) -> Path:
     """``checkpoint`` if given, else the newest model adapted to ``subject``, else the newest
-    corpus-trained one (under ``runs/motion-<subject>`` and ``runs/motion``)."""
+    corpus-trained one (under ``runs/motion-<subject>`` and ``runs/motion``), else the
+    model shipped in the package."""
     if checkpoint is not None:
         return Path(checkpoint)
     folders = ([f"motion-{Path(subject).resolve().name}"] if subject is not None else []) + ["motion"]
@@ -67,6 +70,8 @@ def find_motion_model(checkpoint: Path | None, runs: Path, subject: Path | None 
         done = sorted((Path(runs) / folder).glob(f"*/{MODEL}"))
         if done:
             return done[-1]
+    if DEFAULT_MODEL.exists():
+        return DEFAULT_MODEL
     raise BadInputError(f"no motion model under {Path(runs) / 'motion'}; run `avatar3d train motion` "
                         "first or pass --motion")
 
@@ -150,8 +155,7 @@ def generate_motion(cfg: MotionConfig) -> tuple[dict[str, np.ndarray], np.ndarra
     features = clip_features(samples, rate, num_frames, subject.fps)
     bank = model.basis.encode(displacements(subject.landmarks, subject.neutral))
     if is_speech(samples, features):
-        codes = model.vae.generate(torch.from_numpy(features), cfg.temperature, cfg.seed)
-        predicted = model.basis.encode(model.displacement(codes).numpy())
+        predicted = model.basis.encode(model.generate(features, subject.neutral, cfg.temperature, cfg.seed))
     else:
         console.print(f"[yellow]warning:[/] {cfg.audio} holds no speech (silent or unvoiced); "
                       "the avatar idles with its mouth closed")

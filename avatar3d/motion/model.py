@@ -11,7 +11,7 @@ from torch import Tensor
 
 from avatar3d.errors import BadInputError
 from avatar3d.files import load_checkpoint, save_checkpoint
-from avatar3d.motion.basis import LIP_POINTS, ExpressionBasis
+from avatar3d.motion.basis import LIP_POINTS, ExpressionBasis, speaker_shape
 from avatar3d.motion.sync import SyncExpert
 from avatar3d.motion.vae import MotionVAE
 
@@ -43,6 +43,12 @@ class MotionModel:
     def lips(self, whitened: Tensor) -> Tensor:
         """(..., K) whitened codes -> (..., 40, 3) lip displacements (what the sync expert sees)."""
         return self.displacement(whitened)[..., LIP_POINTS, :]
+
+    @torch.no_grad()
+    def generate(self, features: np.ndarray, neutral: np.ndarray, temperature: float = 0.0, seed: int = 0) -> np.ndarray:
+        """(T, 478, 3) displacements for (2T, AUDIO_DIMS) features spoken by the face ``neutral`` (478, 3)."""
+        speaker = torch.from_numpy(speaker_shape(neutral))
+        return self.displacement(self.vae.generate(torch.from_numpy(features), speaker, temperature, seed)).numpy()
 
     def whiten(self, displacement: np.ndarray) -> Tensor:
         """(T, 478, 3) displacements -> (T, K) whitened codes."""

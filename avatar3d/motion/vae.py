@@ -5,8 +5,10 @@
 - Posterior q(z | expression, audio): convolutions over the expression codes and the audio
   context, strided twice: a LATENT-channel latent every 4 frames (0.16 s at 25 fps), which
   carries what audio does not determine (how wide this take opens, head-independent style).
-- Decoder: dilated residual convolutions (WaveNet-style, non-causal) over the audio context
-  and the upsampled latent -> whitened expression codes per frame.
+- Decoder: dilated residual convolutions (WaveNet-style, non-causal) over the audio context,
+  the upsampled latent and the speaker's face shape (`avatar3d.motion.basis.speaker_shape`,
+  standardised by the corpus's spread and clamped to 3 sigma) -> whitened codes per frame.
+  The face shape tells it, e.g., how far lips parted at rest must move to close.
 - Prior: N(0, I). Generation samples z at a temperature (0 = the mean motion).
 
 The receptive field is finite (`RECEPTIVE_FRAMES` either side), so `generate` runs any
@@ -22,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avatar3d.motion.basis import SPEAKER_DIMS
 from avatar3d.motion.features import AUDIO_DIMS
+from avatar3d.render.layers import Standardise
 
 LATENT_STRIDE = 4
 DILATIONS = (1, 2, 4, 8, 1, 2, 4, 8)
@@ -63,7 +67,8 @@ class MotionVAE(nn.Module):
         self.posterior = nn.Sequential(nn.Conv1d(k + w, w, 3, padding=1), nn.ReLU(),
                                        nn.Conv1d(w, w, 4, stride=2, padding=1), nn.ReLU(),
                                        nn.Conv1d(w, 2 * z, 4, stride=2, padding=1))
-        self.inlet = nn.Conv1d(w + z, w, 1)
+        self.speaker = Standardise(SPEAKER_DIMS)  # fit on the training corpus's speakers
+        self.inlet = nn.Conv1d(w + z + SPEAKER_DIMS, w, 1)
         self.blocks = nn.Sequential(*[_Residual(w, d) for d in DILATIONS])
         self.outlet = nn.Sequential(nn.ReLU(), nn.Conv1d(w, k, 1))
 
@@ -78,22 +83,36 @@ class MotionVAE(nn.Module):
         mean, log_var = self.posterior(x).chunk(2, 1)
         return mean, log_var.clamp(-10, 5)
 
-    def decode(self, context: Tensor, latent: Tensor) -> Tensor:
-        """(B, width, T) context and (B, latent, ceil(T/4)) latent -> (B, T, K) codes."""
-        z = latent.repeat_interleave(LATENT_STRIDE, -1)[..., : context.shape[-1]]
-        x = self.inlet(torch.cat([context, z], 1))
+    def decode(self, context: Tensor, latent: Tensor, speaker: Tensor) -> Tensor:
+        """(B, width, T) context, (B, latent, ceil(T/4)) latent and (B, SPEAKER_DIMS) speaker
+        shapes -> (B, T, K) codes."""
+        frames = context.shape[-1]
+        z = latent.repeat_interleave(LATENT_STRIDE, -1)[..., :frames]
+        shape = self.speaker(speaker).clamp(-3, 3)[..., None].expand(-1, -1, frames)
+        x = self.inlet(torch.cat([context, z, shape], 1))
         return self.outlet(self.blocks(x)).transpose(1, 2)
 
-    def forward(self, audio: Tensor, codes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Training pass: (reconstructed codes (B, T, K), posterior mean, log-variance)."""
+    def forward(self, audio: Tensor, codes: Tensor, speaker: Tensor,
+                keep: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Training pass over (B, 2T, A) audio, (B, T, K) codes and (B, S) speaker shapes:
+        (reconstructed codes (B, T, K), posterior mean, log-variance).
+
+        ``keep`` (B,) bool: sequences decoded from the latent; the others from a zero latent,
+        the prior's mean that `generate` uses at temperature 0. Without such sequences the
+        decoder leans on the latent for timing and the mean motion never closes the lips.
+        """
         context = self.context(audio)
         mean, log_var = self.encode(codes, context)
         latent = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
-        return self.decode(context, latent), mean, log_var
+        if keep is not None:
+            latent = latent * keep[:, None, None].to(latent)
+        return self.decode(context, latent, speaker), mean, log_var
 
     @torch.no_grad()
-    def generate(self, audio: Tensor, temperature: float = 0.0, seed: int = 0, chunk_frames: int = 1000) -> Tensor:
-        """Codes (T, K) for (2T, AUDIO_DIMS) features of any length.
+    def generate(self, audio: Tensor, speaker: Tensor, temperature: float = 0.0, seed: int = 0,
+                 chunk_frames: int = 1000) -> Tensor:
+        """Codes (T, K) for (2T, AUDIO_DIMS) features of any length spoken by a face of
+        `speaker_shape` ``speaker`` (SPEAKER_DIMS,).
 
         The latent for the whole sequence is drawn first (from ``seed``), then the decoder
         runs over chunks of ``chunk_frames`` frames, each with `RECEPTIVE_FRAMES` of
@@ -110,7 +129,7 @@ class MotionVAE(nn.Module):
             lo = max(0, (start - RECEPTIVE_FRAMES) // LATENT_STRIDE * LATENT_STRIDE)
             hi = min(frames, stop + RECEPTIVE_FRAMES)
             context = self.context(audio[2 * lo : 2 * hi][None])
-            codes = self.decode(context, latent[None, :, lo // LATENT_STRIDE :])
+            codes = self.decode(context, latent[None, :, lo // LATENT_STRIDE :], speaker[None].to(audio))
             pieces.append(codes[0, start - lo : stop - lo])
         return torch.cat(pieces) if pieces else audio.new_zeros(0, self.config.codes)
 

@@ -114,7 +114,7 @@ class MotionTrainConfig:
     """With --adapt: fine-tuning steps."""
     anchor_weight: float = 1.0
     """With --adapt: weight of the pull towards the starting weights (keeps what the corpus taught)."""
-    utterances: int = 600
+    utterances: int = 1000
     """Synthetic corpus size (utterances of one sentence each, ~3 s)."""
     shard: str | None = None
     """i/n: only make synthetic utterances i, i+n, i+2n ... and stop (split corpus building across machines)."""
@@ -130,7 +130,7 @@ class MotionTrainConfig:
     """Start a new run even if the newest one is unfinished."""
     basis_size: int = 32
     """Expression codes K (PCA components of landmark displacements)."""
-    sync_steps: int = 3000
+    sync_steps: int = 4000
     """Sync-expert steps."""
     vae_steps: int = 6000
     """VAE steps."""
@@ -140,10 +140,14 @@ class MotionTrainConfig:
     """Frames per training sequence."""
     learning_rate: float = 1e-3
     """Adam learning rate at the start (cosine decay to a tenth)."""
+    latent_dropout: float = 0.5
+    """Share of VAE sequences decoded from a zero latent (the temperature-0 motion must stand on the audio alone)."""
     kl_weight: float = 1e-3
     """Weight of the KL term (ramped up over the first third of the VAE stage)."""
     lip_weight: float = 10.0
     """Extra weight of the lip landmarks in the reconstruction loss."""
+    closure_weight: float = 1.0
+    """Weight of the L1 loss on the inner-lip gap (makes the lips close on p, b, m)."""
     temporal_weight: float = 0.5
     """Weight of the second-difference (acceleration) loss."""
     sync_weight: float = 0.02

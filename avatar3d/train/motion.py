@@ -31,7 +31,8 @@ from avatar3d import config as config_io
 from avatar3d.errors import BadInputError
 from avatar3d.files import atomic_path, load_checkpoint, save_checkpoint
 from avatar3d.motion import corpus as corpora
-from avatar3d.motion.basis import LIP_POINTS, ExpressionBasis, displacements
+from avatar3d.face import topology as topo
+from avatar3d.motion.basis import LIP_POINTS, ExpressionBasis, displacements, speaker_shape
 from avatar3d.motion.features import feature_matrix
 from avatar3d.motion.generate import find_motion_model
 from avatar3d.motion.model import MotionModel
@@ -96,6 +97,7 @@ class Sequences:
     audio: list[Tensor]  # (2T, AUDIO_DIMS)
     codes: list[Tensor]  # (T, K) whitened
     lips: list[Tensor]  # (T, 40, 3) face widths
+    speakers: Tensor  # (U, SPEAKER_DIMS) each utterance's `speaker_shape`
 
     @classmethod
     def build(cls, utterances: list[dict], model: MotionModel, min_frames: int) -> "Sequences":
@@ -104,16 +106,18 @@ class Sequences:
             raise BadInputError(f"corpus: no utterance has {min_frames} frames; lower --crop-frames")
         return cls([torch.from_numpy(u["audio"]) for u in kept],
                    [model.whiten(u["displacement"].astype(np.float32)) for u in kept],
-                   [torch.from_numpy(u["displacement"][:, LIP_POINTS].astype(np.float32)) for u in kept])
+                   [torch.from_numpy(u["displacement"][:, LIP_POINTS].astype(np.float32)) for u in kept],
+                   torch.from_numpy(np.stack([speaker_shape(u["neutral"]) for u in kept])))
 
-    def crops(self, rng: np.random.Generator, count: int, frames: int) -> tuple[Tensor, Tensor]:
-        """``count`` random crops: audio (B, 2F, A) and whitened codes (B, F, K)."""
-        audio, codes = [], []
+    def crops(self, rng: np.random.Generator, count: int, frames: int) -> tuple[Tensor, Tensor, Tensor]:
+        """``count`` random crops: audio (B, 2F, A), whitened codes (B, F, K) and speakers (B, S)."""
+        audio, codes, speakers = [], [], []
         for u in rng.integers(len(self.codes), size=count):
             start = int(rng.integers(len(self.codes[u]) - frames + 1))
             audio.append(self.audio[u][2 * start : 2 * (start + frames)])
             codes.append(self.codes[u][start : start + frames])
-        return torch.stack(audio), torch.stack(codes)
+            speakers.append(self.speakers[u])
+        return torch.stack(audio), torch.stack(codes), torch.stack(speakers)
 
     def sync_batch(self, rng: np.random.Generator, count: int) -> tuple[Tensor, Tensor, Tensor]:
         """Lip windows (B, 5, 40, 3), their audio (B, 10, A) and negatives (B, N, 10, A):
@@ -132,6 +136,11 @@ class Sequences:
 
 
 # --- training ---------------------------------------------------------------------------------
+
+
+def inner_lip_gap(displacement: Tensor) -> Tensor:
+    """(..., 9) change of the vertical gap between paired inner-lip points, face widths."""
+    return (displacement[..., list(topo.UPPER_LIP_INNER), 1] - displacement[..., list(topo.LOWER_LIP_INNER), 1])
 
 
 def subject_utterance(root: Path) -> tuple[dict, dict]:
@@ -190,6 +199,8 @@ class MotionTrainer:
             self.stage, self.step, self.elapsed = "sync", 0, 0.0
             self.optimizer = self._stage_optimizer()
         self.data = Sequences.build(utterances, self.model, cfg.crop_frames)
+        if self.step == 0 and self.stage == "sync":  # a new model: the corpus's face shapes set its standardisation
+            self.model.vae.speaker.fit(self.data.speakers, min_scale=1e-3)
         self.rng = np.random.default_rng([cfg.seed, self.step, self.stage == "vae"])
 
     @property
@@ -240,18 +251,24 @@ class MotionTrainer:
 
     def _vae_step(self, progress: float) -> dict:
         cfg, model = self.cfg, self.model
-        audio, codes = self.data.crops(self.rng, cfg.batch, cfg.crop_frames)
-        predicted, mean, log_var = model.vae(audio, codes)
+        audio, codes, speakers = self.data.crops(self.rng, cfg.batch, cfg.crop_frames)
+        keep = torch.from_numpy(self.rng.random(len(codes)) >= cfg.latent_dropout)
+        predicted, mean, log_var = model.vae(audio, codes, speakers, keep)
         weight = model.code_scale**2 / (model.code_scale**2).mean()  # displacement-space error
         reconstruction = ((predicted - codes) ** 2 * weight).mean()
-        lips, true_lips = model.lips(predicted), model.lips(codes)
+        moved, true_moved = model.displacement(predicted), model.displacement(codes)
+        lips, true_lips = moved[..., LIP_POINTS, :], true_moved[..., LIP_POINTS, :]
         lip = F.mse_loss(lips, true_lips) / float((true_lips**2).mean().clamp(min=1e-8))
+        # L1 on the inner-lip gap: L2 alone regresses closures towards the mean, lips that never close.
+        gap, true_gap = inner_lip_gap(moved), inner_lip_gap(true_moved)
+        closure = (gap - true_gap).abs().mean() / float(true_gap.abs().mean().clamp(min=1e-8))
         accel = (predicted[:, 2:] - 2 * predicted[:, 1:-1] + predicted[:, :-2]) - (codes[:, 2:] - 2 * codes[:, 1:-1] + codes[:, :-2])
         temporal = (accel**2 * weight).mean()
         kl = kl_divergence(mean, log_var)
-        loss = reconstruction + cfg.lip_weight * lip + cfg.temporal_weight * temporal + cfg.kl_weight * min(1.0, 3 * progress) * kl
-        logs = {"vae/reconstruction": reconstruction.item(), "vae/lips": lip.item(), "vae/temporal": temporal.item(),
-                "vae/kl": kl.item()}
+        loss = (reconstruction + cfg.lip_weight * lip + cfg.closure_weight * closure + cfg.temporal_weight * temporal
+                + cfg.kl_weight * min(1.0, 3 * progress) * kl)
+        logs = {"vae/reconstruction": reconstruction.item(), "vae/lips": lip.item(), "vae/closure": closure.item(),
+                "vae/temporal": temporal.item(), "vae/kl": kl.item()}
         if cfg.adapt is not None:  # L2-SP: stay near the corpus model, the subject has only minutes of speech
             drift = sum(((p - a) ** 2).sum() for p, a in zip(model.vae.parameters(), self.anchor))
             loss = loss + cfg.anchor_weight * drift

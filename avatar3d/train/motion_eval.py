@@ -1,8 +1,10 @@
 """Scores of a motion model on held-out utterances with known truth.
 
 - ``mouth_corr``: Pearson correlation of predicted and true mouth opening over all frames.
-- ``bilabial_closure``: fraction of p/b/m phonemes during which the predicted mouth closes
-  (opening below `MOUTH_CLOSED` at the phoneme's most closed frame).
+- ``bilabial_closure``: fraction of p/b/m phonemes during which the predicted mouth closes:
+  its opening at the phoneme's most closed frame falls below the speaker's closed threshold
+  (`closed_threshold` of the speaker's true openings in that utterance).
+  ``truth_bilabial_closure`` is the same count on the true openings, for reference.
 - ``sync_offset_within_1``: fraction of utterances whose true lips the sync expert puts
   within ±1 frame of their audio.
 - ``sync_rank``: fraction of (window, shift) pairs where the expert scores a true 5-frame
@@ -23,10 +25,6 @@ from avatar3d.motion import corpus as corpora
 from avatar3d.motion.basis import LIP_POINTS, to_landmarks
 from avatar3d.motion.model import MotionModel
 from avatar3d.motion.sync import MAX_SHIFT, audio_windows, lip_windows, sync_measure
-
-MOUTH_CLOSED = 0.02
-"""Mouth opening (inner-lip gap over face width) below which lips count as closed: ~3 mm."""
-
 
 def mouth_opening(displacement: np.ndarray, neutral: np.ndarray) -> np.ndarray:
     """(T,) mouth opening of (T, 478, 3) displacements on a face with ``neutral`` landmarks."""
@@ -61,16 +59,19 @@ def rank_accuracy(model: MotionModel, audio: torch.Tensor, lips: torch.Tensor, m
 @torch.no_grad()
 def evaluate_heldout(model: MotionModel, paths: list[Path]) -> dict:
     """The module doc's scores over the utterance files ``paths``."""
-    predicted_all, true_all, closures, offsets, predicted_offsets = [], [], [], [], []
+    predicted_all, true_all, closures, true_closures, offsets, predicted_offsets = [], [], [], [], [], []
     wins = {1: [0, 0], 2: [0, 0]}
     for path in paths:
         utterance = corpora.load_utterance(path)
         audio = torch.from_numpy(utterance["audio"])
         truth = utterance["displacement"].astype(np.float32)
-        predicted = model.displacement(model.vae.generate(audio)).numpy()
+        predicted = model.generate(utterance["audio"], utterance["neutral"])
         predicted_all.append(mouth_opening(predicted, utterance["neutral"]))
         true_all.append(mouth_opening(truth, utterance["neutral"]))
-        closures += [bool(predicted_all[-1][segment].min() < MOUTH_CLOSED) for segment in bilabial_segments(utterance["phoneme"])]
+        threshold = closed_threshold(true_all[-1])
+        for segment in bilabial_segments(utterance["phoneme"]):
+            closures.append(bool(predicted_all[-1][segment].min() < threshold))
+            true_closures.append(bool(true_all[-1][segment].min() < threshold))
         true_lips = torch.from_numpy(truth[:, LIP_POINTS])
         offsets.append(sync_measure(model.expert, audio, true_lips)["offset_frames"])
         predicted_offsets.append(sync_measure(model.expert, audio, torch.from_numpy(predicted[:, LIP_POINTS]))["offset_frames"])
@@ -85,6 +86,7 @@ def evaluate_heldout(model: MotionModel, paths: list[Path]) -> dict:
         "mouth_corr": float(np.corrcoef(predicted_all, true_all)[0, 1]),
         "bilabial_closure": float(np.mean(closures)) if closures else None,
         "bilabial_count": len(closures),
+        "truth_bilabial_closure": float(np.mean(true_closures)) if true_closures else None,
         "sync_offset_within_1": float(np.mean(np.abs(offsets) <= 1)),
         "sync_rank": wins[2][0] / max(wins[2][1], 1),
         "sync_rank_1": wins[1][0] / max(wins[1][1], 1),
@@ -147,7 +149,7 @@ def evaluate_subject(model: MotionModel, train: dict, val: dict) -> dict:
         if len(utterance["displacement"]) < 2:
             continue
         audio = torch.from_numpy(utterance["audio"])
-        predicted = model.displacement(model.vae.generate(audio)).numpy()
+        predicted = model.generate(utterance["audio"], utterance["neutral"])
         truth = utterance["displacement"]
         result[f"{name}_mouth_corr"] = float(np.corrcoef(mouth_opening(predicted, utterance["neutral"]),
                                                          mouth_opening(truth, utterance["neutral"]))[0, 1])

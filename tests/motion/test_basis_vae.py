@@ -6,7 +6,7 @@ import torch
 
 from avatar3d.errors import BadInputError
 from avatar3d.face import signals
-from avatar3d.motion.basis import ExpressionBasis, displacements, to_landmarks
+from avatar3d.motion.basis import SPEAKER_DIMS, ExpressionBasis, displacements, to_landmarks
 from avatar3d.motion.features import AUDIO_DIMS
 from avatar3d.motion.vae import LATENT_STRIDE, MotionVAE, VAEConfig, kl_divergence
 
@@ -51,7 +51,8 @@ def test_vae_shapes_for_any_length_and_kl():
     torch.manual_seed(0)
     vae = MotionVAE(VAEConfig(codes=6, width=16, latent=4))
     for frames in (1, 7, 48):
-        codes, mean, log_var = vae(torch.randn(2, 2 * frames, AUDIO_DIMS), torch.randn(2, frames, 6))
+        codes, mean, log_var = vae(torch.randn(2, 2 * frames, AUDIO_DIMS), torch.randn(2, frames, 6),
+                                   torch.randn(2, SPEAKER_DIMS))
         assert codes.shape == (2, frames, 6)
         assert mean.shape == (2, 4, -(-frames // LATENT_STRIDE))
     assert float(kl_divergence(torch.zeros(3, 4), torch.zeros(3, 4))) == 0.0
@@ -63,10 +64,12 @@ def test_chunked_generation_equals_one_pass(temperature):
     torch.manual_seed(0)
     vae = MotionVAE(VAEConfig(codes=5, width=16, latent=4)).eval()
     audio = torch.randn(2 * 203, AUDIO_DIMS)
-    whole = vae.generate(audio, temperature, seed=3, chunk_frames=1000)
-    chunked = vae.generate(audio, temperature, seed=3, chunk_frames=37)
+    speaker = torch.randn(SPEAKER_DIMS)
+    whole = vae.generate(audio, speaker, temperature, seed=3, chunk_frames=1000)
+    chunked = vae.generate(audio, speaker, temperature, seed=3, chunk_frames=37)
     assert whole.shape == (203, 5)
     assert torch.allclose(whole, chunked, atol=1e-5)
     if temperature:
-        assert not torch.allclose(whole, vae.generate(audio, temperature, seed=4))  # the latent matters
-    assert vae.generate(audio[:0]).shape == (0, 5)
+        assert not torch.allclose(whole, vae.generate(audio, speaker, temperature, seed=4))  # the latent matters
+    assert not torch.allclose(whole, vae.generate(audio, speaker + 1, temperature, seed=3))  # so does the face
+    assert vae.generate(audio[:0], speaker).shape == (0, 5)
