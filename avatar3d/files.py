@@ -55,6 +55,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
+CHECKPOINT = "checkpoint.pt"
+"""File name of a run's checkpoint (model and training state), in every run folder."""
+FINISHED = "finished"
+"""Marker file of a run whose training completed."""
+
+
 def save_checkpoint(path: Path, payload: dict) -> None:
     """``torch.save`` atomically: a crash mid-write leaves the previous checkpoint intact."""
     import torch

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from avatar3d import files
+from avatar3d.files import CHECKPOINT, FINISHED
 from avatar3d.errors import BadInputError
 from avatar3d.face.fit import rodrigues
 from avatar3d.render.conditions import Conditions
@@ -30,12 +31,8 @@ from avatar3d.render.torso import TorsoConfig, TorsoField, raw_head_code
 from avatar3d.render.volume import OccupancyGrid, composite, march, ray_box_interval
 
 CHECKPOINT_FORMAT = 2  # 2: pose and head-code statistics kept as Standardise modules
-CHECKPOINT = "checkpoint.pt"
-"""File name of a run's checkpoint (the avatar and the training state)."""
 POSE_TRANSLATION_SCALE = 0.1
 """Head-space units per unit of the pose refinement's translation (so one step size suits radians too)."""
-FINISHED = "finished"
-"""Marker file of a run whose training completed."""
 
 
 @dataclass(frozen=True)

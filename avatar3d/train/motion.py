@@ -19,7 +19,6 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from avatar3d import config as config_io
 from avatar3d.errors import BadInputError
-from avatar3d.files import atomic_path, load_checkpoint, save_checkpoint
-from avatar3d.motion import corpus as corpora
+from avatar3d.files import CHECKPOINT, atomic_path, load_checkpoint, save_checkpoint
 from avatar3d.face import topology as topo
+from avatar3d.motion import corpus as corpora
 from avatar3d.motion.basis import LIP_POINTS, ExpressionBasis, displacements, speaker_shape
 from avatar3d.motion.features import feature_matrix
 from avatar3d.motion.generate import find_motion_model
@@ -39,9 +37,10 @@ from avatar3d.motion.model import MotionModel
 from avatar3d.motion.sync import MAX_SHIFT, SyncConfig, SyncExpert, audio_windows, lip_windows, sync_loss
 from avatar3d.motion.vae import MotionVAE, VAEConfig, kl_divergence
 from avatar3d.runtime import console, progress
+from avatar3d.train import loop
 from avatar3d.train.config import MotionTrainConfig
 
-CHECKPOINT, FINISHED, MODEL = "checkpoint.pt", "finished", "motion.pt"
+MODEL = "motion.pt"
 HELDOUT_SEED_OFFSET = 1_000_003  # held-out utterances draw voices and faces apart from training ones
 NEGATIVE_SHIFTS = 10  # shifted-audio negatives per sync window
 FOREIGN_NEGATIVES = 16  # other utterances' audio per sync window
@@ -161,13 +160,9 @@ def subject_utterance(root: Path) -> tuple[dict, dict]:
 
 
 def choose_run(cfg: MotionTrainConfig) -> Path:
-    if cfg.run is not None:
-        return Path(cfg.run)
+    """``--run``, else the newest unfinished motion run (of the subject, with --adapt), else a new one."""
     parent = Path(cfg.runs) / ("motion" if cfg.adapt is None else f"motion-{Path(cfg.adapt).resolve().name}")
-    unfinished = sorted(p for p in parent.glob("*") if (p / CHECKPOINT).exists() and not (p / FINISHED).exists())
-    if unfinished and not cfg.fresh:
-        return unfinished[-1]
-    return parent / datetime.now().strftime("%Y%m%d-%H%M%S")
+    return loop.choose_run(cfg.run, parent, cfg.fresh)
 
 
 class MotionTrainer:
@@ -299,12 +294,7 @@ class MotionTrainer:
         self.optimizer.step()
 
     def run(self) -> Path:
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        config_io.save(self.cfg, self.run_dir / "config.yaml")
-        writer = SummaryWriter(str(self.run_dir))
-        try:
+        with loop.training_session(self.run_dir, self.cfg, self.save) as writer:
             if self.stage == "sync":
                 self._run_stage(writer)
                 self.stage, self.step = "vae", 0
@@ -312,15 +302,9 @@ class MotionTrainer:
             self.model.expert.requires_grad_(False)
             self._run_stage(writer)
             self.save()
-        except KeyboardInterrupt:
-            self.save()
-            console.print(f"checkpoint saved; run the same command to resume ({self.run_dir})")
-            raise
-        finally:
-            writer.close()
         self.model.vae.eval()
         self.model.save(self.run_dir / MODEL)
-        (self.run_dir / FINISHED).write_text(datetime.now().isoformat(timespec="seconds") + "\n")
+        loop.mark_finished(self.run_dir)
         console.print(f"[bold]trained[/] {self.run_dir / MODEL} in {self.elapsed / 60:.1f} min")
         return self.run_dir
 

@@ -20,23 +20,23 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from avatar3d import config as config_io
 from avatar3d.errors import BadInputError, UserError
 from avatar3d.files import save_checkpoint
-from avatar3d.render.avatar import CHECKPOINT, FINISHED, Avatar, MarchConfig, load_checkpoint, runs_folder
+from avatar3d.files import CHECKPOINT
+from avatar3d.render.avatar import Avatar, MarchConfig, load_checkpoint, runs_folder
 from avatar3d.render.conditions import Conditions, head_box, intrinsics, subject_conditions
 from avatar3d.render.encoding import HashGridConfig
 from avatar3d.render.head import HeadConfig, HeadField, moving_landmarks
 from avatar3d.render.torso import TorsoConfig, TorsoField, raw_head_code
 from avatar3d.runtime import console
 from avatar3d.subject import LABEL_HEAD
+from avatar3d.train import loop
 from avatar3d.train.config import RenderTrainConfig
 from avatar3d.train.losses import patch_ssim_loss
 from avatar3d.train.metrics import image_psnr, psnr
@@ -59,14 +59,7 @@ MAX_BAD_STEPS = 20
 
 def choose_run(cfg: RenderTrainConfig, subject_root: Path) -> Path:
     """The run folder: ``--run``, else the newest unfinished run of the subject, else a new one."""
-    if cfg.run is not None:
-        return cfg.run
-    parent = runs_folder(cfg.runs, subject_root)
-    if not cfg.fresh and parent.is_dir():
-        runs = sorted(p for p in parent.iterdir() if (p / CHECKPOINT).exists())
-        if runs and not (runs[-1] / FINISHED).exists():
-            return runs[-1]
-    return parent / datetime.now().strftime("%Y%m%d-%H%M%S")
+    return loop.choose_run(cfg.run, runs_folder(cfg.runs, subject_root), cfg.fresh)
 
 
 # --- building ------------------------------------------------------------------------------
@@ -155,7 +148,7 @@ class RenderTrainer:
             "avatar": self.avatar.payload(), "stage": self.stage, "step": self.step, "elapsed": self.elapsed,
             "head_seconds": self.head_seconds, "curve": self.curve, "optimizer": self.optimizer.state_dict()})
         if finished:
-            (self.run_dir / FINISHED).write_text(datetime.now().isoformat(timespec="seconds") + "\n")
+            loop.mark_finished(self.run_dir)
 
     # --- budget ---
 
@@ -294,12 +287,7 @@ class RenderTrainer:
     # --- main loop ---
 
     def run(self) -> Path:
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        config_io.save(self.cfg, self.run_dir / "config.yaml")
-        writer = SummaryWriter(str(self.run_dir))
-        try:
+        with loop.training_session(self.run_dir, self.cfg, self.save) as writer:
             if self.stage == "head":
                 self._run_stage(writer)
                 self.stage, self.step, self.head_seconds = "torso", 0, self.elapsed
@@ -309,12 +297,6 @@ class RenderTrainer:
             self.avatar.pose_refinement.requires_grad_(False)
             self._run_stage(writer)
             self.save(finished=True)
-        except KeyboardInterrupt:
-            self.save()
-            console.print(f"checkpoint saved; run the same command to resume ({self.run_dir})")
-            raise
-        finally:
-            writer.close()
         console.print(f"[bold]trained[/] {self.run_dir} in {self.elapsed / 60:.1f} min")
         return self.run_dir
 

@@ -118,3 +118,13 @@ def test_speech_detector_tells_speech_from_noise_and_hum(clip_dir):
     found = {name: is_speech(audio, clip_features(audio, rate, 75, 25.0))
              for name, audio in (("speech", speech), ("noise", noise), ("hum", hum), ("quiet", speech * 1e-4))}
     assert found == {"speech": True, "noise": False, "hum": False, "quiet": False}
+
+
+def test_shipped_model_is_small_and_is_the_fallback(tmp_path):
+    from avatar3d.motion.generate import DEFAULT_MODEL, find_motion_model
+    from avatar3d.motion.model import MotionModel
+
+    assert DEFAULT_MODEL.stat().st_size < 10 * 2**20
+    model = MotionModel.load(DEFAULT_MODEL)
+    assert model.vae.config.codes == model.basis.size
+    assert find_motion_model(None, tmp_path / "no-runs") == DEFAULT_MODEL

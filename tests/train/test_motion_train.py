@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from avatar3d.cli import main
-from avatar3d.files import load_checkpoint
+from avatar3d.files import CHECKPOINT, FINISHED, load_checkpoint
 from avatar3d.motion.model import MotionModel
 from avatar3d.train.config import MotionTrainConfig
-from avatar3d.train.motion import CHECKPOINT, FINISHED, MODEL, MotionTrainer
+from avatar3d.train.motion import MODEL, MotionTrainer
 
 TINY = ["--utterances", "6", "--heldout", "2", "--sync-steps", "20", "--vae-steps", "20", "--crop-frames", "40",
         "--width", "16", "--batch", "4", "--checkpoint-every", "5"]
