@@ -89,6 +89,14 @@ def training_corpus(cfg: MotionTrainConfig) -> list[Path]:
     return files
 
 
+def negative_shifts(rng: np.random.Generator, shape) -> np.ndarray:
+    """Non-zero frame shifts within ±MAX_SHIFT, half of them within ±3: near misses are the
+    hard negatives that teach timing, far ones teach content."""
+    near = rng.random(shape) < 0.5
+    size = np.where(near, rng.integers(1, 4, shape), rng.integers(1, MAX_SHIFT + 1, shape))
+    return size * rng.choice([-1, 1], shape)
+
+
 @dataclass
 class Sequences:
     """Utterances ready for training: whitened codes, lips and audio as tensors."""
@@ -124,7 +132,7 @@ class Sequences:
         mouths, positives, negatives = [], [], []
         for u in rng.integers(len(self.codes), size=count):
             frame = int(rng.integers(MAX_SHIFT, len(self.codes[u]) - MAX_SHIFT))  # shifted windows stay inside
-            shifts = rng.integers(1, MAX_SHIFT + 1, NEGATIVE_SHIFTS) * rng.choice([-1, 1], NEGATIVE_SHIFTS)
+            shifts = negative_shifts(rng, NEGATIVE_SHIFTS)
             shifted = frame + shifts
             mouths.append(lip_windows(self.lips[u], torch.tensor([frame]))[0])
             positives.append(audio_windows(self.audio[u], torch.tensor([frame]))[0])
@@ -279,8 +287,7 @@ class MotionTrainer:
         """The frozen expert's loss on predicted lips against their audio and shifted audio."""
         frames = lips.shape[1]
         centre = torch.from_numpy(self.rng.integers(MAX_SHIFT, frames - MAX_SHIFT, len(lips)))
-        shifts = torch.from_numpy(self.rng.integers(1, MAX_SHIFT + 1, (len(lips), NEGATIVE_SHIFTS)))
-        shifts = shifts * torch.from_numpy(self.rng.choice([-1, 1], (len(lips), NEGATIVE_SHIFTS)))
+        shifts = torch.from_numpy(negative_shifts(self.rng, (len(lips), NEGATIVE_SHIFTS)))
         mouth = torch.stack([lip_windows(lips[b], centre[b : b + 1])[0] for b in range(len(lips))])
         positives = torch.stack([audio_windows(audio[b], centre[b : b + 1])[0] for b in range(len(lips))])
         negatives = torch.stack([audio_windows(audio[b], centre[b] + shifts[b]) for b in range(len(lips))])
