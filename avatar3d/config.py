@@ -31,7 +31,16 @@ _FALSE = {"0", "false", "no", "off"}
 
 @functools.cache
 def field_docs(cls: type) -> dict[str, str]:
-    """Docstrings of a dataclass's fields, read from its source: {field name: one-line text}."""
+    """Docstrings of a dataclass's fields, read from its source and its dataclass bases'
+    (a subclass's text wins): {field name: one-line text}."""
+    docs = {}
+    for base in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(base):
+            docs.update(_own_field_docs(base))
+    return docs
+
+
+def _own_field_docs(cls: type) -> dict[str, str]:
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     body = tree.body[0].body
     docs = {}

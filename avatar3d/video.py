@@ -17,7 +17,8 @@ _AAC_FRAME = 1024  # samples per AAC frame
 
 
 class VideoWriter:
-    """Streams RGB frames, with an optional mono audio track, into an mp4 file.
+    """Streams RGB frames, with an optional mono audio track, into an H.264 mp4 file, or
+    RGBA frames into a ProRes 4444 .mov (``alpha=True``).
 
     The file is written under a hidden temporary name and renamed on ``close``, so an
     interrupted run never leaves a truncated video under the final name. Audio is
@@ -29,19 +30,25 @@ class VideoWriter:
                 video.write(frame)
     """
 
-    def __init__(self, path: Path, fps: int, size: int, audio: np.ndarray | None = None,
-                 sample_rate: int = 0, crf: int = 18):
-        """Args: path: final .mp4 path; fps: frames per second; size: square frame side in
-        pixels (even); audio: (N,) float samples in [-1, 1]; sample_rate: Hz; crf: x264
-        quality (lower is better, 18 is visually lossless)."""
+    def __init__(self, path: Path, fps: float, size: int, audio: np.ndarray | None = None,
+                 sample_rate: int = 0, crf: int = 18, alpha: bool = False):
+        """Args: path: final .mp4 (or .mov with ``alpha``) path; fps: frames per second
+        (a float such as 29.97002997 is kept as the exact 30000/1001); size: square frame side in pixels (even); audio: (N,)
+        float samples in [-1, 1]; sample_rate: Hz; crf: x264 quality (lower is better, 18 is
+        visually lossless); alpha: frames are RGBA (straight alpha), written as ProRes 4444."""
         self.path = Path(path)
         self._partial = partial_path(self.path)
-        self._container = av.open(str(self._partial), "w", format="mp4")
-        self._video = self._container.add_stream("libx264", rate=fps)
+        self._fps = Fraction(fps).limit_denominator(1001)
+        self._container = av.open(str(self._partial), "w", format="mov" if alpha else "mp4")
+        self._video = self._container.add_stream("prores_ks" if alpha else "libx264", rate=self._fps)
         self._video.width = self._video.height = size
-        self._video.pix_fmt = "yuv420p"
-        self._video.options = {"crf": str(crf), "preset": "veryfast"}
-        self._fps = fps
+        if alpha:
+            self._video.pix_fmt = "yuva444p10le"
+            self._video.options = {"profile": "4444"}
+        else:
+            self._video.pix_fmt = "yuv420p"
+            self._video.options = {"crf": str(crf), "preset": "veryfast"}
+        self._frame_format = "rgba" if alpha else "rgb24"
         self._frames = 0
         self._audio_samples = None if audio is None else np.asarray(audio, dtype=np.float32)
         self._audio_done = 0
@@ -52,8 +59,9 @@ class VideoWriter:
             self._sample_rate = sample_rate
 
     def write(self, frame: np.ndarray) -> None:
-        """Appends one (size, size, 3) uint8 RGB frame, then the audio up to its end time."""
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        """Appends one (size, size, 3) uint8 RGB frame ((size, size, 4) RGBA with ``alpha``),
+        then the audio up to its end time."""
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=self._frame_format)
         video_frame.pts = self._frames
         self._container.mux(self._video.encode(video_frame))
         self._frames += 1
