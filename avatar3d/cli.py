@@ -85,10 +85,23 @@ def _run_render(config, device) -> None:
     render_frames(config, device)
 
 
+def _run_drive(config, device) -> None:
+    from avatar3d.drive import drive
+
+    drive(config, device)
+
+
+def _run_export_mesh(config, device) -> None:
+    from avatar3d.export.mesh import export_mesh
+
+    export_mesh(config, device)
+
+
 def _commands() -> dict[str, Command]:
     """Commands by name; a two-word name ("train render") is a subcommand of its first word."""
     # Config classes import light modules only; the work is imported when a command runs.
     from avatar3d.demo import DemoConfig
+    from avatar3d.export.config import DriveConfig, MeshConfig
     from avatar3d.motion.config import MotionConfig, MotionEvalConfig
     from avatar3d.render.config import RenderFramesConfig
     from avatar3d.synth.config import SynthConfig
@@ -112,6 +125,10 @@ def _commands() -> dict[str, Command]:
                                RenderEvalConfig, _run_eval_render),
         "render": Command("Re-render a subject's frames with its avatar, optionally orbiting the head.",
                           RenderFramesConfig, _run_render),
+        "drive": Command("Make the subject's avatar say new speech: video with audio, passes.", DriveConfig,
+                         _run_drive),
+        "export mesh": Command("Export the avatar's head as a coloured mesh (.ply, .obj, .glb).", MeshConfig,
+                               _run_export_mesh),
         "demo": Command("Run the main job end to end on the built-in virtual actor.", DemoConfig, _run_demo),
     }
 

@@ -30,3 +30,35 @@ def subject_dir(clip_dir, tmp_path_factory):
 
     return run_prep(PrepConfig(video=clip_dir / "video.mp4", out=tmp_path_factory.mktemp("prep") / "subject",
                                resolution=128, allow_short=True))
+
+
+TINY_RENDER = dict(grid_levels=4, grid_log2_table=12, grid_finest=64, occupancy_resolution=16, steps_per_diagonal=64,
+                   frames_per_batch=2, rays_per_frame=256, validate_every=1000, checkpoint_every=10)
+"""Render training settings small enough for tests (seconds on a CPU)."""
+
+
+@pytest.fixture(scope="session")
+def trained_run(subject_dir, tmp_path_factory):
+    """A finished render run of the session subject with tiny networks (60 head + 20 torso steps)."""
+    import torch
+
+    from avatar3d.train.config import RenderTrainConfig
+    from avatar3d.train.render import train_render
+
+    torch.manual_seed(0)
+    run = tmp_path_factory.mktemp("runs") / "run"
+    train_render(RenderTrainConfig(subject=subject_dir, run=run, **TINY_RENDER, head_steps=60, torso_steps=20),
+                 torch.device("cpu"))
+    return run
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory):
+    """A tiny motion model (motion.pt) trained on a 4-utterance synthetic corpus."""
+    from avatar3d.train.config import MotionTrainConfig
+    from avatar3d.train.motion import MODEL, MotionTrainer
+
+    root = tmp_path_factory.mktemp("motion")
+    cfg = MotionTrainConfig(utterances=4, heldout=1, sync_steps=5, vae_steps=5, crop_frames=40, width=16, batch=2,
+                            corpus_root=root / "corpus", run=root / "run")
+    return MotionTrainer(cfg).run() / MODEL

@@ -3,20 +3,10 @@
 import json
 
 import numpy as np
-import pytest
 
 from avatar3d.cli import main
 from avatar3d.motion.generate import SubjectMotion, mouth_points
-from avatar3d.train.config import MotionTrainConfig
-from avatar3d.train.motion import MODEL, MotionTrainer
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    root = tmp_path_factory.mktemp("motion")
-    cfg = MotionTrainConfig(utterances=4, heldout=1, sync_steps=5, vae_steps=5, crop_frames=40, width=16, batch=2,
-                            corpus_root=root / "corpus", run=root / "run")
-    return MotionTrainer(cfg).run() / MODEL
+from avatar3d.train.motion import MODEL
 
 
 def _write_stereo(source, path, seconds=None):

@@ -17,21 +17,13 @@ from avatar3d.train.config import RenderEvalConfig, RenderTrainConfig
 from avatar3d.train.render import RenderTrainer, train_render
 from avatar3d.train.render_eval import evaluate_render
 
-TINY = dict(grid_levels=4, grid_log2_table=12, grid_finest=64, occupancy_resolution=16, steps_per_diagonal=64,
-            frames_per_batch=2, rays_per_frame=256, validate_every=1000, checkpoint_every=10)
+from conftest import TINY_RENDER as TINY  # tests/ is on sys.path (pytest rootdir conftest)
+
 CPU = torch.device("cpu")
 
 
 def _config(subject_dir, run, **overrides) -> RenderTrainConfig:
     return RenderTrainConfig(subject=subject_dir, run=run, **{**TINY, "head_steps": 60, "torso_steps": 20, **overrides})
-
-
-@pytest.fixture(scope="module")
-def trained_run(subject_dir, tmp_path_factory):
-    torch.manual_seed(0)
-    run = tmp_path_factory.mktemp("runs") / "run"
-    train_render(_config(subject_dir, run), CPU)
-    return run
 
 
 def test_head_loss_falls(subject_dir, tmp_path):

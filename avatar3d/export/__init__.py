@@ -1,0 +1,1 @@
+"""What a studio takes away: backgrounds and compositing passes for driven video, meshes."""

@@ -1,0 +1,76 @@
+"""Settings of ``avatar3d drive`` and ``avatar3d export mesh`` (light: no torch import, for fast --help)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from avatar3d.errors import BadArgumentError
+from avatar3d.motion.config import MotionConfig
+
+PASSES = ("alpha", "depth", "normal", "albedo")
+PASS_FORMATS = ("png", "exr")
+
+
+@dataclass
+class DriveConfig(MotionConfig):
+    """Settings of ``avatar3d drive``: the motion settings, the avatar and the outputs."""
+
+    out: Path = Path("drive.mp4")
+    """Output video: H.264 + AAC .mp4 (with --bg transparent: a ProRes 4444 .mov and an RGBA PNG folder beside it)."""
+    run: Path | None = None
+    """Render run folder; default: the subject's newest finished run under --runs."""
+    bg: str = "plate"
+    """Background: plate (the subject's own), an image or video file, a colour #RRGGBB, or transparent."""
+    resolution: int | None = None
+    """Output side in pixels; default: the subject's."""
+    passes: str = ""
+    """Comma-separated extra passes written as image sequences beside the video: alpha, depth, normal."""
+    pass_format: str = "png"
+    """Pass files: png (16-bit) or exr (32-bit float)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        wanted = self.pass_names()
+        unknown = [name for name in wanted if name not in PASSES]
+        if unknown:
+            raise BadArgumentError(f"--passes {self.passes!r}: unknown {', '.join(unknown)}; choose from "
+                                   f"{', '.join(PASSES)}")
+        if "albedo" in wanted:
+            raise BadArgumentError("--passes albedo: this avatar has no albedo/lighting decomposition yet "
+                                   "(the relightable renderer is a later stage); use alpha, depth, normal")
+        if self.pass_format not in PASS_FORMATS:
+            raise BadArgumentError(f"--pass-format {self.pass_format!r}: use png or exr")
+        if self.resolution is not None and (self.resolution < 16 or self.resolution % 2):
+            raise BadArgumentError(f"--resolution {self.resolution}: use an even number of pixels, at least 16")
+
+    def pass_names(self) -> list[str]:
+        return [name.strip() for name in self.passes.split(",") if name.strip()]
+
+
+@dataclass
+class MeshConfig:
+    """Settings of ``avatar3d export mesh``."""
+
+    POSITIONAL = ("subject",)
+
+    subject: Path
+    """Prepared subject folder."""
+    out: Path
+    """Mesh file: .ply, .obj or .glb."""
+    run: Path | None = None
+    """Render run folder; default: the subject's newest finished run under --runs."""
+    runs: Path = Path("runs")
+    """Root folder of runs."""
+    frame: int | None = None
+    """Subject frame whose expression to mesh; default: the neutral face (the canonical landmarks)."""
+    resolution: int = 192
+    """Marching-cubes cells along the head box's longest side."""
+    threshold: float = 10.0
+    """Density of the surface (per head-space unit); higher hugs the head tighter."""
+
+    def __post_init__(self):
+        if Path(self.out).suffix.lower() not in (".ply", ".obj", ".glb"):
+            raise BadArgumentError(f"--out {self.out}: use a .ply, .obj or .glb file name")
+        if not 32 <= self.resolution <= 512:
+            raise BadArgumentError(f"--resolution {self.resolution}: use 32..512 cells")
