@@ -16,7 +16,6 @@ Python, in three calls::
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatar3d.errors import OutputError
 from avatar3d.export.background import backgrounds, check_background
 from avatar3d.export.config import DriveConfig
 from avatar3d.export.passes import PNG_ENCODING, ImageSequence, encode_png, normals_from_depth, pixel_directions
-from avatar3d.files import to_uint8
+from avatar3d.files import to_uint8, writable_folder
 from avatar3d.motion.config import MotionConfig
 from avatar3d.motion.generate import generate_motion, load_speech
 from avatar3d.render.avatar import find_run, load_avatar
@@ -138,15 +136,6 @@ def output_paths(cfg: DriveConfig) -> dict[str, Path]:
     return paths
 
 
-def _check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"--out: cannot create {folder} ({error.strerror}); choose a writable place") from None
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"--out: {folder} is not writable; choose a writable place")
-
-
 def soundtrack(path: Path) -> tuple[np.ndarray, int]:
     """The speech's mono samples at a rate AAC takes (its own when it can)."""
     from avatar3d.audio.wav import resample
@@ -168,7 +157,7 @@ def drive(cfg: DriveConfig, device: torch.device | str = "cpu") -> dict[str, Pat
     """Runs ``avatar3d drive``; returns the paths written (`output_paths`)."""
     check_background(cfg.bg)
     paths = output_paths(cfg)
-    _check_writable(paths["video"].parent)
+    writable_folder(paths["video"].parent)
     avatar = Avatar.load(cfg.subject, cfg.run, cfg.runs, device)
     motion = generate_motion(cfg)[0]
     samples, rate = soundtrack(cfg.audio)

@@ -30,6 +30,20 @@ def write_png(path: Path, image: np.ndarray) -> None:
         raise OSError(f"cannot write {path}")
 
 
+def writable_folder(folder: Path, option: str = "--out") -> Path:
+    """Creates ``folder`` if needed; OutputError (naming ``option``) when it cannot be written to."""
+    from avatar3d.errors import OutputError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create {folder}: {error.strerror}; choose a writable {option}") from None
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"{folder} is not writable; choose a writable {option}")
+    return folder
+
+
 def partial_path(path: Path) -> Path:
     """The hidden name a file is written under before it is complete (suffix kept, so
     writers that pick the format by extension still work)."""

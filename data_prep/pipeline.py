@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ from avatar3d.audio.wav import read_wav
 from avatar3d.errors import BadInputError, OutputError
 from avatar3d.face import signals as face_signals
 from avatar3d.face.fit import FitConfig, fit_face
-from avatar3d.files import atomic_path, write_png
+from avatar3d.files import atomic_path, writable_folder, write_png
 from avatar3d.runtime import console, progress, progress_callback
 from avatar3d.subject import MANIFEST, SCHEMA_VERSION, frame_name, read_frame, read_labels
 from data_prep import decode, landmarks as landmark_step, masks as mask_step, preview
@@ -242,13 +241,7 @@ def _sha256(path: Path) -> str:
 
 def _open_folder(cfg: PrepConfig, source_hash: str) -> dict:
     """Creates or reopens the subject folder; returns the manifest to continue from."""
-    root = cfg.out
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"cannot create {root}: {error.strerror}; choose a writable --out") from None
-    if not os.access(root, os.W_OK):
-        raise OutputError(f"{root} is not writable; choose a writable --out")
+    root = writable_folder(cfg.out)
     path = root / MANIFEST
     fresh = {"schema_version": SCHEMA_VERSION, "source": {"sha256": source_hash}, "steps": {}}
     if path.exists():
