@@ -1,16 +1,27 @@
 """``avatar3d demo`` (what ``make demo`` runs): the main job on the built-in virtual actor.
 
-For now: a virtual-actor clip with its ground truth, the subject folder prepared from it,
-the avatar trained on it (fast preset) and scored on held-out frames; driving from new
-speech joins when it lands.
+1. a virtual-actor clip with its exact ground truth; 2. the subject folder prepared from
+it; 3. the avatar trained on it (fast preset, in what is left of the time budget); 4. its
+scores on held-out frames; 5. a sentence the actor never said, spoken by another voice,
+with its true mouth motion; 6. the avatar driven by it over a new background, with
+passes; 7. MediaPipe run again on the driven video, its mouth opening correlated with the
+truth; 8. the head mesh; then ``summary.md`` and ``contact_sheet.png`` in the output folder.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from avatar3d.runtime import console
+
+SENTENCE = "Bob and Pam bring the maps back by May."
+"""The driving sentence: in none of the clip's sentences, with many lip closures (p, b, m)."""
+SENTENCE_VOICE = "en-gb-f"  # another voice than the actor's
 
 
 @dataclass
@@ -25,11 +36,14 @@ class DemoConfig:
     """Frame side in pixels."""
     seed: int = 0
     """Random seed of the clip."""
+    minutes: float = 14.0
+    """Time budget of the whole demo, minutes: training gets what the other stages leave."""
     train_minutes: float = 9.0
-    """Time budget of the avatar's training, minutes."""
+    """Most minutes the avatar's training may take."""
 
 
-def run_demo(cfg: DemoConfig, device) -> None:
+def run_demo(cfg: DemoConfig, device) -> dict:
+    """Runs every stage; returns the summary's numbers."""
     from avatar3d.synth.clip import make_clip
     from avatar3d.synth.config import SynthConfig
     from data_prep.config import PrepConfig
@@ -39,16 +53,217 @@ def run_demo(cfg: DemoConfig, device) -> None:
     from avatar3d.train.render import train_render
     from avatar3d.train.render_eval import evaluate_render
 
-    console.rule("[bold]1/4 virtual actor")
-    video = make_clip(SynthConfig(out=cfg.out / "actor", seconds=cfg.seconds, resolution=cfg.resolution,
-                                  seed=cfg.seed, passes="albedo,normal,label"))
-    console.rule("[bold]2/4 prep")
-    subject = run_prep(PrepConfig(video=video, out=cfg.out / "subject", resolution=cfg.resolution))
-    console.rule("[bold]3/4 train render")
-    run = train_render(RenderTrainConfig(subject=subject, run=cfg.out / "render", max_minutes=cfg.train_minutes),
-                       device)
-    console.rule("[bold]4/4 eval render")
-    evaluate_render(RenderEvalConfig(subject=subject, run=run), device)
-    console.print(f"\n[bold]demo done[/]: clip {video} (ground truth {video.parent / 'truth.npz'}); "
-                  f"subject {subject} (check {subject / 'preview.mp4'}); avatar {run} "
-                  f"(metrics.json, eval.mp4; `tensorboard --logdir {run}`)")
+    started = time.monotonic()
+    stages = Stages(started)
+    out = Path(cfg.out)
+    with stages("virtual actor"):
+        video = make_clip(SynthConfig(out=out / "actor", seconds=cfg.seconds, resolution=cfg.resolution,
+                                      seed=cfg.seed, passes="albedo,normal,label"))
+    with stages("prep"):
+        subject = run_prep(PrepConfig(video=video, out=out / "subject", resolution=cfg.resolution))
+    reserve = 4.0  # minutes the stages after training take here (drive renders about one frame a second)
+    train_minutes = max(1.0, min(cfg.train_minutes, cfg.minutes - reserve - stages.minutes()))
+    with stages(f"train render ({train_minutes:.1f} min)"):
+        run = train_render(RenderTrainConfig(subject=subject, run=out / "render", max_minutes=train_minutes), device)
+    with stages("eval render"):
+        scores = evaluate_render(RenderEvalConfig(subject=subject, run=run, max_frames=25), device)
+    with stages("new sentence"):
+        truth_opening = new_sentence(out / "sentence")
+    with stages("drive"):
+        paths, motion = drive_sentence(subject, run, out, device)
+    with stages("lip sync check"):
+        measured = measured_mouth_opening(paths["video"])
+        count = min(len(measured), len(truth_opening))
+        usable = np.isfinite(measured[:count])
+        sync_r = float(np.corrcoef(measured[:count][usable], truth_opening[:count][usable])[0, 1])
+    with stages("mesh"):
+        from avatar3d.export.config import MeshConfig
+        from avatar3d.export.mesh import export_mesh
+
+        mesh = export_mesh(MeshConfig(subject=subject, out=out / "head.ply", run=run), device)
+    results = {"render": {key: scores[key] for key in ("psnr", "psnr_face", "ssim", "lmd")},
+               "drive_mouth_corr": sync_r, "stage_minutes": stages.times, "total_minutes": stages.minutes()}
+    sheet = contact_sheet(subject, run, out, motion, measured, truth_opening, device)
+    write_summary(out, results, video, subject, run, paths, mesh, sheet)
+    console.print(f"\n[bold]demo done[/] in {stages.minutes():.1f} min: mouth opening of the driven video vs "
+                  f"truth r = {sync_r:.2f}; see {out / 'summary.md'}")
+    return results
+
+
+class Stages:
+    """Numbered stage banners with their times (``with stages("name"): ...``)."""
+
+    COUNT = 8
+
+    def __init__(self, started: float):
+        self.started = started
+        self.times: dict[str, float] = {}
+
+    def minutes(self) -> float:
+        return (time.monotonic() - self.started) / 60
+
+    def __call__(self, name: str):
+        import contextlib
+
+        @contextlib.contextmanager
+        def stage():
+            console.rule(f"[bold]{len(self.times) + 1}/{self.COUNT} {name}")
+            began = time.monotonic()
+            yield
+            self.times[name.split(" (")[0]] = round((time.monotonic() - began) / 60, 2)
+            console.print(f"{name}: {self.times[name.split(' (')[0]]:.1f} min (total {self.minutes():.1f})")
+
+        return stage()
+
+
+def new_sentence(folder: Path) -> np.ndarray:
+    """Speaks `SENTENCE` with another voice into ``folder/speech.wav`` (and its truth into
+    ``truth.npz``); returns the true mouth opening per frame at 25 fps."""
+    from avatar3d.audio.wav import write_wav
+    from avatar3d.face import signals
+    from avatar3d.motion import corpus
+
+    spec = replace(corpus.synthetic_spec(0, 0, SENTENCE), voice=SENTENCE_VOICE, words_per_minute=160,
+                   face_scale=(1.0, 1.0, 1.0), articulation=1.0, pauses=(0.3, 0.4))
+    samples, rate, landmarks, phonemes = corpus.speak(spec)
+    opening = signals.mouth_opening(landmarks).astype(np.float32)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_wav(folder / "speech.wav", samples, rate)
+    np.savez(folder / "truth.npz", mouth_opening=opening, phoneme=phonemes, fps=np.float32(corpus.FPS))
+    return opening
+
+
+def background_image(path: Path) -> Path:
+    """A new background for the driven video: scikit-image's photo of a rocket on its pad."""
+    import skimage.data
+
+    from avatar3d.files import write_png
+
+    write_png(path, skimage.data.rocket())
+    return path
+
+
+def drive_sentence(subject: Path, run: Path, out: Path, device) -> tuple[dict[str, Path], dict]:
+    """Drives the avatar with the new sentence over the new background, with passes."""
+    from avatar3d.drive import drive
+    from avatar3d.export.config import DriveConfig
+    from avatar3d.motion.generate import generate_motion
+
+    cfg = DriveConfig(subject=subject, audio=out / "sentence" / "speech.wav", out=out / "drive" / "sentence.mp4",
+                      run=run, bg=str(background_image(out / "background.png")), passes="alpha,depth,normal")
+    paths = drive(cfg, device)
+    return paths, generate_motion(cfg)[0]
+
+
+def measured_mouth_opening(video: Path) -> np.ndarray:
+    """Mouth opening per frame of a video by MediaPipe Face Mesh (NaN where no face is found)."""
+    from avatar3d.face import signals
+    from avatar3d.face.landmarks import FaceMeshTracker
+    from avatar3d.video import read_frames
+
+    values = []
+    with FaceMeshTracker() as tracker:
+        for frame in read_frames(video):
+            points = tracker(frame)
+            values.append(np.nan if points is None else float(signals.mouth_opening(points[None])[0]))
+    return np.array(values, np.float32)
+
+
+def contact_sheet(subject_root: Path, run: Path, out: Path, motion: dict, measured: np.ndarray,
+                  truth: np.ndarray, device) -> Path:
+    """One PNG: real vs rendered held-out frames, a driven frame and its passes, and the
+    mouth opening of the new sentence (truth, motion model, measured on the video)."""
+    import cv2
+    import torch
+
+    from avatar3d.files import to_uint8, write_png
+    from avatar3d.render.avatar import load_avatar
+    from avatar3d.render.conditions import subject_conditions
+    from avatar3d.subject import Subject
+    from avatar3d.video import read_frames
+
+    subject = Subject.load(subject_root)
+    avatar = load_avatar(run, device)
+    conditions = subject_conditions(subject)
+    plate = torch.from_numpy(subject.background()).float().div(255).to(device)
+    start, stop = subject.manifest["split"]["val"]
+    tiles = []
+    for index in np.linspace(start, max(start, stop - 1), 2).round().astype(int):
+        frame = replace(conditions.select(int(index)), frame_ids=torch.full((1,), -1)).to(device)
+        tiles += [_label(subject.frame(int(index)), f"real {index}"),
+                  _label(to_uint8(avatar.render_frame(frame, plate)["rgb"].cpu().numpy()), f"avatar {index}")]
+    middle = len(truth) // 2
+    driven = next(f for n, f in enumerate(read_frames(out / "drive" / "sentence.mp4")) if n == middle)
+    passes = out / "drive" / "sentence-passes"
+    alpha = cv2.imread(str(passes / "alpha" / f"{middle:06d}.png"), cv2.IMREAD_UNCHANGED)
+    depth = cv2.imread(str(passes / "depth" / f"{middle:06d}.png"), cv2.IMREAD_UNCHANGED).astype(np.float32)
+    normal = cv2.imread(str(passes / "normal" / f"{middle:06d}.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    near = depth[depth > 0]
+    depth_view = np.where(depth > 0, 1 - (depth - near.min()) / max(np.ptp(near), 1), 0) if near.size else depth
+    tiles2 = [_label(driven, "driven"), _label(np.repeat((alpha >> 8).astype(np.uint8)[..., None], 3, 2), "alpha"),
+              _label(np.repeat(to_uint8(depth_view)[..., None], 3, 2), "depth"),
+              _label((normal >> 8).astype(np.uint8), "normal")]
+    size = tiles[0].shape[0]
+    plot = _plot(size * 4, size, {"truth": (truth, (40, 160, 40)), "motion": (motion["mouth_opening"], (200, 80, 40)),
+                                  "video": (measured, (40, 80, 220))})
+    sheet = np.concatenate([np.concatenate(tiles, 1), np.concatenate([cv2.resize(t, (size, size)) for t in tiles2], 1),
+                            plot], 0)
+    path = out / "contact_sheet.png"
+    write_png(path, sheet)
+    return path
+
+
+def _label(image: np.ndarray, text: str) -> np.ndarray:
+    import cv2
+
+    image = np.ascontiguousarray(image[..., :3])
+    cv2.putText(image, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    return image
+
+
+def _plot(width: int, height: int, series: dict[str, tuple[np.ndarray, tuple]]) -> np.ndarray:
+    """Curves scaled each to its own range (the shapes are compared, not the units), one colour each."""
+    import cv2
+
+    image = np.full((height, width, 3), 255, np.uint8)
+    for n, (name, (values, colour)) in enumerate(series.items()):
+        values = np.asarray(values, np.float64)
+        finite = np.isfinite(values)
+        if finite.sum() < 2:
+            continue
+        low, high = np.nanpercentile(values, [1, 99])
+        y = height - 25 - (np.clip(values, low, high) - low) / max(high - low, 1e-9) * (height - 45)
+        x = np.arange(len(values)) / max(len(values) - 1, 1) * (width - 20) + 10
+        points = np.stack([x, y], 1)[finite].round().astype(np.int32)
+        cv2.polylines(image, [points], False, colour, 2, cv2.LINE_AA)
+        cv2.putText(image, name, (10 + 90 * n, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+    cv2.putText(image, "mouth opening of the new sentence", (10, height - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                (0, 0, 0), 1, cv2.LINE_AA)
+    return image
+
+
+def write_summary(out: Path, results: dict, video: Path, subject: Path, run: Path, paths: dict, mesh: Path,
+                  sheet: Path) -> None:
+    """``summary.md``: the numbers and where every output is (and ``summary.json``)."""
+    render = {key: float("nan") if value is None else value for key, value in results["render"].items()}
+    lines = [
+        "# avatar3d demo", "",
+        f"Finished in {results['total_minutes']:.1f} minutes.", "",
+        "| measure | value |", "|---|---|",
+        f"| held-out PSNR, full frame / face (dB) | {render['psnr']:.2f} / {render['psnr_face']:.2f} |",
+        f"| held-out SSIM | {render['ssim']:.3f} |",
+        f"| held-out lip landmark distance (px at 512²) | {render['lmd']:.2f} |",
+        f"| new sentence: mouth opening on the driven video vs truth (r) | {results['drive_mouth_corr']:.2f} |", "",
+        "| output | where |", "|---|---|",
+        f"| virtual-actor clip and its truth | `{video}`, `{video.parent / 'truth.npz'}` |",
+        f"| subject folder (check its preview) | `{subject}`, `{subject / 'preview.mp4'}` |",
+        f"| avatar run (TensorBoard, eval video) | `{run}` |",
+        f"| new sentence and its truth | `{out / 'sentence'}` |",
+        *[f"| driven {name} | `{path}` |" for name, path in paths.items()],
+        f"| head mesh | `{mesh}` |",
+        f"| contact sheet | `{sheet}` |", "",
+        "Stage times (minutes): " + ", ".join(f"{k} {v:.1f}" for k, v in results["stage_minutes"].items()), "",
+        f"![contact sheet]({sheet.name})", "",
+    ]
+    (out / "summary.md").write_text("\n".join(lines))
+    (out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")

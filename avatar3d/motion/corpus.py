@@ -108,8 +108,14 @@ def _actor_rest() -> np.ndarray:
     return build_actor().rig.rest.astype(np.float64)
 
 
-def synthesize_utterance(spec: SyntheticSpec) -> dict[str, np.ndarray]:
-    """Speaks ``spec`` and moves the rig: the arrays of one corpus file (see the module doc)."""
+def speak(spec: SyntheticSpec) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """Speaks ``spec`` and moves the rig.
+
+    Returns:
+        ``(samples, rate, landmarks, phonemes)``: (N,) float32 speech with the pauses, its
+        rate in Hz, (T, 478, 3) the speaker's head-frame landmarks per frame at ``FPS`` and
+        (T,) the phoneme label at each frame's centre.
+    """
     from avatar3d.synth import expression
     from avatar3d.synth.speech import Phoneme, synthesize
     from avatar3d.synth.visemes import phoneme_at, viseme_track
@@ -124,14 +130,25 @@ def synthesize_utterance(spec: SyntheticSpec) -> dict[str, np.ndarray]:
     times = (np.arange(num_frames) + 0.5) / FPS
     visemes = viseme_track(phonemes, rate, times) * spec.articulation
     visemes[:, 3:] = np.minimum(visemes[:, 3:], 1.0)  # press and tuck are closures: never beyond shut
-    rest = _actor_rest() * np.asarray(spec.face_scale)
-    rig = expression.build_rig(rest)
+    rig = expression.build_rig(speaker_rest(spec))
     landmarks = np.stack([expression.apply(rig, v, 0.0) for v in visemes])  # blinks: the blink model's job
+    return samples, rate, landmarks, np.array(phoneme_at(phonemes, rate, times))
+
+
+def speaker_rest(spec: SyntheticSpec) -> np.ndarray:
+    """(478, 3) the neutral face of the utterance's speaker (the actor's, stretched)."""
+    return _actor_rest() * np.asarray(spec.face_scale)
+
+
+def synthesize_utterance(spec: SyntheticSpec) -> dict[str, np.ndarray]:
+    """The arrays of one corpus file (see the module doc)."""
+    samples, rate, landmarks, phonemes = speak(spec)
+    rest = speaker_rest(spec)
     return {
-        "audio": clip_features(samples, rate, num_frames, FPS),
+        "audio": clip_features(samples, rate, len(landmarks), FPS),
         "displacement": displacements(landmarks, rest).astype(np.float16),
         "neutral": rest.astype(np.float32),
-        "phoneme": np.array(phoneme_at(phonemes, rate, times)),
+        "phoneme": phonemes,
         "fps": np.float32(FPS),
     }
 
