@@ -46,8 +46,8 @@ def test_torso_loss_falls_with_the_head_frozen(trained_run, subject_dir, tmp_pat
     trainer.optimizer = trainer._stage_optimizer()
     trainer.avatar.head.requires_grad_(False)
     head_before = trainer.avatar.head.grid.table.clone()
-    losses = [trainer._step(0.0)["torso/photometric"] for _ in range(40)]
-    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
+    losses = [trainer._step(0.0)["torso/photometric"] for _ in range(60)]
+    assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10]), losses  # 10-step means: one batch is noisy
     assert torch.equal(trainer.avatar.head.grid.table, head_before)
 
 
