@@ -10,9 +10,10 @@ truth; 8. the head mesh; then ``summary.md`` and ``contact_sheet.png`` in the ou
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +50,14 @@ def run_demo(cfg: DemoConfig, device) -> dict:
     from data_prep.config import PrepConfig
     from data_prep.pipeline import run_prep  # the demo fronts every stage, like the CLI
 
+    from avatar3d.drive import drive
+    from avatar3d.export.config import DriveConfig, MeshConfig
+    from avatar3d.export.mesh import export_mesh
     from avatar3d.train.config import RenderEvalConfig, RenderTrainConfig
     from avatar3d.train.render import train_render
     from avatar3d.train.render_eval import evaluate_render
 
-    started = time.monotonic()
-    stages = Stages(started)
+    stages = Stages()
     out = Path(cfg.out)
     with stages("virtual actor"):
         video = make_clip(SynthConfig(out=out / "actor", seconds=cfg.seconds, resolution=cfg.resolution,
@@ -63,27 +66,27 @@ def run_demo(cfg: DemoConfig, device) -> dict:
         subject = run_prep(PrepConfig(video=video, out=out / "subject", resolution=cfg.resolution))
     reserve = 4.0  # minutes the stages after training take here (drive renders about one frame a second)
     train_minutes = max(1.0, min(cfg.train_minutes, cfg.minutes - reserve - stages.minutes()))
-    with stages(f"train render ({train_minutes:.1f} min)"):
+    with stages("train render", f"{train_minutes:.1f} min budget"):
         run = train_render(RenderTrainConfig(subject=subject, run=out / "render", max_minutes=train_minutes), device)
     with stages("eval render"):
         scores = evaluate_render(RenderEvalConfig(subject=subject, run=run, max_frames=25), device)
     with stages("new sentence"):
         truth_opening = new_sentence(out / "sentence")
     with stages("drive"):
-        paths, motion = drive_sentence(subject, run, out, device)
+        paths, motion = drive(DriveConfig(subject=subject, audio=out / "sentence" / "speech.wav",
+                                          out=out / "drive" / "sentence.mp4", run=run,
+                                          bg=str(background_image(out / "background.png")),
+                                          passes="alpha,depth,normal"), device)
     with stages("lip sync check"):
         measured = measured_mouth_opening(paths["video"])
         count = min(len(measured), len(truth_opening))
         usable = np.isfinite(measured[:count])
         sync_r = float(np.corrcoef(measured[:count][usable], truth_opening[:count][usable])[0, 1])
     with stages("mesh"):
-        from avatar3d.export.config import MeshConfig
-        from avatar3d.export.mesh import export_mesh
-
         mesh = export_mesh(MeshConfig(subject=subject, out=out / "head.ply", run=run), device)
     results = {"render": {key: scores[key] for key in ("psnr", "psnr_face", "ssim", "lmd")},
                "drive_mouth_corr": sync_r, "stage_minutes": stages.times, "total_minutes": stages.minutes()}
-    sheet = contact_sheet(subject, run, out, motion, measured, truth_opening, device)
+    sheet = contact_sheet(out, run, paths, motion, measured, truth_opening)
     write_summary(out, results, video, subject, run, paths, mesh, sheet)
     console.print(f"\n[bold]demo done[/] in {stages.minutes():.1f} min: mouth opening of the driven video vs "
                   f"truth r = {sync_r:.2f}; see {out / 'summary.md'}")
@@ -91,29 +94,24 @@ def run_demo(cfg: DemoConfig, device) -> dict:
 
 
 class Stages:
-    """Numbered stage banners with their times (``with stages("name"): ...``)."""
+    """Numbered stage banners with their times: ``with stages("name"): ...``."""
 
     COUNT = 8
 
-    def __init__(self, started: float):
-        self.started = started
+    def __init__(self):
+        self.started = time.monotonic()
         self.times: dict[str, float] = {}
 
     def minutes(self) -> float:
         return (time.monotonic() - self.started) / 60
 
-    def __call__(self, name: str):
-        import contextlib
-
-        @contextlib.contextmanager
-        def stage():
-            console.rule(f"[bold]{len(self.times) + 1}/{self.COUNT} {name}")
-            began = time.monotonic()
-            yield
-            self.times[name.split(" (")[0]] = round((time.monotonic() - began) / 60, 2)
-            console.print(f"{name}: {self.times[name.split(' (')[0]]:.1f} min (total {self.minutes():.1f})")
-
-        return stage()
+    @contextlib.contextmanager
+    def __call__(self, name: str, detail: str = ""):
+        console.rule(f"[bold]{len(self.times) + 1}/{self.COUNT} {name}" + (f" ({detail})" if detail else ""))
+        began = time.monotonic()
+        yield
+        self.times[name] = round((time.monotonic() - began) / 60, 2)
+        console.print(f"{name}: {self.times[name]:.1f} min (total {self.minutes():.1f})")
 
 
 def new_sentence(folder: Path) -> np.ndarray:
@@ -123,8 +121,8 @@ def new_sentence(folder: Path) -> np.ndarray:
     from avatar3d.face import signals
     from avatar3d.motion import corpus
 
-    spec = replace(corpus.synthetic_spec(0, 0, SENTENCE), voice=SENTENCE_VOICE, words_per_minute=160,
-                   face_scale=(1.0, 1.0, 1.0), articulation=1.0, pauses=(0.3, 0.4))
+    spec = corpus.SyntheticSpec(text=SENTENCE, voice=SENTENCE_VOICE, words_per_minute=160, pitch=50,
+                                face_scale=(1.0, 1.0, 1.0), articulation=1.0, pauses=(0.3, 0.4))
     samples, rate, landmarks, phonemes = corpus.speak(spec)
     opening = signals.mouth_opening(landmarks).astype(np.float32)
     folder.mkdir(parents=True, exist_ok=True)
@@ -143,18 +141,6 @@ def background_image(path: Path) -> Path:
     return path
 
 
-def drive_sentence(subject: Path, run: Path, out: Path, device) -> tuple[dict[str, Path], dict]:
-    """Drives the avatar with the new sentence over the new background, with passes."""
-    from avatar3d.drive import drive
-    from avatar3d.export.config import DriveConfig
-    from avatar3d.motion.generate import generate_motion
-
-    cfg = DriveConfig(subject=subject, audio=out / "sentence" / "speech.wav", out=out / "drive" / "sentence.mp4",
-                      run=run, bg=str(background_image(out / "background.png")), passes="alpha,depth,normal")
-    paths = drive(cfg, device)
-    return paths, generate_motion(cfg)[0]
-
-
 def measured_mouth_opening(video: Path) -> np.ndarray:
     """Mouth opening per frame of a video by MediaPipe Face Mesh (NaN where no face is found)."""
     from avatar3d.face import signals
@@ -169,45 +155,35 @@ def measured_mouth_opening(video: Path) -> np.ndarray:
     return np.array(values, np.float32)
 
 
-def contact_sheet(subject_root: Path, run: Path, out: Path, motion: dict, measured: np.ndarray,
-                  truth: np.ndarray, device) -> Path:
-    """One PNG: real vs rendered held-out frames, a driven frame and its passes, and the
-    mouth opening of the new sentence (truth, motion model, measured on the video)."""
+def contact_sheet(out: Path, run: Path, paths: dict[str, Path], motion: dict, measured: np.ndarray,
+                  truth: np.ndarray) -> Path:
+    """One PNG: real vs rendered held-out frames (the top row of the run's first and last
+    eval.mp4 frames), a driven frame and its passes, and the mouth opening of the new
+    sentence (truth, motion model, measured on the video)."""
     import cv2
-    import torch
 
     from avatar3d.files import to_uint8, write_png
-    from avatar3d.render.avatar import load_avatar
-    from avatar3d.render.conditions import subject_conditions
-    from avatar3d.subject import Subject
     from avatar3d.video import read_frames
 
-    subject = Subject.load(subject_root)
-    avatar = load_avatar(run, device)
-    conditions = subject_conditions(subject)
-    plate = torch.from_numpy(subject.background()).float().div(255).to(device)
-    start, stop = subject.manifest["split"]["val"]
-    tiles = []
-    for index in np.linspace(start, max(start, stop - 1), 2).round().astype(int):
-        frame = replace(conditions.select(int(index)), frame_ids=torch.full((1,), -1)).to(device)
-        tiles += [_label(subject.frame(int(index)), f"real {index}"),
-                  _label(to_uint8(avatar.render_frame(frame, plate)["rgb"].cpu().numpy()), f"avatar {index}")]
-    middle = len(truth) // 2
-    driven = next(f for n, f in enumerate(read_frames(out / "drive" / "sentence.mp4")) if n == middle)
-    passes = out / "drive" / "sentence-passes"
+    review = list(read_frames(run / "eval.mp4"))
+    size = review[0].shape[0] // 2
+    tiles = [_label(frame[:size, side * size: (side + 1) * size], name)
+             for frame in (review[0], review[-1]) for side, name in enumerate(("real (held out)", "avatar"))]
+    middle = len(measured) // 2
+    driven = next(f for n, f in enumerate(read_frames(paths["video"])) if n == middle)
+    passes = paths["passes"]
     alpha = cv2.imread(str(passes / "alpha" / f"{middle:06d}.png"), cv2.IMREAD_UNCHANGED)
     depth = cv2.imread(str(passes / "depth" / f"{middle:06d}.png"), cv2.IMREAD_UNCHANGED).astype(np.float32)
     normal = cv2.imread(str(passes / "normal" / f"{middle:06d}.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
     near = depth[depth > 0]
     depth_view = np.where(depth > 0, 1 - (depth - near.min()) / max(np.ptp(near), 1), 0) if near.size else depth
-    tiles2 = [_label(driven, "driven"), _label(np.repeat((alpha >> 8).astype(np.uint8)[..., None], 3, 2), "alpha"),
-              _label(np.repeat(to_uint8(depth_view)[..., None], 3, 2), "depth"),
-              _label((normal >> 8).astype(np.uint8), "normal")]
-    size = tiles[0].shape[0]
+    driven_row = [_label(driven, "driven"), _label(np.repeat((alpha >> 8).astype(np.uint8)[..., None], 3, 2), "alpha"),
+                  _label(np.repeat(to_uint8(depth_view)[..., None], 3, 2), "depth"),
+                  _label((normal >> 8).astype(np.uint8), "normal")]
     plot = _plot(size * 4, size, {"truth": (truth, (40, 160, 40)), "motion": (motion["mouth_opening"], (200, 80, 40)),
                                   "video": (measured, (40, 80, 220))})
-    sheet = np.concatenate([np.concatenate(tiles, 1), np.concatenate([cv2.resize(t, (size, size)) for t in tiles2], 1),
-                            plot], 0)
+    sheet = np.concatenate([np.concatenate(tiles, 1),
+                            np.concatenate([cv2.resize(t, (size, size)) for t in driven_row], 1), plot], 0)
     path = out / "contact_sheet.png"
     write_png(path, sheet)
     return path

@@ -33,6 +33,7 @@ from avatar3d.render.avatar import find_run, load_avatar
 from avatar3d.render.conditions import Conditions
 from avatar3d.runtime import console, progress
 from avatar3d.subject import Subject
+from avatar3d.video import VideoWriter
 
 AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
 """Sample rates the AAC encoder takes; other rates are resampled to 48 kHz."""
@@ -136,14 +137,13 @@ def output_paths(cfg: DriveConfig) -> dict[str, Path]:
     return paths
 
 
-def soundtrack(path: Path) -> tuple[np.ndarray, int]:
-    """The speech's mono samples at a rate AAC takes (its own when it can)."""
+def soundtrack(samples: np.ndarray, rate: int) -> tuple[np.ndarray, int]:
+    """The speech at a rate AAC takes (its own when it can)."""
     from avatar3d.audio.wav import resample
 
-    samples, rate = load_speech(path)
-    if rate not in AAC_RATES:
-        samples, rate = resample(samples, rate, 48000), 48000
-    return samples, rate
+    if rate in AAC_RATES:
+        return samples, rate
+    return resample(samples, rate, 48000), 48000
 
 
 def straight_rgba(frame: DrivenFrame) -> np.ndarray:
@@ -153,24 +153,23 @@ def straight_rgba(frame: DrivenFrame) -> np.ndarray:
     return to_uint8(np.concatenate([colour, alpha], -1))
 
 
-def drive(cfg: DriveConfig, device: torch.device | str = "cpu") -> dict[str, Path]:
-    """Runs ``avatar3d drive``; returns the paths written (`output_paths`)."""
+def drive(cfg: DriveConfig, device: torch.device | str = "cpu") -> tuple[dict[str, Path], dict[str, np.ndarray]]:
+    """Runs ``avatar3d drive``; returns the paths written (`output_paths`) and the motion."""
     check_background(cfg.bg)
     paths = output_paths(cfg)
     writable_folder(paths["video"].parent)
     avatar = Avatar.load(cfg.subject, cfg.run, cfg.runs, device)
-    motion = generate_motion(cfg)[0]
-    samples, rate = soundtrack(cfg.audio)
+    speech = load_speech(cfg.audio)
+    motion = generate_motion(cfg, speech)[0]
+    samples, rate = soundtrack(*speech)
     size = cfg.resolution or avatar.subject.resolution
     wanted = cfg.pass_names()
     frames = avatar.frames(motion, cfg.bg, size, normals="normal" in wanted)
-    from avatar3d.video import VideoWriter
-
     with contextlib.ExitStack() as outputs:
         video = outputs.enter_context(VideoWriter(paths["video"], avatar.subject.fps, size, samples, rate,
                                                   alpha="rgba" in paths))
-        rgba = outputs.enter_context(_sequence(paths["rgba"])) if "rgba" in paths else None
-        passes = outputs.enter_context(_sequence(paths["passes"])) if wanted else None
+        rgba = outputs.enter_context(ImageSequence(paths["rgba"])) if "rgba" in paths else None
+        passes = outputs.enter_context(ImageSequence(paths["passes"])) if wanted else None
         if passes is not None and cfg.pass_format == "png":
             passes.write_json("passes.json", {"encoding": "stored = (value + offset) * scale, uint16",
                                               **{name: PNG_ENCODING[name] for name in wanted}})
@@ -183,23 +182,9 @@ def drive(cfg: DriveConfig, device: torch.device | str = "cpu") -> dict[str, Pat
             video.write(image)
             for name in wanted:
                 value = getattr(frame, name)
-                if cfg.pass_format == "exr":
-                    passes.write(name, frame.index, value, "exr")
-                else:
-                    passes.write(name, frame.index, encode_png(name, value))
+                stored = value if cfg.pass_format == "exr" else encode_png(name, value)  # EXR keeps floats
+                passes.write(name, frame.index, stored, cfg.pass_format)
     seconds = len(samples) / rate
     console.print(f"drive: {len(motion['landmarks'])} frames ({seconds:.2f} s of speech) -> "
                   + ", ".join(str(path) for path in paths.values()))
-    return paths
-
-
-@contextlib.contextmanager
-def _sequence(path: Path) -> Iterator[ImageSequence]:
-    """An ImageSequence kept only if the block ends normally."""
-    sequence = ImageSequence(path)
-    try:
-        yield sequence
-    except BaseException:
-        sequence.abort()
-        raise
-    sequence.close()
+    return paths, motion

@@ -32,6 +32,25 @@ def subject_dir(clip_dir, tmp_path_factory):
                                resolution=128, allow_short=True))
 
 
+def write_stereo_speech(source, path, seconds=None, rate=44100):
+    """A speech wav re-written as 16-bit stereo PCM at ``rate`` (right channel at half level),
+    cut to ``seconds``: the kind of file a studio hands over."""
+    import av
+
+    from avatar3d.audio.wav import read_wav, resample
+
+    samples, source_rate = read_wav(source)
+    samples = resample(samples, source_rate, rate)[: int(rate * seconds) if seconds else None]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=rate, layout="stereo")
+        stereo = (np.stack([samples, samples * 0.5]) * 32000).astype(np.int16).T.reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo), format="s16", layout="stereo")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return path
+
+
 TINY_RENDER = dict(grid_levels=4, grid_log2_table=12, grid_finest=64, occupancy_resolution=16, steps_per_diagonal=64,
                    frames_per_batch=2, rays_per_frame=256, validate_every=1000, checkpoint_every=10)
 """Render training settings small enough for tests (seconds on a CPU)."""

@@ -10,22 +10,7 @@ from avatar3d.cli import main
 from avatar3d.drive import Avatar
 from avatar3d.subject import Subject
 from avatar3d.video import VideoWriter, read_audio, read_frames
-
-
-def _speech(clip_dir, path, seconds, rate=44100):
-    """The session clip's speech, cut to ``seconds``, as stereo PCM at ``rate``."""
-    from avatar3d.audio.wav import read_wav, resample
-
-    samples, source_rate = read_wav(clip_dir / "audio.wav")
-    samples = resample(samples, source_rate, rate)[: int(rate * seconds)]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("pcm_s16le", rate=rate, layout="stereo")
-        stereo = (np.stack([samples, samples]) * 32000).astype(np.int16).T.reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo), format="s16", layout="stereo")
-        frame.sample_rate = rate
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            container.mux(packet)
-    return path
+from conftest import write_stereo_speech  # tests/ is on sys.path (pytest rootdir conftest)
 
 
 def _drive(subject_dir, trained_run, model_path, audio, out, *extra) -> int:
@@ -60,7 +45,7 @@ def test_audio_and_video_stay_in_sync(tmp_path, fps):
 
 
 def test_drive_writes_video_with_the_speech_and_passes(subject_dir, clip_dir, trained_run, model_path, tmp_path):
-    speech = _speech(clip_dir, tmp_path / "speech.wav", seconds=1.0)
+    speech = write_stereo_speech(clip_dir / "audio.wav", tmp_path / "speech.wav", seconds=1.0)
     out = tmp_path / "out" / "line.mp4"
     assert _drive(subject_dir, trained_run, model_path, speech, out, "--bg", "#00b140", "--passes",
                   "alpha,depth,normal", "--resolution", "64") == 0
@@ -83,7 +68,7 @@ def test_drive_writes_video_with_the_speech_and_passes(subject_dir, clip_dir, tr
 
 
 def test_transparent_gives_prores_and_rgba_frames(subject_dir, clip_dir, trained_run, model_path, tmp_path):
-    speech = _speech(clip_dir, tmp_path / "speech.wav", seconds=0.5, rate=22050)
+    speech = write_stereo_speech(clip_dir / "audio.wav", tmp_path / "speech.wav", seconds=0.5, rate=22050)
     assert _drive(subject_dir, trained_run, model_path, speech, tmp_path / "clip.mp4", "--bg", "transparent",
                   "--resolution", "64") == 0
     with av.open(str(tmp_path / "clip.mov")) as container:
@@ -104,7 +89,7 @@ def test_transparent_gives_prores_and_rgba_frames(subject_dir, clip_dir, trained
 
 
 def test_python_api_in_three_calls(subject_dir, clip_dir, trained_run, model_path, tmp_path):
-    speech = _speech(clip_dir, tmp_path / "speech.wav", seconds=0.4)
+    speech = write_stereo_speech(clip_dir / "audio.wav", tmp_path / "speech.wav", seconds=0.4)
     avatar = Avatar.load(Subject.load(subject_dir), run=trained_run)
     motion = avatar.motion(speech, motion=model_path)
     assert len(motion["landmarks"]) == round(0.4 * Subject.load(subject_dir).fps)
@@ -129,7 +114,7 @@ def test_python_api_in_three_calls(subject_dir, clip_dir, trained_run, model_pat
 ])
 def test_bad_settings_are_one_line_errors_with_nothing_written(subject_dir, clip_dir, trained_run, model_path,
                                                                tmp_path, capsys, extra, words):
-    speech = _speech(clip_dir, tmp_path / "speech.wav", seconds=0.3)
+    speech = write_stereo_speech(clip_dir / "audio.wav", tmp_path / "speech.wav", seconds=0.3)
     assert _drive(subject_dir, trained_run, model_path, speech, tmp_path / "o.mp4", *extra) == 2
     captured = capsys.readouterr()
     err = captured.out + captured.err
@@ -138,7 +123,7 @@ def test_bad_settings_are_one_line_errors_with_nothing_written(subject_dir, clip
 
 
 def test_subject_without_a_run_names_the_command(subject_dir, clip_dir, model_path, tmp_path, capsys):
-    speech = _speech(clip_dir, tmp_path / "speech.wav", seconds=0.3)
+    speech = write_stereo_speech(clip_dir / "audio.wav", tmp_path / "speech.wav", seconds=0.3)
     code = main(["drive", str(subject_dir), "--audio", str(speech), "--runs", str(tmp_path / "runs"),
                  "--motion", str(model_path), "--out", str(tmp_path / "o.mp4")])
     captured = capsys.readouterr()

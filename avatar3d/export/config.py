@@ -7,6 +7,7 @@ from pathlib import Path
 
 from avatar3d.errors import BadArgumentError
 from avatar3d.motion.config import MotionConfig
+from avatar3d.render.config import check_resolution
 
 PASSES = ("alpha", "depth", "normal", "albedo")
 PASS_FORMATS = ("png", "exr")
@@ -41,8 +42,7 @@ class DriveConfig(MotionConfig):
                                    "(the relightable renderer is a later stage); use alpha, depth, normal")
         if self.pass_format not in PASS_FORMATS:
             raise BadArgumentError(f"--pass-format {self.pass_format!r}: use png or exr")
-        if self.resolution is not None and (self.resolution < 16 or self.resolution % 2):
-            raise BadArgumentError(f"--resolution {self.resolution}: use an even number of pixels, at least 16")
+        check_resolution(self.resolution)
 
     def pass_names(self) -> list[str]:
         return [name.strip() for name in self.passes.split(",") if name.strip()]

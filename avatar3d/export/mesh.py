@@ -15,6 +15,7 @@ are head-space units (a face is 0.15 wide; about metres), in the face fit's head
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +38,8 @@ def mesh_conditions(subject: Subject, frame: int | None) -> Conditions:
         if not 0 <= frame < len(conditions):
             raise BadArgumentError(f"--frame {frame}: the subject has frames 0..{len(conditions) - 1}")
         return conditions.select(frame)
-    neutral = conditions.select(0)
-    neutral.landmarks = canonical_landmarks(subject)[None]
-    neutral.eye = conditions.eye.median().reshape(1)
-    neutral.frame_ids = torch.full((1,), -1)
-    return neutral
+    return replace(conditions.select(0), landmarks=canonical_landmarks(subject)[None],
+                   eye=conditions.eye.median().reshape(1), frame_ids=torch.full((1,), -1))
 
 
 @torch.no_grad()

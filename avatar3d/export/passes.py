@@ -73,7 +73,8 @@ def encode_png(name: str, value: np.ndarray) -> np.ndarray:
 
 class ImageSequence:
     """A folder of numbered frames, written under a hidden name and moved into place on
-    ``close`` (an earlier folder of that name is replaced); ``abort`` removes it.
+    ``close`` (an earlier folder of that name is replaced); ``abort`` removes it. As a
+    context manager it closes when the block ends normally and aborts when it raises.
 
     Files are ``<subfolder>/NNNNNN.<suffix>``: PNG (uint8 or uint16, RGB(A) or grey) or EXR
     (float32).
@@ -104,6 +105,15 @@ class ImageSequence:
 
     def abort(self) -> None:
         shutil.rmtree(self._partial, ignore_errors=True)
+
+    def __enter__(self) -> "ImageSequence":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def _write_exr(path: Path, image: np.ndarray) -> None:

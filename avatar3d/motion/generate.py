@@ -143,14 +143,19 @@ def is_speech(samples: np.ndarray, features: np.ndarray) -> bool:
     return loud and voiced and phones
 
 
-def generate_motion(cfg: MotionConfig) -> tuple[dict[str, np.ndarray], np.ndarray, SubjectMotion, MotionModel]:
+def generate_motion(cfg: MotionConfig, speech: tuple[np.ndarray, int] | None = None
+                    ) -> tuple[dict[str, np.ndarray], np.ndarray, SubjectMotion, MotionModel]:
     """The motion arrays (one row per video frame at the subject's fps), and what made them:
-    the audio features (2T, AUDIO_DIMS), the subject and the model."""
+    the audio features (2T, AUDIO_DIMS), the subject and the model.
+
+    ``speech``: ``cfg.audio`` already decoded by `load_speech`, for callers that also need
+    the samples (``drive`` puts them in the video); decoded here when None.
+    """
     from avatar3d.render.camera import rotation_matrix
 
     subject = SubjectMotion.load(cfg.subject)
     model = MotionModel.load(find_motion_model(cfg.motion, cfg.runs, cfg.subject))
-    samples, rate = load_speech(cfg.audio)
+    samples, rate = speech or load_speech(cfg.audio)
     num_frames = max(1, int(round(len(samples) / rate * subject.fps)))
     features = clip_features(samples, rate, num_frames, subject.fps)
     bank = model.basis.encode(displacements(subject.landmarks, subject.neutral))

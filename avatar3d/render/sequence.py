@@ -58,8 +58,6 @@ def render_frames(cfg: RenderFramesConfig, device: torch.device) -> Path:
     avatar = load_avatar(find_run(subject.root, cfg.run, cfg.runs), device)
     conditions = subject_conditions(subject).to(device)
     size = cfg.resolution or subject.resolution
-    if size < 16 or size % 2:
-        raise BadArgumentError(f"--resolution {size}: use an even number of pixels, at least 16")
     plate = torch.from_numpy(subject.background()).float().div(255)
     if size != subject.resolution:
         plate = torch.nn.functional.interpolate(plate.permute(2, 0, 1)[None], size=(size, size), mode="bilinear",

@@ -5,25 +5,9 @@ import json
 import numpy as np
 
 from avatar3d.cli import main
+from conftest import write_stereo_speech  # tests/ is on sys.path (pytest rootdir conftest)
 from avatar3d.motion.generate import SubjectMotion, mouth_points
 from avatar3d.train.motion import MODEL
-
-
-def _write_stereo(source, path, seconds=None):
-    import av
-
-    from avatar3d.audio.wav import read_wav, resample
-
-    samples, rate = read_wav(source)
-    samples = resample(samples, rate, 44100)[: int(44100 * seconds) if seconds else None]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("pcm_s16le", rate=44100, layout="stereo")
-        stereo = (np.stack([samples, samples * 0.5]) * 32000).astype(np.int16).T.reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo), format="s16", layout="stereo")
-        frame.sample_rate = 44100
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            container.mux(packet)
-    return path
 
 
 def _motion(subject_dir, model_path, audio, out, *extra) -> int:
@@ -32,7 +16,7 @@ def _motion(subject_dir, model_path, audio, out, *extra) -> int:
 
 
 def test_motion_has_one_row_per_frame_of_the_speech(subject_dir, clip_dir, model_path, tmp_path):
-    speech = _write_stereo(clip_dir / "audio.wav", tmp_path / "speech.wav", seconds=3.0)
+    speech = write_stereo_speech(clip_dir / "audio.wav", tmp_path / "speech.wav", seconds=3.0)
     assert _motion(subject_dir, model_path, speech, tmp_path / "m.npz", "--blink", "none", "--pose", "train") == 0
     motion = dict(np.load(tmp_path / "m.npz"))
     subject = SubjectMotion.load(subject_dir)
@@ -46,7 +30,7 @@ def test_motion_has_one_row_per_frame_of_the_speech(subject_dir, clip_dir, model
 
 
 def test_mouth_amplitude_zero_keeps_the_mouth_neutral(subject_dir, clip_dir, model_path, tmp_path):
-    speech = _write_stereo(clip_dir / "audio.wav", tmp_path / "speech.wav", seconds=1.0)
+    speech = write_stereo_speech(clip_dir / "audio.wav", tmp_path / "speech.wav", seconds=1.0)
     assert _motion(subject_dir, model_path, speech, tmp_path / "m.npz", "--mouth-amp", "0") == 0
     landmarks = np.load(tmp_path / "m.npz")["landmarks"]
     subject = SubjectMotion.load(subject_dir)
