@@ -79,7 +79,7 @@ class Avatar(nn.Module):
     # --- head ---------------------------------------------------------------------------
 
     def render_head(self, origins: Tensor, directions: Tensor, counts: list[int], codes: dict[str, Tensor],
-                    jitter: bool = False, coarse: int = 1) -> dict[str, Tensor]:
+                    jitter: bool = False, coarse: int = 1, surface: Tensor | None = None) -> dict[str, Tensor]:
         """Volume-renders the head along rays grouped by frame.
 
         Args:
@@ -89,11 +89,17 @@ class Avatar(nn.Module):
             jitter: Randomly offset samples along each ray (training).
             coarse: Sample spacing factor (> 1 early in training, while the occupancy grid
                 is not carved yet and rays cross the whole box).
+            surface: (R,) distance along each ray to a known surface (+inf where unknown),
+                for a depth prior.
 
         Returns:
             ``rgb`` (R, 3) premultiplied colour, ``alpha`` (R,), ``depth`` (R,) ray
             parameter of the expected hit (head-space units), ``ambient`` (N, A) the
-            ambient coordinates of the N evaluated samples.
+            ambient coordinates of the N evaluated samples; with ``surface`` also
+            ``surface_spread`` (R,): ``sum_i w_i |t_i - surface|``, how far the ray's
+            weight lies from the surface (0 where unknown). Unlike the expected depth, it
+            cannot be matched by weight split in front of and behind the surface, and it
+            pulls on every sample in front of it directly.
         """
         # Only rays that cross the box are marched: the padded (R, S) layout would pay for every slot.
         t_enter, t_exit = ray_box_interval(origins, directions, self.grid.box_min, self.grid.box_max)
@@ -118,9 +124,14 @@ class Avatar(nn.Module):
         out = composite(densities, colours, t_starts, t_ends, valid)
         # Rays that miss the box stay empty: alpha 0, colour 0, depth 0.
         zeros = all_origins.new_zeros(len(all_origins))
-        return {"rgb": all_origins.new_zeros(len(all_origins), 3).index_put((ray_ids,), out["rgb"]),
-                "alpha": zeros.index_put((ray_ids,), out["opacity"]),
-                "depth": zeros.index_put((ray_ids,), out["depth"]), "ambient": ambient}
+        result = {"rgb": all_origins.new_zeros(len(all_origins), 3).index_put((ray_ids,), out["rgb"]),
+                  "alpha": zeros.index_put((ray_ids,), out["opacity"]),
+                  "depth": zeros.index_put((ray_ids,), out["depth"]), "ambient": ambient}
+        if surface is not None:
+            target = surface[ray_ids, None]
+            gap = torch.where(torch.isfinite(target), mids - target, torch.zeros_like(mids)).abs()
+            result["surface_spread"] = zeros.index_put((ray_ids,), (out["weights"] * gap).sum(1))
+        return result
 
     def camera_to_head(self, conditions: Conditions) -> tuple[Tensor, Tensor]:
         """Camera-to-head transforms (B, 3, 3), (B, 3) of frames, with the learnt pose correction.
@@ -176,7 +187,8 @@ class Avatar(nn.Module):
     # --- whole frames -------------------------------------------------------------------
 
     def render_pixels(self, pixels: Tensor, conditions: Conditions, background: Tensor | None,
-                      with_torso: bool = True, jitter: bool = False, coarse: int = 1) -> dict[str, Tensor]:
+                      with_torso: bool = True, jitter: bool = False, coarse: int = 1,
+                      surface: Tensor | None = None) -> dict[str, Tensor]:
         """Composited colour of pixels of B frames.
 
         Args:
@@ -187,16 +199,21 @@ class Avatar(nn.Module):
             with_torso: False renders the head alone over the background.
             jitter: Jitter head samples (training).
             coarse: Head sample spacing factor (see `render_head`).
+            surface: (B*P,) known surface distances for a depth prior (see `render_head`).
 
         Returns:
             (B*P, ...) tensors: ``rgb``, ``alpha``, ``head_rgb``, ``head_alpha``,
-            ``depth`` and, with the torso, ``torso_rgb`` and ``torso_alpha``; ``ambient``.
+            ``depth`` and, with the torso, ``torso_rgb`` and ``torso_alpha``; ``ambient``;
+            ``surface_spread`` with ``surface``.
         """
         origins, directions, counts = self.head_rays(pixels, conditions)
-        head = self.render_head(origins, directions, counts, self.head.frame_codes(conditions), jitter, coarse)
+        head = self.render_head(origins, directions, counts, self.head.frame_codes(conditions), jitter, coarse,
+                                surface)
         behind = pixels.new_zeros(len(origins), 3) if background is None else background.reshape(-1, 3)
         out = {"head_rgb": head["rgb"], "head_alpha": head["alpha"], "depth": head["depth"],
                "ambient": head["ambient"]}
+        if surface is not None:
+            out["surface_spread"] = head["surface_spread"]
         under_alpha = torch.zeros_like(head["alpha"])
         if with_torso:
             code = self.torso.head_code(raw_head_code(conditions, self.K, self.resolution))

@@ -61,6 +61,9 @@ class RenderTrainConfig:
     """Weight of the alpha-vs-mask loss."""
     ambient_weight: float = 1e-3
     """Weight of the |ambient coordinate| penalty."""
+    depth_weight: float = 0.0
+    """Weight of the face depth prior (distance of the rays' weight from the fitted face mesh, in face widths);
+    0.1 puts the face at its fitted depth, at a cost in PSNR (docs/render.md)."""
     ssim_weight: float = 0.05
     """Weight of the patch SSIM loss in the second half of the head stage."""
     checkpoint_every: int = 250

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
+
+from avatar3d.face.model import FACE_WIDTH
 
 SSIM_C1 = 0.01**2
 SSIM_C2 = 0.03**2
@@ -24,3 +27,20 @@ def patch_ssim_loss(rendered: Tensor, real: Tensor) -> Tensor:
     cov = ((x - mx[:, None]) * (y - my[:, None])).mean(1)
     ssim = ((2 * mx * my + SSIM_C1) * (2 * cov + SSIM_C2)) / ((mx**2 + my**2 + SSIM_C1) * (vx + vy + SSIM_C2))
     return 1.0 - ssim.mean()
+
+
+def face_depth_error(surface_spread: Tensor, face_distance: Tensor, is_head: Tensor) -> Tensor:
+    """Mean distance of the rays' weight from the fitted face mesh, in face widths, on head pixels it covers.
+
+    Args:
+        surface_spread: (R,) ``sum_i w_i |t_i - face_distance|`` per ray (`Avatar.render_head`),
+            head-space units.
+        face_distance: (R,) distance along the same rays to the face mesh; +inf off the mesh.
+        is_head: (R,) bool, the pixel shows the head.
+
+    Returns:
+        Scalar; 0 when no ray is on the face.
+    """
+    on_face = torch.isfinite(face_distance) & is_head.to(surface_spread.device)
+    spread = torch.where(on_face, surface_spread, torch.zeros_like(surface_spread))
+    return spread.sum() / on_face.sum().clamp(min=1) / FACE_WIDTH  # no host sync for "any ray on the face?"

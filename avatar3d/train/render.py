@@ -3,7 +3,8 @@
 Two stages, both resumable from ``checkpoint.pt`` in the run folder:
 
 1. **head**: rays through the head and face; loss = photometric L2 (lips weighted), head
-   alpha against the head mask, |ambient|, and a patch SSIM term in the second half. The
+   alpha against the head mask, |ambient|, depth against the fitted face mesh on face
+   pixels (`avatar3d.render.face_prior`), and a patch SSIM term in the second half. The
    head is composited over the plate where the frame shows head, and over the frame's own
    colour elsewhere, so only the head's own pixels pull on its colour.
 2. **torso**: the head frozen; full composite against the frame, alpha against the
@@ -32,13 +33,14 @@ from avatar3d.files import CHECKPOINT
 from avatar3d.render.avatar import Avatar, MarchConfig, load_checkpoint, runs_folder
 from avatar3d.render.conditions import Conditions, head_box, intrinsics, subject_conditions
 from avatar3d.render.encoding import HashGridConfig
+from avatar3d.render.face_prior import face_distances
 from avatar3d.render.head import HeadConfig, HeadField, moving_landmarks
 from avatar3d.render.torso import TorsoConfig, TorsoField, raw_head_code
 from avatar3d.runtime import console
 from avatar3d.subject import LABEL_HEAD
 from avatar3d.train import loop
 from avatar3d.train.config import RenderTrainConfig
-from avatar3d.train.losses import patch_ssim_loss
+from avatar3d.train.losses import face_depth_error, patch_ssim_loss
 from avatar3d.train.metrics import image_psnr, psnr
 from avatar3d.train.render_data import RaySampler
 
@@ -175,8 +177,11 @@ class RenderTrainer:
         background = torch.where(is_head[..., None], batch.plate, batch.rgb).to(self.device)
         # Until the occupancy grid is carved, rays cross the whole box: sample them coarsely.
         coarse = WARMUP_COARSENING if self.step < WARMUP_STEPS else 1
-        out = self.avatar.render_pixels(batch.pixels.to(self.device), frames, background, with_torso=False,
-                                        jitter=True, coarse=coarse)
+        pixels = batch.pixels.to(self.device)
+        face_distance = face_distances(self.avatar.camera_to_head(frames), frames.landmarks, self.avatar.K,
+                                       self.avatar.resolution, pixels).reshape(-1)
+        out = self.avatar.render_pixels(pixels, frames, background, with_torso=False,
+                                        jitter=True, coarse=coarse, surface=face_distance)
         target = batch.rgb.reshape(-1, 3).to(self.device)
         weight = 1.0 + cfg.lip_weight * batch.lips.reshape(-1).float().to(self.device)
         mse = (out["rgb"] - target).square().mean(-1)
@@ -184,9 +189,11 @@ class RenderTrainer:
         alpha = (out["alpha"] - is_head.reshape(-1).float().to(self.device)).square().mean()
         ambient = out["ambient"].abs().mean() if len(out["ambient"]) else out["rgb"].new_zeros(())
         refinement = self.avatar.pose_refinement(frames.frame_ids).square().sum(1).mean()
-        loss = photo + cfg.alpha_weight * alpha + cfg.ambient_weight * ambient + POSE_PRIOR * refinement
+        depth = face_depth_error(out["surface_spread"], face_distance, is_head.reshape(-1))
+        loss = (photo + cfg.alpha_weight * alpha + cfg.ambient_weight * ambient + POSE_PRIOR * refinement
+                + cfg.depth_weight * depth)
         logs = {"head/photometric": photo.item(), "head/alpha": alpha.item(), "head/ambient": ambient.item(),
-                "head/psnr": psnr(float(mse.detach().mean()))}
+                "head/depth_error": depth.item(), "head/psnr": psnr(float(mse.detach().mean()))}
         if progress > 0.5 and cfg.ssim_weight > 0:
             ssim_loss = self._patch_ssim()
             loss = loss + cfg.ssim_weight * ssim_loss

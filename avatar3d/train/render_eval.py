@@ -8,6 +8,9 @@ the avatar is rendered over the subject's plate and compared with the real frame
 - ``lmd``: MediaPipe Face Mesh run on both the rendered and the real frame, mean distance
   of the lip landmarks, pixels at 512 (`avatar3d.train.metrics`); frames where either
   detection fails are left out and counted in ``lmd_frames``.
+- ``face_depth_error``: mean |rendered depth - fitted face mesh's| on the face pixels the
+  head covers, in face widths: how well the head's geometry follows the face (PSNR cannot
+  see geometry from near-frontal cameras, an orbit or a mesh can).
 
 Also writes a review video: real | rendered over |error| x 4 | head alpha, 2x2 per frame.
 """
@@ -46,7 +49,7 @@ def evaluate_render(cfg: RenderEvalConfig, device: torch.device) -> dict:
     plate = torch.from_numpy(subject.background()).float().div(255).to(device)
     landmarks = subject.arrays("landmarks")["landmarks"]
     size = subject.resolution
-    scores = {key: [] for key in ("psnr", "ssim", "psnr_face", "ssim_face", "lmd")}
+    scores = {key: [] for key in ("psnr", "ssim", "psnr_face", "ssim_face", "lmd", "face_depth_error")}
     video_path = run / "eval.mp4"
     writer = VideoWriter(video_path, fps=round(subject.fps), size=2 * size) if cfg.video else contextlib.nullcontext()
     with writer, FaceMeshTracker(static=True) as tracker:
@@ -61,6 +64,9 @@ def evaluate_render(cfg: RenderEvalConfig, device: torch.device) -> dict:
             scores["ssim"].append(metrics.ssim(rendered, real))
             scores["psnr_face"].append(metrics.image_psnr(rendered[y0:y1, x0:x1], real[y0:y1, x0:x1]))
             scores["ssim_face"].append(metrics.ssim(rendered[y0:y1, x0:x1], real[y0:y1, x0:x1]))
+            depth_error = _face_depth_error(avatar, frame, out)
+            if depth_error is not None:
+                scores["face_depth_error"].append(depth_error)
             found_rendered, found_real = tracker(to_uint8(rendered)), tracker(to_uint8(real))
             if found_rendered is not None and found_real is not None:
                 scores["lmd"].append(metrics.mouth_landmark_distance(found_rendered[:, :2], found_real[:, :2], size))
@@ -75,7 +81,22 @@ def evaluate_render(cfg: RenderEvalConfig, device: torch.device) -> dict:
     with atomic_path(out_path) as partial:
         partial.write_text(json.dumps(result, indent=1))
     lmd = "n/a" if result["lmd"] is None else f"{result['lmd']:.2f} px@512"
+    depth = "n/a" if result["face_depth_error"] is None else f"{result['face_depth_error']:.2f} face widths"
     console.print(f"[bold]eval[/] {len(frames)} frames: PSNR {result['psnr']:.2f} dB (face {result['psnr_face']:.2f}), "
-                  f"SSIM {result['ssim']:.3f} (face {result['ssim_face']:.3f}), LMD {lmd} -> {out_path}")
+                  f"SSIM {result['ssim']:.3f} (face {result['ssim_face']:.3f}), LMD {lmd}, face depth error {depth} "
+                  f"-> {out_path}")
     return result
 
+
+def _face_depth_error(avatar, frame, out: dict) -> float | None:
+    """Mean |depth - fitted face mesh distance| in face widths over face pixels the head covers (None if none)."""
+    from avatar3d.face.model import FACE_WIDTH
+    from avatar3d.render.face_prior import face_distances
+    from avatar3d.render.rays import frame_pixels
+
+    size = avatar.resolution
+    pixels = frame_pixels(size, size)[None].to(avatar.K.device)
+    distance = face_distances(avatar.camera_to_head(frame), frame.landmarks, avatar.K, size, pixels)
+    depth, head_alpha = out["depth"].reshape(-1), out["head_alpha"].reshape(-1)
+    on_face = torch.isfinite(distance[0]) & (head_alpha > 0.5)
+    return float((depth - distance[0])[on_face].abs().mean() / FACE_WIDTH) if bool(on_face.any()) else None

@@ -1,0 +1,84 @@
+"""The fitted face mesh as a depth prior for the head field.
+
+Near-frontal footage barely constrains depth: a head NeRF fitted to it alone paints the
+face on whatever surface is nearest the camera (the front of its box), which looks right
+from the training cameras and wrong from any other. The face fit already knows where the
+face is in 3D, so its mesh, rasterized through each frame's camera, gives the distance at
+which a face pixel's ray should stop. The mesh has holes at the mouth and eyes, so the
+inside of an open mouth and the eyeballs are left to the photometric loss.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from avatar3d.render.camera import project
+from avatar3d.render.rasterizer import rasterize
+
+
+def face_depth_maps(rotation: Tensor, translation: Tensor, landmarks: Tensor, K: Tensor, size: int) -> Tensor:
+    """Camera depth of the fitted face surface, per frame and pixel.
+
+    Args:
+        rotation: (T, 3, 3) head poses, head space to camera space.
+        translation: (T, 3) head translations: ``x_cam = rotation @ x_head + translation``.
+        landmarks: (T, 478, 3) fitted landmarks in head space.
+        K: (3, 3) intrinsics in pixels at ``size``.
+        size: Frame side in pixels.
+
+    Returns:
+        (T, size, size) float32 depth ``-z`` in head-space units; +inf off the face.
+    """
+    from avatar3d.face import topology as topo
+
+    faces = torch.from_numpy(topo.triangles())
+    surface = landmarks[:, : int(faces.max()) + 1].float()
+    cam = torch.einsum("tij,tnj->tni", rotation.float(), surface) + translation.float()[:, None]
+    return torch.stack([rasterize(project(points, K), faces, size, size).depth for points in cam])
+
+
+def ray_distance(pixels: Tensor, depth: Tensor, K: Tensor) -> Tensor:
+    """Distance along the unit ray through pixels to the point at camera depth ``depth``.
+
+    Args:
+        pixels: (..., 2) pixel positions (u, v).
+        depth: (...,) depth ``-z`` (the rasterizer's); inf stays inf.
+        K: (3, 3) intrinsics in pixels.
+
+    Returns:
+        (...,) ray parameter, comparable with the renderer's ``depth`` output.
+    """
+    K = K.to(pixels)
+    x = (pixels[..., 0] - K[0, 2]) / K[0, 0]
+    y = (pixels[..., 1] - K[1, 2]) / K[1, 1]
+    return depth * torch.sqrt(1 + x.square() + y.square())
+
+
+def face_distances(camera_to_head: tuple[Tensor, Tensor], landmarks: Tensor, K: Tensor, size: int,
+                   pixels: Tensor) -> Tensor:
+    """Distance along pixel rays to the fitted face mesh, for the cameras the renderer uses.
+
+    The mesh lives in head space, so it must be seen through the same (pose-corrected)
+    cameras as the head field; distances from the uncorrected cameras would disagree by
+    the correction's shift along the ray.
+
+    Args:
+        camera_to_head: ``(R (B, 3, 3), t (B, 3))`` camera-to-head transforms of B frames.
+        landmarks: (B, 478, 3) the frames' landmarks in head space.
+        K: (3, 3) intrinsics in pixels at ``size``.
+        size: Frame side in pixels.
+        pixels: (B, P, 2) pixel positions (u, v).
+
+    Returns:
+        (B, P) distances in head-space units on ``pixels``' device; +inf off the face.
+    """
+    with torch.no_grad():
+        R, t = (part.detach().cpu() for part in camera_to_head)
+        rotation = R.transpose(1, 2)
+        translation = -(rotation @ t[:, :, None])[:, :, 0]
+        depth = face_depth_maps(rotation, translation, landmarks.detach().cpu(), K.cpu(), size)
+        where = pixels.detach().cpu().long().clamp(0, size - 1)
+        frame = torch.arange(len(depth))[:, None].expand(-1, where.shape[1])
+        distance = ray_distance(pixels.detach().cpu(), depth[frame, where[..., 1], where[..., 0]], K.cpu())
+    return distance.to(pixels.device)
