@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 from collections.abc import Iterator
@@ -42,6 +43,26 @@ def writable_folder(folder: Path, option: str = "--out") -> Path:
     if not os.access(folder, os.W_OK):
         raise OutputError(f"{folder} is not writable; choose a writable {option}")
     return folder
+
+
+class ClosedOnSuccess(abc.ABC):
+    """Context manager of an output written under a temporary name: ``close`` (move it into
+    place) when the block ends normally, ``abort`` (drop it) when it raises."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def abort(self) -> None: ...
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def partial_path(path: Path) -> Path:

@@ -11,12 +11,12 @@ import av
 import numpy as np
 
 from avatar3d.errors import BadInputError
-from avatar3d.files import partial_path
+from avatar3d.files import ClosedOnSuccess, partial_path
 
 _AAC_FRAME = 1024  # samples per AAC frame
 
 
-class VideoWriter:
+class VideoWriter(ClosedOnSuccess):
     """Streams RGB frames, with an optional mono audio track, into an H.264 mp4 file, or
     RGBA frames into a ProRes 4444 .mov (``alpha=True``).
 
@@ -92,15 +92,6 @@ class VideoWriter:
         """Drops the unfinished file."""
         self._container.close()
         self._partial.unlink(missing_ok=True)
-
-    def __enter__(self) -> "VideoWriter":
-        return self
-
-    def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def read_frames(path: Path) -> Iterator[np.ndarray]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar3d.files import partial_path, write_png
+from avatar3d.files import ClosedOnSuccess, partial_path, write_png
 
 PNG_ENCODING = {"alpha": {"scale": 65535.0, "offset": 0.0}, "depth": {"scale": 10000.0, "offset": 0.0},
                 "normal": {"scale": 65535.0 / 2, "offset": 1.0}}
@@ -31,9 +31,12 @@ PNG_ENCODING = {"alpha": {"scale": 65535.0, "offset": 0.0}, "depth": {"scale": 1
 
 def pixel_directions(K: np.ndarray, size: int) -> np.ndarray:
     """(size, size, 3) unit camera-space ray directions of the pixel centres (OpenGL camera)."""
-    u, v = np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5)
-    directions = np.stack([(u - K[0, 2]) / K[0, 0], -(v - K[1, 2]) / K[1, 1], -np.ones_like(u)], -1)
-    return (directions / np.linalg.norm(directions, axis=-1, keepdims=True)).astype(np.float32)
+    import torch
+
+    from avatar3d.render.rays import camera_directions, frame_pixels
+
+    directions = camera_directions(torch.as_tensor(K, dtype=torch.float64), frame_pixels(size, size).double())
+    return directions.reshape(size, size, 3).float().numpy()
 
 
 def normals_from_depth(depth: np.ndarray, directions: np.ndarray) -> np.ndarray:
@@ -71,7 +74,7 @@ def encode_png(name: str, value: np.ndarray) -> np.ndarray:
     return stored
 
 
-class ImageSequence:
+class ImageSequence(ClosedOnSuccess):
     """A folder of numbered frames, written under a hidden name and moved into place on
     ``close`` (an earlier folder of that name is replaced); ``abort`` removes it. As a
     context manager it closes when the block ends normally and aborts when it raises.
@@ -105,15 +108,6 @@ class ImageSequence:
 
     def abort(self) -> None:
         shutil.rmtree(self._partial, ignore_errors=True)
-
-    def __enter__(self) -> "ImageSequence":
-        return self
-
-    def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _write_exr(path: Path, image: np.ndarray) -> None:

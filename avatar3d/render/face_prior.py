@@ -15,6 +15,7 @@ from torch import Tensor
 
 from avatar3d.render.camera import project
 from avatar3d.render.rasterizer import rasterize
+from avatar3d.render.rays import camera_directions
 
 
 def face_depth_maps(rotation: Tensor, translation: Tensor, landmarks: Tensor, K: Tensor, size: int) -> Tensor:
@@ -49,10 +50,7 @@ def ray_distance(pixels: Tensor, depth: Tensor, K: Tensor) -> Tensor:
     Returns:
         (...,) ray parameter, comparable with the renderer's ``depth`` output.
     """
-    K = K.to(pixels)
-    x = (pixels[..., 0] - K[0, 2]) / K[0, 0]
-    y = (pixels[..., 1] - K[1, 2]) / K[1, 1]
-    return depth * torch.sqrt(1 + x.square() + y.square())
+    return depth / -camera_directions(K, pixels)[..., 2]
 
 
 def face_distances(camera_to_head: tuple[Tensor, Tensor], landmarks: Tensor, K: Tensor, size: int,
@@ -73,12 +71,13 @@ def face_distances(camera_to_head: tuple[Tensor, Tensor], landmarks: Tensor, K: 
     Returns:
         (B, P) distances in head-space units on ``pixels``' device; +inf off the face.
     """
-    with torch.no_grad():
-        R, t = (part.detach().cpu() for part in camera_to_head)
+    with torch.no_grad():  # the rasterizer runs on the CPU
+        R, t = (part.cpu() for part in camera_to_head)
         rotation = R.transpose(1, 2)
         translation = -(rotation @ t[:, :, None])[:, :, 0]
-        depth = face_depth_maps(rotation, translation, landmarks.detach().cpu(), K.cpu(), size)
-        where = pixels.detach().cpu().long().clamp(0, size - 1)
+        depth = face_depth_maps(rotation, translation, landmarks.cpu(), K.cpu(), size)
+        pixels_cpu = pixels.cpu()
+        where = pixels_cpu.long().clamp(0, size - 1)
         frame = torch.arange(len(depth))[:, None].expand(-1, where.shape[1])
-        distance = ray_distance(pixels.detach().cpu(), depth[frame, where[..., 1], where[..., 0]], K.cpu())
+        distance = ray_distance(pixels_cpu, depth[frame, where[..., 1], where[..., 0]], K.cpu())
     return distance.to(pixels.device)

@@ -46,14 +46,24 @@ def pixel_rays(
         the camera centre ``t`` repeated, and unit directions, in world space.
     """
     R, t = _split_c2w(c2w)
-    R, t, K = R.to(pixels), t.to(pixels), K.to(pixels)
+    directions = camera_directions(K, pixels) @ R.to(pixels).T
+    return t.to(pixels).expand_as(directions).clone(), directions
+
+
+def camera_directions(K: Tensor, pixels: Tensor) -> Tensor:
+    """Unit camera-space directions through pixel positions.
+
+    Args:
+        K: (3, 3) intrinsics in pixels.
+        pixels: (..., 2) pixel positions ``(u, v)``.
+
+    Returns:
+        (..., 3) unit vectors along ``((u - cx) / fx, -(v - cy) / fy, -1)``.
+    """
+    K = K.to(pixels)
     u, v = pixels.unbind(-1)
-    dirs_cam = torch.stack(
-        [(u - K[0, 2]) / K[0, 0], -(v - K[1, 2]) / K[1, 1], -torch.ones_like(u)], dim=-1
-    )
-    directions = dirs_cam @ R.T
-    directions = directions / directions.norm(dim=-1, keepdim=True)
-    return t.expand_as(directions).clone(), directions
+    directions = torch.stack([(u - K[0, 2]) / K[0, 0], -(v - K[1, 2]) / K[1, 1], -torch.ones_like(u)], dim=-1)
+    return directions / directions.norm(dim=-1, keepdim=True)
 
 
 def frame_pixels(height: int, width: int) -> Tensor:

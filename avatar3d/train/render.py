@@ -178,8 +178,8 @@ class RenderTrainer:
         # Until the occupancy grid is carved, rays cross the whole box: sample them coarsely.
         coarse = WARMUP_COARSENING if self.step < WARMUP_STEPS else 1
         pixels = batch.pixels.to(self.device)
-        face_distance = face_distances(self.avatar.camera_to_head(frames), frames.landmarks, self.avatar.K,
-                                       self.avatar.resolution, pixels).reshape(-1)
+        with_prior = cfg.depth_weight > 0  # the face mesh is rasterized per step: only when it counts
+        face_distance = self.face_distance(pixels, frames) if with_prior else None
         out = self.avatar.render_pixels(pixels, frames, background, with_torso=False,
                                         jitter=True, coarse=coarse, surface=face_distance)
         target = batch.rgb.reshape(-1, 3).to(self.device)
@@ -189,16 +189,24 @@ class RenderTrainer:
         alpha = (out["alpha"] - is_head.reshape(-1).float().to(self.device)).square().mean()
         ambient = out["ambient"].abs().mean() if len(out["ambient"]) else out["rgb"].new_zeros(())
         refinement = self.avatar.pose_refinement(frames.frame_ids).square().sum(1).mean()
-        depth = face_depth_error(out["surface_spread"], face_distance, is_head.reshape(-1))
-        loss = (photo + cfg.alpha_weight * alpha + cfg.ambient_weight * ambient + POSE_PRIOR * refinement
-                + cfg.depth_weight * depth)
+        loss = photo + cfg.alpha_weight * alpha + cfg.ambient_weight * ambient + POSE_PRIOR * refinement
         logs = {"head/photometric": photo.item(), "head/alpha": alpha.item(), "head/ambient": ambient.item(),
-                "head/depth_error": depth.item(), "head/psnr": psnr(float(mse.detach().mean()))}
+                "head/psnr": psnr(float(mse.detach().mean()))}
+        if with_prior:
+            depth = face_depth_error(out["surface_spread"], face_distance, is_head.reshape(-1))
+            loss = loss + cfg.depth_weight * depth
+            logs["head/depth_error"] = depth.item()
         if progress > 0.5 and cfg.ssim_weight > 0:
             ssim_loss = self._patch_ssim()
             loss = loss + cfg.ssim_weight * ssim_loss
             logs["head/ssim_loss"] = ssim_loss.item()
         return loss, logs
+
+    def face_distance(self, pixels: Tensor, frames: Conditions) -> Tensor:
+        """(B*P,) distance along the avatar's rays through pixels (B, P, 2) of frames to the
+        fitted face mesh (+inf off the face), for the face depth prior."""
+        return face_distances(self.avatar.camera_to_head(frames), frames.landmarks, self.avatar.K,
+                              self.avatar.resolution, pixels).reshape(-1)
 
     def _patch_ssim(self) -> Tensor:
         """SSIM loss on 8x8 patches of the face."""

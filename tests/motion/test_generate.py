@@ -5,9 +5,10 @@ import json
 import numpy as np
 
 from avatar3d.cli import main
-from conftest import write_stereo_speech  # tests/ is on sys.path (pytest rootdir conftest)
 from avatar3d.motion.generate import SubjectMotion, mouth_points
 from avatar3d.train.motion import MODEL
+
+from conftest import write_stereo_speech  # tests/ is on sys.path (pytest rootdir conftest)
 
 
 def _motion(subject_dir, model_path, audio, out, *extra) -> int:

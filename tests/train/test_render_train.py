@@ -12,9 +12,10 @@ from avatar3d.errors import UserError
 from avatar3d.render.avatar import CHECKPOINT, FINISHED, load_avatar, load_checkpoint
 from avatar3d.render.config import RenderFramesConfig
 from avatar3d.render.sequence import render_frames
-from avatar3d.subject import Subject
+from avatar3d.subject import LABEL_HEAD, Subject
 from avatar3d.train.config import RenderEvalConfig, RenderTrainConfig
 from avatar3d.train.render import RenderTrainer, train_render
+from avatar3d.train.losses import face_depth_error
 from avatar3d.train.render_eval import evaluate_render
 
 from conftest import TINY_RENDER as TINY  # tests/ is on sys.path (pytest rootdir conftest)
@@ -40,11 +41,15 @@ def test_face_depth_prior_pulls_the_head_surface_onto_the_face_mesh(subject_dir,
     def final_depth_error(weight: float) -> float:
         torch.manual_seed(0)
         trainer = RenderTrainer(_config(subject_dir, tmp_path / f"run{weight}", depth_weight=weight), CPU)
-        errors = []
         for step in range(60):
             trainer.step = step
-            errors.append(trainer._step(step / 60)["head/depth_error"])
-        return float(np.mean(errors[-10:]))
+            trainer._step(step / 60)
+        batch = trainer.sampler.sample(8, 256, "head")  # the same draw for both weights (same seed and calls)
+        frames = trainer.conditions.select(batch.frames)
+        distance = trainer.face_distance(batch.pixels, frames)
+        with torch.no_grad():
+            out = trainer.avatar.render_pixels(batch.pixels, frames, None, with_torso=False, surface=distance)
+        return float(face_depth_error(out["surface_spread"], distance, batch.labels.reshape(-1) == LABEL_HEAD))
 
     # Photometry alone leaves depth free: only the prior brings the rays' weight near the face mesh.
     assert final_depth_error(1.0) < 0.6 * final_depth_error(0.0)
