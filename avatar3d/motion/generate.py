@@ -1,7 +1,8 @@
 """``avatar3d motion``: per-frame expression, landmarks, blinks and head pose for new speech.
 
-speech -> features -> VAE (codes) -> mouth amplitude -> LLE onto the subject's own
-expressions -> the subject's landmarks; eyelids from the subject's own frames with the
+speech -> features -> VAE (codes) -> calibration into the subject's code space
+(`avatar3d.motion.calibrate`) -> LLE onto the subject's own expressions -> mouth amplitude
+-> the subject's landmarks; eyelids from the subject's own frames with the
 wanted eye opening (blinks); head pose from the subject's poses (looped, still, generated)
 or another subject's.
 """
@@ -19,8 +20,9 @@ from avatar3d.face import signals
 from avatar3d.face import topology as topo
 from avatar3d.motion import pose_blink
 from avatar3d.motion.basis import displacements, to_landmarks
+from avatar3d.motion.calibrate import CodeMap, fit_code_map
 from avatar3d.motion.config import MotionConfig
-from avatar3d.motion.features import MEL_BINS, clip_features
+from avatar3d.motion.features import MEL_BINS, clip_features, feature_matrix
 from avatar3d.motion.lle import LLEProjector
 from avatar3d.motion.model import MotionModel
 from avatar3d.runtime import console
@@ -84,6 +86,7 @@ class SubjectMotion:
     landmarks: np.ndarray  # (N, 478, 3) fitted landmarks of the training frames
     poses: np.ndarray  # (N, 6) yaw, pitch, roll (radians), translation
     eye: np.ndarray  # (N,) normalised eye opening
+    audio: np.ndarray  # (2N, AUDIO_DIMS) features of the training frames' speech
     fps: float
 
     @classmethod
@@ -94,8 +97,21 @@ class SubjectMotion:
         subject = Subject.load(root)
         start, stop = subject.manifest["split"]["train"]
         conditions = subject_conditions(subject).select(torch.arange(start, stop))
+        audio = feature_matrix(subject.arrays("audio_features"))[2 * start : 2 * stop]
         return cls(subject.arrays("face_fit")["canonical"], conditions.landmarks.numpy(),
-                   conditions.pose_vector().numpy(), conditions.eye.numpy(), float(subject.fps))
+                   conditions.pose_vector().numpy(), conditions.eye.numpy(), audio, float(subject.fps))
+
+    def codes(self, model: MotionModel) -> np.ndarray:
+        """(N, D) the training frames' expression codes in ``model``'s basis."""
+        return model.basis.encode(displacements(self.landmarks, self.neutral))
+
+
+def subject_code_map(model: MotionModel, subject: SubjectMotion, bank: np.ndarray) -> CodeMap:
+    """The map from the model's codes to the subject's ``bank`` (N, D), fitted on the subject's
+    own speech; the identity where its clip holds none."""
+    if not heard_as_speech(subject.audio):
+        return CodeMap.identity(bank.shape[1])
+    return fit_code_map(model.basis.encode(model.generate(subject.audio, subject.neutral)), bank)
 
 
 def mouth_points(neutral: np.ndarray) -> np.ndarray:
@@ -137,10 +153,14 @@ def is_speech(samples: np.ndarray, features: np.ndarray) -> bool:
 
     Music passes this test (it is voiced and phone-like): it drives the mouth as speech would.
     """
-    loud = float(np.sqrt(np.mean(samples**2))) >= SILENT_RMS
+    return float(np.sqrt(np.mean(samples**2))) >= SILENT_RMS and heard_as_speech(features)
+
+
+def heard_as_speech(features: np.ndarray) -> bool:
+    """Whether (2T, AUDIO_DIMS) features are voiced often enough and heard as phones."""
     voiced = float(features[:, MEL_BINS + 1].mean()) >= MIN_VOICED
     phones = float((features[:, MEL_BINS + 3] < 0.5).mean()) >= MIN_PHONES  # column MEL_BINS + 3: P(silence)
-    return loud and voiced and phones
+    return voiced and phones
 
 
 def generate_motion(cfg: MotionConfig, speech: tuple[np.ndarray, int] | None = None
@@ -158,9 +178,10 @@ def generate_motion(cfg: MotionConfig, speech: tuple[np.ndarray, int] | None = N
     samples, rate = speech or load_speech(cfg.audio)
     num_frames = max(1, int(round(len(samples) / rate * subject.fps)))
     features = clip_features(samples, rate, num_frames, subject.fps)
-    bank = model.basis.encode(displacements(subject.landmarks, subject.neutral))
+    bank = subject.codes(model)
     if is_speech(samples, features):
         predicted = model.basis.encode(model.generate(features, subject.neutral, cfg.temperature, cfg.seed))
+        predicted = subject_code_map(model, subject, bank)(predicted)
     else:
         console.print(f"[yellow]warning:[/] {cfg.audio} holds no speech (silent or unvoiced); "
                       "the avatar idles with its mouth closed")

@@ -103,3 +103,16 @@ def test_shipped_model_is_small_and_is_the_fallback(tmp_path):
     model = MotionModel.load(DEFAULT_MODEL)
     assert model.vae.config.codes == model.basis.size
     assert find_motion_model(None, tmp_path / "no-runs") == DEFAULT_MODEL
+
+
+def test_calibration_brings_the_models_codes_to_the_subjects_own(subject_dir):
+    from avatar3d.motion.generate import DEFAULT_MODEL, subject_code_map
+    from avatar3d.motion.model import MotionModel
+
+    model = MotionModel.load(DEFAULT_MODEL)
+    subject = SubjectMotion.load(subject_dir)
+    assert len(subject.audio) == 2 * len(subject.landmarks)
+    bank = subject.codes(model)
+    raw = model.basis.encode(model.generate(subject.audio, subject.neutral))
+    mapped = subject_code_map(model, subject, bank)(raw)
+    assert np.mean((mapped - bank) ** 2) < 0.5 * np.mean((raw - bank) ** 2)
