@@ -1,30 +1,40 @@
 """``avatar3d export mesh``: the head's density surface as a coloured triangle mesh.
 
 The head field's density is sampled on a regular grid over its box (only inside occupied
-cells of the occupancy grid, so floaters the renderer skips stay out), the surface at
-``threshold`` is extracted with marching cubes (scikit-image) and cleaned with trimesh:
-the largest connected piece is kept, holes are filled where trimesh can, normals point out.
-The cameras only ever saw the head from the front, so the field's density behind the face
-and hair is unconstrained (it fills the box back to its far wall); `close_back` replaces
-it with the mirror image of the seen front about the head-space origin's plane ``z = 0``
-(the face fit puts the origin at the head's centre), a shape prior that gives head
-proportions, not a measurement. Vertex colours are the field's colour just inside the
-surface, seen head-on. Coordinates
-are head-space units (a face is 0.15 wide; about metres), in the face fit's head frame.
+cells of the occupancy grid, so floaters the renderer skips stay out), cut to the head's
+envelope, the surface at ``threshold`` is extracted with marching cubes (scikit-image) and
+cleaned with trimesh: the largest connected piece is kept, holes are filled where trimesh
+can, normals point out. Vertex colours are what a head-on view of the field shows
+(`vertex_colours`). Coordinates are head-space units (a face is 0.15 wide; about metres), in
+the face fit's head frame.
+
+Why an envelope: cameras that only ever saw the head from the front leave its density free
+along every ray, and the field fills its whole box within the silhouette (on the demo actor
+the unclipped mesh was the box, 0.37 x 0.35 x 0.38). `HeadEnvelope` keeps what the clip
+measures and puts a prior where it measures nothing:
+- **silhouette** (measured): inside the head mask in nearly every sampled frame;
+- **face** (measured by the face fit): up to just in front of the fitted face surface;
+- **depth** (prior): elsewhere, an ellipsoid with the silhouette's width and height and an
+  adult's head length (`HEAD_LENGTH` face widths) behind the forehead. Hair and the back of
+  the head are therefore shaped by anthropometry, not by the footage.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from avatar3d.errors import BadArgumentError, OutputError
+from avatar3d.errors import BadArgumentError, BadInputError, OutputError
 from avatar3d.export.config import MeshConfig
+from avatar3d.face import signals
+from avatar3d.face import topology as topo
 from avatar3d.render.avatar import Avatar, find_run, load_avatar
-from avatar3d.render.conditions import Conditions, canonical_landmarks, subject_conditions
+from avatar3d.render.conditions import Conditions, canonical_landmarks, intrinsics, subject_conditions
 from avatar3d.runtime import console
 from avatar3d.subject import Subject
 
@@ -67,49 +77,153 @@ def density_volume(avatar: Avatar, conditions: Conditions, resolution: int) -> t
     return volume, origin, spacing
 
 
-def close_back(volume: np.ndarray, origin: np.ndarray, spacing: float, threshold: float) -> np.ndarray:
-    """Empties every voxel behind the mirror of its column's front surface.
+HEAD_LENGTH = 1.4
+"""Head length (forehead to the back of the skull) in face widths (the face oval's breadth):
+adult means are about 19 cm over 13.5-14 cm."""
+FACE_MARGIN = 0.05
+"""How far in front of the fitted face surface the mesh may reach, in face widths (7 mm)."""
+HULL_AGREEMENT = 0.9
+"""Fraction of the frames that see a point that must put it inside the head mask."""
 
-    Args:
-        volume: (X, Y, Z) densities; +z points out of the face, towards the cameras.
-        origin: (3,) head-space position of voxel (0, 0, 0); spacing: cell edge.
-        threshold: Surface density.
 
-    Returns:
-        The volume with, in each (x, y) column whose frontmost voxel above ``threshold``
-        is at depth ``z_f``, the voxels at ``z < -z_f`` set to 0 (all of a column whose
-        front is behind ``z = 0``: floaters, never a surface).
+@dataclass(frozen=True)
+class SilhouetteHull:
+    """Points inside the head mask in at least `HULL_AGREEMENT` of the frames that see them.
+
+    Attributes:
+        masks: (F, H, W) bool head masks (dilated a little against segmentation jitter).
+        K: (3, 3) intrinsics in pixels.
+        rotation, translation: (F, 3, 3) and (F, 3) head-to-camera poses of those frames.
     """
-    above = volume > threshold
-    z = origin[2] + spacing * np.arange(volume.shape[2])
-    front_index = volume.shape[2] - 1 - np.argmax(above[..., ::-1], axis=2)
-    z_front = np.where(above.any(2), z[front_index], -np.inf)
-    keep = z[None, None, :] >= -z_front[..., None]
-    return np.where(keep, volume, 0.0).astype(volume.dtype)
+
+    masks: np.ndarray
+    K: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+
+    @classmethod
+    def of_subject(cls, subject: Subject, samples: int = 24) -> "SilhouetteHull":
+        """The hull of ``samples`` frames spread over the subject's clip."""
+        from scipy.ndimage import binary_dilation
+
+        from avatar3d.subject import LABEL_HEAD
+
+        conditions = subject_conditions(subject)
+        frames = np.unique(np.linspace(0, len(conditions) - 1, min(samples, len(conditions))).round().astype(int))
+        grow = max(1, round(subject.resolution / 128))  # about 1 % of the frame
+        masks = np.stack([binary_dilation(subject.labels(int(i)) == LABEL_HEAD, iterations=grow) for i in frames])
+        return cls(masks, intrinsics(subject).numpy(), conditions.rotation[frames].numpy(),
+                   conditions.translation[frames].numpy())
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        """(N,) bool for (N, 3) head-space points; a point no frame sees is kept."""
+        from avatar3d.render.camera import project
+
+        height, width = self.masks.shape[1:]
+        inside = np.zeros(len(points))
+        seen = np.zeros(len(points))
+        for mask, R, t in zip(self.masks, self.rotation, self.translation):
+            uvd = project(torch.from_numpy(points @ R.T + t).float(), torch.from_numpy(self.K)).numpy()
+            u, v = np.floor(uvd[:, 0]), np.floor(uvd[:, 1])
+            visible = (uvd[:, 2] > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+            seen += visible
+            inside[visible] += mask[v[visible].astype(int), u[visible].astype(int)]
+        return inside >= HULL_AGREEMENT * seen
+
+
+@dataclass(frozen=True)
+class HeadEnvelope:
+    """Where the head mesh may be (see the module doc): a callable on (N, 3) head-space points.
+
+    Attributes:
+        face: (478, 3) head-frame landmarks of the meshed expression.
+        lo, hi: (3,) head-space corners of the silhouette's extent; x and y size the ellipsoid.
+        hull: The silhouette test, or None to skip it.
+    """
+
+    face: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    hull: SilhouetteHull | None = None
+
+    @classmethod
+    def of_subject(cls, subject: Subject, conditions: Conditions, box: tuple[np.ndarray, np.ndarray]) -> "HeadEnvelope":
+        """The envelope of the subject's head around the face of ``conditions`` (one frame),
+        its silhouette's extent measured on a 64-cell grid over ``box`` (lo, hi)."""
+        hull = SilhouetteHull.of_subject(subject)
+        axes = [np.linspace(box[0][i], box[1][i], 64) for i in range(3)]
+        points = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+        inside = points[hull(points)]
+        if not len(inside):
+            raise BadInputError(f"{subject.root}/masks: the head masks share no region over the clip; check "
+                                "preview.mp4 and run `avatar3d prep` again with --force masks")
+        return cls(conditions.landmarks[0].double().numpy(), inside.min(0), inside.max(0), hull)
+
+    @cached_property
+    def _face_front(self):
+        """(x, y) -> z of the fitted face surface (linear between landmarks; NaN off the face)."""
+        from scipy.interpolate import LinearNDInterpolator
+
+        surface = self.face[: topo.NUM_SURFACE]  # the irises sit in front of the eyeballs
+        return LinearNDInterpolator(surface[:, :2], surface[:, 2])
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        """(N,) bool for (N, 3) head-space points."""
+        width = float(signals.face_width(self.face))
+        semi = np.append((self.hi[:2] - self.lo[:2]) / 2, HEAD_LENGTH * width / 2)
+        centre = np.append((self.hi[:2] + self.lo[:2]) / 2, self.face[topo.FOREHEAD, 2] - semi[2])
+        in_ellipsoid = (((points - centre) / semi) ** 2).sum(1) <= 1
+        front = self._face_front(points[:, :2])  # NaN off the face
+        behind_face = points[:, 2] <= np.where(np.isfinite(front), front, -np.inf) + FACE_MARGIN * width
+        keep = in_ellipsoid | (behind_face & (points[:, 2] >= centre[2]))
+        return keep & self.hull(points) if self.hull is not None else keep
 
 
 @torch.no_grad()
-def vertex_colours(avatar: Avatar, conditions: Conditions, vertices: np.ndarray, normals: np.ndarray,
-                   inset: float) -> np.ndarray:
-    """(V, 4) uint8 RGBA: the field's colour ``inset`` inside each vertex, looking along -normal."""
+def vertex_colours(avatar: Avatar, conditions: Conditions, vertices: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """(V, 4) uint8 RGBA vertex colours.
+
+    A vertex that faces the front takes what a head-on view shows there: the head
+    volume-rendered along -z through it, right wherever the density sits along the ray
+    (the envelope may cut the surface behind or in front of the field's own). Any other
+    vertex takes the colour of the nearest front-facing one: the seen rim wraps round the
+    unseen back.
+    """
+    from scipy.spatial import cKDTree
+
     device = avatar.K.device
     codes = avatar.head.frame_codes(conditions.to(device))
+    facing = normals[:, 2] > 0.3
+    if not facing.any():
+        facing[:] = True
+    start_z = float(avatar.grid.box_max[2]) + 1e-3
     colours = []
-    for start in range(0, len(vertices), CHUNK):
-        normal = torch.tensor(normals[start: start + CHUNK], dtype=torch.float32, device=device)
-        points = torch.tensor(vertices[start: start + CHUNK], dtype=torch.float32, device=device) - inset * normal
-        colours.append(avatar.head(points, -normal, [len(points)], codes)[1].cpu())
-    rgb = (torch.cat(colours).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+    for start in range(0, int(facing.sum()), CHUNK):
+        points = torch.tensor(vertices[facing][start: start + CHUNK], dtype=torch.float32, device=device)
+        origins = torch.cat([points[:, :2], torch.full_like(points[:, :1], start_z)], 1)
+        directions = torch.tensor([0.0, 0.0, -1.0], device=device).expand_as(origins)
+        out = avatar.render_head(origins, directions, [len(points)], codes)
+        colours.append((out["rgb"] / out["alpha"].clamp(min=1e-3)[:, None]).cpu())  # straight, not premultiplied
+    seen = (torch.cat(colours).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+    rgb = np.empty((len(vertices), 3), np.uint8)
+    rgb[facing] = seen
+    if not facing.all():
+        rgb[~facing] = seen[cKDTree(vertices[facing]).query(vertices[~facing])[1]]
     return np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], 1)
 
 
-def head_mesh(avatar: Avatar, conditions: Conditions, resolution: int, threshold: float):
-    """The cleaned, coloured head mesh (a `trimesh.Trimesh`, head-space units)."""
+def head_mesh(avatar: Avatar, conditions: Conditions, resolution: int, threshold: float,
+              envelope: Callable[[np.ndarray], np.ndarray] | None = None):
+    """The cleaned, coloured head mesh (a `trimesh.Trimesh`, head-space units), cut to
+    ``envelope`` ((N, 3) points -> (N,) bool, e.g. `HeadEnvelope`) when given."""
     import trimesh
     from skimage.measure import marching_cubes
 
     volume, origin, spacing = density_volume(avatar, conditions, resolution)
-    volume = close_back(volume, origin, spacing, threshold)
+    if envelope is not None:
+        axes = [origin[i] + spacing * np.arange(volume.shape[i]) for i in range(3)]
+        points = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+        volume = np.where(envelope(points).reshape(volume.shape), volume, 0.0).astype(volume.dtype)
     if not volume.max() > threshold:
         raise BadArgumentError(f"--threshold {threshold}: the head's density never reaches it (peak "
                                f"{volume.max():.3g}); use a lower threshold")
@@ -120,7 +234,7 @@ def head_mesh(avatar: Avatar, conditions: Conditions, resolution: int, threshold
     trimesh.repair.fill_holes(mesh)
     trimesh.repair.fix_normals(mesh)
     mesh.visual.vertex_colors = vertex_colours(avatar, conditions, np.asarray(mesh.vertices),
-                                               np.asarray(mesh.vertex_normals), spacing)
+                                               np.asarray(mesh.vertex_normals))
     return mesh
 
 
@@ -130,7 +244,10 @@ def export_mesh(cfg: MeshConfig, device: torch.device | str = "cpu") -> Path:
 
     subject = Subject.load(cfg.subject)
     avatar = load_avatar(find_run(subject.root, cfg.run, cfg.runs), device)
-    mesh = head_mesh(avatar, mesh_conditions(subject, cfg.frame), cfg.resolution, cfg.threshold)
+    conditions = mesh_conditions(subject, cfg.frame)
+    envelope = HeadEnvelope.of_subject(subject, conditions, (avatar.grid.box_min.cpu().numpy(),
+                                                             avatar.grid.box_max.cpu().numpy()))
+    mesh = head_mesh(avatar, conditions, cfg.resolution, cfg.threshold, envelope)
     out = Path(cfg.out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,12 @@
-"""Head mesh export: marching cubes, the closed back, cleaning, colours, the command."""
+"""Head mesh export: the envelope (silhouette hull, face, depth prior), marching cubes, colours, the command."""
 
 import numpy as np
 import torch
 import trimesh
 
 from avatar3d.cli import main
-from avatar3d.export.mesh import close_back, head_mesh
+from avatar3d.export.mesh import HEAD_LENGTH, HeadEnvelope, SilhouetteHull, head_mesh
+from avatar3d.face import topology as topo
 from avatar3d.render.volume import OccupancyGrid
 
 SEMI_AXES = torch.tensor([0.075, 0.11, 0.095])  # a head-sized ellipsoid, head-space units
@@ -24,9 +25,7 @@ class EllipsoidHead(torch.nn.Module):
         floater = (points - torch.tensor([0.15, 0.15, -0.15])).norm(dim=-1) < 0.01
         return 1000.0 * (inside | (silhouette & (points[:, 2] < 0)) | floater).float()
 
-    def forward(self, points, directions, counts, codes):
-        colour = torch.tensor([0.8, 0.5, 0.3]).expand(len(points), 3)
-        return self.density(points, counts, codes), colour, points[:, :0]
+
 
 
 class FakeAvatar(torch.nn.Module):
@@ -36,14 +35,56 @@ class FakeAvatar(torch.nn.Module):
         self.grid = OccupancyGrid([-0.2] * 3, [0.2] * 3, 8)
         self.register_buffer("K", torch.eye(3))
 
+    def render_head(self, origins, directions, counts, codes):
+        """Half-transparent and premultiplied, as the real renderer returns colour."""
+        alpha = torch.full((len(origins),), 0.5)
+        return {"rgb": torch.tensor([0.8, 0.5, 0.3]) * alpha[:, None], "alpha": alpha}
 
-def test_close_back_mirrors_the_front_and_drops_what_lies_behind_the_centre():
-    volume = np.zeros((1, 2, 9), np.float32)
-    volume[0, 0, :7] = 5.0  # surface at z index 6 -> z = 2: keep z >= -2
-    volume[0, 1, :3] = 5.0  # front behind the centre plane: a floater
-    closed = close_back(volume, np.array([0.0, 0.0, -4.0]), 1.0, 1.0)
-    assert closed[0, 0].tolist() == [0, 0, 5, 5, 5, 5, 5, 0, 0]
-    assert not closed[0, 1].any()
+
+def _frontal_and_side_cameras(frames_front: int, frames_side: int):
+    """Head-to-camera poses 1 unit away: looking at the face, and at the head's side (yaw 90°)."""
+    side = torch.tensor([[0.0, 0, -1], [0, 1, 0], [1, 0, 0]])
+    rotation = torch.stack([torch.eye(3)] * frames_front + [side] * frames_side).numpy()
+    return rotation, np.tile([0.0, 0.0, -1.0], (len(rotation), 1))
+
+
+def test_silhouette_hull_carves_what_any_view_sees_outside_the_mask():
+    K = np.array([[100.0, 0, 32], [0, 100, 32], [0, 0, 1]])
+    rows, cols = np.mgrid[:64, :64] + 0.5
+    disc = (rows - 32) ** 2 + (cols - 32) ** 2 <= 10**2  # a ball of radius 0.1 at the origin, 1 unit away
+    points = np.array([[0.0, 0, 0], [0.2, 0, 0], [0, 0, -0.25], [0, 0, 0.08]])
+    rotation, translation = _frontal_and_side_cameras(10, 0)
+    front_only = SilhouetteHull(np.stack([disc] * 10), K, rotation, translation)
+    assert front_only(points).tolist() == [True, False, True, True]  # from the front, depth stays free
+    rotation, translation = _frontal_and_side_cameras(5, 5)
+    with_side = SilhouetteHull(np.stack([disc] * 10), K, rotation, translation)
+    assert with_side(points).tolist() == [True, False, False, True]
+    rotation, translation = _frontal_and_side_cameras(19, 1)
+    lone_miss = np.stack([disc] * 19 + [np.zeros_like(disc)])  # one frame's mask lost the head: outvoted
+    assert SilhouetteHull(lone_miss, K, rotation, translation)(points).tolist() == [True, False, True, True]
+
+
+def _ellipsoid_face() -> np.ndarray:
+    """(478, 3) landmarks on the front of the `SEMI_AXES` ellipsoid, face width set so that
+    `HEAD_LENGTH` face widths are its depth, forehead at its front pole."""
+    semi = SEMI_AXES.double().numpy()
+    width = 2 * semi[2] / HEAD_LENGTH
+    xy = np.random.default_rng(0).uniform(-0.7, 0.7, (478, 2)) * semi[:2]
+    face = np.c_[xy, semi[2] * np.sqrt(1 - ((xy / semi[:2]) ** 2).sum(1))]
+    for index, x in zip(topo.FACE_SIDES, (-width / 2, width / 2)):
+        face[index] = [x, 0, semi[2] * np.sqrt(1 - (x / semi[0]) ** 2)]
+    face[topo.FOREHEAD] = [0, 0, semi[2]]
+    return face
+
+
+def test_envelope_is_the_ellipsoid_of_the_silhouette_and_head_length_plus_the_face():
+    semi = SEMI_AXES.double().numpy()
+    envelope = HeadEnvelope(_ellipsoid_face(), -semi, semi)
+    assert envelope(np.array([[0.0, 0, 0], [0, 0, -0.9 * semi[2]], [0.9 * semi[0], 0, 0]])).all()
+    assert not envelope(np.array([[0.0, 0, -1.1 * semi[2]], [1.1 * semi[0], 0, 0], [0, 0, 1.5 * semi[2]]])).any()
+    face_width = 2 * semi[2] / HEAD_LENGTH
+    just_in_front = [0.0, 0, semi[2] + 0.03 * face_width]  # within FACE_MARGIN of the face
+    assert envelope(np.array([just_in_front])).all()
 
 
 def test_mesh_of_an_ellipsoid_has_its_size_and_is_watertight():
@@ -51,7 +92,11 @@ def test_mesh_of_an_ellipsoid_has_its_size_and_is_watertight():
 
     conditions = Conditions(torch.eye(3)[None], torch.zeros(1, 3), torch.zeros(1, 478, 3), torch.ones(1),
                             torch.full((1,), -1))
-    mesh = head_mesh(FakeAvatar(), conditions, resolution=80, threshold=10.0)
+    semi = SEMI_AXES.double().numpy()
+    unclipped = head_mesh(FakeAvatar(), conditions, resolution=40, threshold=10.0)
+    assert unclipped.bounds[0, 2] < -0.19  # a frontal field's density runs back to the box
+    mesh = head_mesh(FakeAvatar(), conditions, resolution=80, threshold=10.0,
+                     envelope=HeadEnvelope(_ellipsoid_face(), -semi, semi))
     assert mesh.is_watertight
     assert np.allclose(mesh.bounding_box.extents, 2 * SEMI_AXES.numpy(), atol=0.012)
     assert np.allclose(mesh.visual.vertex_colors[:, :3], [204, 128, 76], atol=1)
