@@ -1,4 +1,4 @@
-"""Motion generation speed: audio features, VAE and LLE for a long speech, per stage.
+"""Motion generation speed: audio features, VAE, subject calibration and LLE for a long speech, per stage.
 
 Usage: python benchmarks/motion.py SUBJECT --motion RUN/motion.pt [--seconds 60] [--threads N]
 
@@ -17,9 +17,8 @@ import numpy as np
 import torch
 
 from avatar3d.audio import features as audio_features
-from avatar3d.motion.basis import displacements
 from avatar3d.motion.features import feature_matrix
-from avatar3d.motion.generate import SubjectMotion
+from avatar3d.motion.generate import SubjectMotion, subject_code_map
 from avatar3d.motion.lle import LLEProjector
 from avatar3d.motion.model import MotionModel
 
@@ -63,15 +62,12 @@ def main() -> None:
     extracted = {k: v for part in rows.values() for k, v in part.items()}
     features, t_norm = timed(lambda: feature_matrix(extracted))
     displacement, t_vae = timed(lambda: model.generate(features, subject.neutral))
-    bank = model.basis.encode(displacements(subject.landmarks, subject.neutral))
-
-    def lle():
-        predicted = model.basis.encode(displacement)
-        return LLEProjector(bank).project(predicted)
-
-    _, t_lle = timed(lle)
+    bank = subject.codes(model)
+    code_map, t_map = timed(lambda: subject_code_map(model, subject, bank))
+    _, t_lle = timed(lambda: LLEProjector(bank).project(code_map(model.basis.encode(displacement))))
     print(f"{'normalise':<22} {t_norm:>7.2f} s")
     print(f"{'VAE':<22} {t_vae:>7.2f} s")
+    print(f"{'calibration':<22} {t_map:>7.2f} s  ({len(subject.landmarks)} subject frames)")
     print(f"{'LLE':<22} {t_lle:>7.2f} s")
     print(f"{args.seconds:.0f} s of audio, {frames} frames, {args.threads} threads")
 

@@ -25,7 +25,7 @@ class MotionConfig:
     runs: Path = Path("runs")
     """Root folder of runs."""
     pose: str = "train"
-    """Head pose: train (the subject's own, looped), static, generated (a random walk in its range), or a prepared subject folder whose poses to follow."""
+    """Head pose: train (the subject's own, looped), static, generated (a random walk in its range), or a video (or prepared subject folder) whose head motion to follow."""
     blink: str = "auto"
     """Blinks: auto (the subject's own rate and length), periodic (every 4 s) or none."""
     lle: float = 0.25

@@ -143,9 +143,28 @@ def make_poses(cfg: MotionConfig, subject: SubjectMotion, num_frames: int, energ
     """(T, 6) head poses as the --pose setting asks."""
     if cfg.pose in pose_blink.POSE_MODES:
         return pose_blink.make_poses(cfg.pose, subject.poses, num_frames, subject.fps, cfg.seed, energy)
-    if Path(cfg.pose).is_dir():
-        return pose_blink.pose_from_reference(SubjectMotion.load(Path(cfg.pose)).poses, num_frames)
-    raise BadArgumentError(f"--pose {cfg.pose!r}: use {', '.join(pose_blink.POSE_MODES)} or a prepared subject folder")
+    reference = Path(cfg.pose)
+    if reference.is_file():
+        reference = prepared_reference(reference, cfg.runs, subject.fps)
+    if reference.is_dir():
+        return pose_blink.pose_from_reference(SubjectMotion.load(reference).poses, subject.poses, num_frames)
+    raise BadArgumentError(f"--pose {cfg.pose!r}: use {', '.join(pose_blink.POSE_MODES)}, a video or a prepared "
+                           "subject folder")
+
+
+def prepared_reference(video: Path, runs: Path, fps: float) -> Path:
+    """The folder of a reference video prepared by ``avatar3d prep`` at 256 pixels: once, then
+    kept under RUNS/pose-references by its name, size and time (prep resumes if interrupted)."""
+    import hashlib
+
+    from data_prep.config import PrepConfig
+    from data_prep.pipeline import run_prep
+
+    stat = video.stat()
+    key = hashlib.sha1(f"{video.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:10]
+    out = Path(runs) / "pose-references" / f"{video.stem}-{key}"
+    console.print(f"--pose {video}: tracking its head (kept in {out})")
+    return run_prep(PrepConfig(video=video, out=out, fps=fps, resolution=256, allow_short=True))
 
 
 def is_speech(samples: np.ndarray, features: np.ndarray) -> bool:

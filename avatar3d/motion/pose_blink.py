@@ -154,16 +154,32 @@ def random_walk_poses(train: np.ndarray, num_frames: int, fps: float, seed: int 
     return _rate_limited(walk, _step_limit(train)).astype(np.float32)
 
 
-def pose_from_reference(reference: np.ndarray, num_frames: int) -> np.ndarray:
-    """The head poses of a reference video, already fitted as (M, 6) pose vectors.
-
-    This is `looped_poses` on the reference: when the video is shorter than T it is played
-    forward and backward (mirrored at the ends), when longer its first T frames are used.
+def pose_from_reference(reference: np.ndarray, subject: np.ndarray, num_frames: int) -> np.ndarray:
+    """The head motion of a reference video, fitted as (M, 6) pose vectors, carried onto the
+    subject (`retarget_poses`, against its (N, 6) poses) and looped to T frames as
+    `looped_poses` does: played forward and backward when shorter, cut when longer.
 
     Returns:
         (T, 6) float32 poses.
     """
-    return looped_poses(_checked_poses(reference, "reference poses"), num_frames)
+    return looped_poses(retarget_poses(reference, subject), num_frames)
+
+
+def retarget_poses(reference: np.ndarray, subject: np.ndarray) -> np.ndarray:
+    """(M, 6) reference poses moved onto a subject whose poses are (N, 6).
+
+    The reference's deviations from its own median pose are added to the subject's median
+    pose, so someone filmed at another distance or framing moves the subject's head the same
+    way without moving it out of the subject's frame. Angles add (close enough to composing
+    rotations for the few degrees a talking head turns); shifts scale by the ratio of the
+    camera distances, so they cross the same fraction of the frame.
+    """
+    reference = _checked_poses(reference, "reference poses")
+    subject = _checked_poses(subject, "subject poses")
+    own, theirs = np.median(subject, 0), np.median(reference, 0)
+    scale = np.ones(POSE_DIMS)
+    scale[3:] = abs(own[5]) / max(abs(theirs[5]), 1e-6)  # translation z: minus the camera distance
+    return (own + (reference - theirs) * scale).astype(np.float32)
 
 
 def make_poses(mode: str, train: np.ndarray, num_frames: int, fps: float, seed: int = 0,

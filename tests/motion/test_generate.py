@@ -116,3 +116,21 @@ def test_calibration_brings_the_models_codes_to_the_subjects_own(subject_dir):
     raw = model.basis.encode(model.generate(subject.audio, subject.neutral))
     mapped = subject_code_map(model, subject, bank)(raw)
     assert np.mean((mapped - bank) ** 2) < 0.5 * np.mean((raw - bank) ** 2)
+
+
+def test_pose_from_a_reference_video_is_tracked_once_and_keeps_the_subjects_framing(subject_dir, clip_dir,
+                                                                                        model_path, tmp_path):
+    speech = write_stereo_speech(clip_dir / "audio.wav", tmp_path / "speech.wav", seconds=2.0)
+    runs = tmp_path / "runs"
+    args = ("--pose", str(clip_dir / "video.mp4"), "--runs", str(runs), "--blink", "none")
+    assert _motion(subject_dir, model_path, speech, tmp_path / "m.npz", *args) == 0
+    (reference,) = (runs / "pose-references").iterdir()
+    tracked = (reference / "landmarks.npz").stat().st_mtime_ns
+    assert _motion(subject_dir, model_path, speech, tmp_path / "m2.npz", *args) == 0
+    assert (reference / "landmarks.npz").stat().st_mtime_ns == tracked  # prepared once
+    poses = np.load(tmp_path / "m.npz")["pose"]
+    subject = SubjectMotion.load(subject_dir)
+    assert len(poses) == 50
+    # the reference's own frames start where the subject's do: retargeted, they are near its median pose
+    assert np.abs(np.median(poses, 0) - np.median(subject.poses[:50], 0))[:3].max() < np.radians(2)
+    assert _motion(subject_dir, model_path, speech, tmp_path / "m3.npz", "--pose", str(tmp_path / "none.mp4")) == 2

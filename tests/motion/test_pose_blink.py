@@ -7,7 +7,7 @@ from scipy.ndimage import gaussian_filter1d
 from avatar3d.errors import BadArgumentError, BadInputError
 from avatar3d.motion.pose_blink import (
     BLINK_MODES, POSE_MODES, BlinkStats, blink_statistics, blink_track, looped_poses, make_poses,
-    pose_from_reference, random_walk_poses, static_pose,
+    pose_from_reference, random_walk_poses, retarget_poses, static_pose,
 )
 
 SPREAD = np.array([0.08, 0.05, 0.03, 0.004, 0.003, 0.006])  # radians, then head-space units
@@ -42,10 +42,24 @@ def test_looped_poses_ping_pong_without_jumps():
     assert looped_poses(train, 0).shape == (0, 6)
 
 
-def test_pose_from_reference_loops_the_reference():
+def test_pose_from_reference_loops_the_reference_moved_onto_the_subject():
     reference = _train(30, seed=3)
-    np.testing.assert_array_equal(pose_from_reference(reference, 100), looped_poses(reference, 100))
-    np.testing.assert_array_equal(pose_from_reference(reference, 10), reference[:10].astype(np.float32))
+    np.testing.assert_array_equal(pose_from_reference(reference, reference, 100), looped_poses(reference, 100))
+    np.testing.assert_allclose(pose_from_reference(reference, reference, 10), reference[:10], atol=1e-6)
+    moved = retarget_poses(reference, _train(200, seed=4))
+    np.testing.assert_array_equal(pose_from_reference(reference, _train(200, seed=4), 10), moved[:10])
+
+
+def test_retargeting_keeps_the_subjects_framing_and_the_references_motion():
+    subject = _train(200, seed=4)
+    reference = _train(50, seed=5) * np.array([1, 1, 1, 2, 2, 2]) + np.array([0.2, 0.1, 0, 0.05, -0.02, 0.3])
+    out = retarget_poses(reference, subject)  # filmed from twice as far, turned and shifted
+    np.testing.assert_allclose(np.median(out, 0), np.median(subject, 0), atol=1e-6)
+    deviation = reference - np.median(reference, 0)
+    np.testing.assert_allclose(out[:, :3] - np.median(subject, 0)[:3], deviation[:, :3], atol=1e-6)
+    ratio = abs(np.median(subject[:, 5])) / abs(np.median(reference[:, 5]))
+    assert abs(ratio - 1 / 3) < 0.02  # 0.3 / (2 * 0.3 + 0.3)
+    np.testing.assert_allclose(out[:, 3:] - np.median(subject, 0)[3:], deviation[:, 3:] * ratio, atol=1e-6)
 
 
 def test_static_pose_is_a_real_training_row_held_still():
@@ -171,7 +185,7 @@ def test_bad_training_poses_are_input_errors(train):
         with pytest.raises(BadInputError, match="train poses"):
             make_poses(mode, train, 10, 25.0)
     with pytest.raises(BadInputError, match="reference poses"):
-        pose_from_reference(train, 10)
+        pose_from_reference(train, _train(), 10)
 
 
 def test_bad_eye_opening_is_an_input_error():
