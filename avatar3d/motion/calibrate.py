@@ -10,8 +10,11 @@ opening correlated with the truth at r = 0.82 instead of 0.97.
 
 A talking subject's own frames pair its audio with its tracked codes, so the map is fitted in
 closed form there: ridge regression from the model's codes on the subject's audio to the
-subject's codes, shrunk towards the identity so that a short clip cannot overfit it. Unlike
-fine-tuning (``avatar3d train motion --adapt``), it takes a second and needs no training run.
+subject's codes, shrunk towards the identity so that a short clip cannot overfit it, then
+each output code rescaled to the subject's own spread (least squares damps what it cannot
+predict: with a weaker model, as on voices unlike the corpus, the mouth would move less than
+the subject's does). Unlike fine-tuning (``avatar3d train motion --adapt``), it takes a
+second and needs no training run.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ def fit_code_map(predicted: np.ndarray, tracked: np.ndarray, shrink: float = SHR
             centred predictions (scale-free: the same for 10 s and 10 min of speech).
 
     Returns:
-        The map; where the predictions do not vary (no speech), only the means shift.
+        The map: its outputs on ``predicted`` have the mean and per-code spread of
+        ``tracked``; where the predictions do not vary (no speech), only the means shift.
     """
     predicted, tracked = np.asarray(predicted, np.float64), np.asarray(tracked, np.float64)
     source_mean, target_mean = predicted.mean(0), tracked.mean(0)
@@ -63,4 +67,6 @@ def fit_code_map(predicted: np.ndarray, tracked: np.ndarray, shrink: float = SHR
     ridge = max(shrink * float((x**2).sum()) / dims, 1e-12)
     eye = np.eye(dims)
     weight = np.linalg.solve(x.T @ x + ridge * eye, x.T @ y + ridge * eye)
+    spread = (x @ weight).std(0)
+    weight *= np.where(spread > 1e-9, y.std(0) / np.maximum(spread, 1e-9), 1.0)  # undo the regression's damping
     return CodeMap(weight, source_mean, target_mean)

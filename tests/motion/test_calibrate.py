@@ -23,15 +23,25 @@ def test_the_map_recovers_a_linear_distortion_of_the_codes():
     assert np.allclose(code_map(new), new @ matrix + offset, atol=0.05)
 
 
-def test_shrinkage_pulls_the_map_towards_a_pure_shift():
+def test_shrinkage_pulls_the_map_towards_a_shift_and_scale_per_code():
     rng = np.random.default_rng(1)
     predicted, matrix, offset = _distorted(rng, 3)  # fewer frames than codes: unregularised, it would be singular
     tracked = predicted @ matrix + offset
     loose, tight = fit_code_map(predicted, tracked, shrink=0.1), fit_code_map(predicted, tracked, shrink=1e6)
     assert np.isfinite(loose.weight).all()
-    assert np.allclose(tight.weight, np.eye(len(matrix)), atol=1e-4)
+    assert np.allclose(tight.weight, np.diag(tracked.std(0) / predicted.std(0)), atol=1e-4)
     assert np.allclose(tight.target_mean - tight.source_mean, (tracked - predicted).mean(0))
-    assert np.abs(loose.weight - np.eye(len(matrix))).max() > 0.05  # the data still moves it
+    off_diagonal = loose.weight - np.diag(np.diag(loose.weight))
+    assert np.abs(off_diagonal).max() > 0.05  # the data still mixes the codes
+
+
+def test_a_poorly_predicting_model_keeps_the_subjects_spread():
+    rng = np.random.default_rng(3)
+    tracked = rng.normal(size=(3000, 4)) * [0.3, 0.2, 0.1, 0.05]
+    predicted = tracked + rng.normal(size=tracked.shape) * tracked.std(0)  # half of its variance is noise
+    mapped = fit_code_map(predicted, tracked)(predicted)
+    assert np.allclose(mapped.std(0), tracked.std(0), rtol=1e-6)  # plain regression gives about 0.7 of it
+    assert all(np.corrcoef(mapped[:, k], tracked[:, k])[0, 1] > 0.65 for k in range(4))
 
 
 def test_constant_predictions_only_shift_and_identity_changes_nothing():
