@@ -29,12 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatar3d.errors import BadArgumentError, BadInputError, OutputError
+from avatar3d.errors import BadArgumentError, OutputError
 from avatar3d.export.config import MeshConfig
 from avatar3d.face import signals
 from avatar3d.face import topology as topo
 from avatar3d.render.avatar import Avatar, find_run, load_avatar
-from avatar3d.render.conditions import Conditions, canonical_landmarks, intrinsics, subject_conditions
+from avatar3d.render.conditions import (Conditions, canonical_landmarks, head_extent, intrinsics, spread_frames,
+                                        subject_conditions)
 from avatar3d.runtime import console
 from avatar3d.subject import Subject
 
@@ -53,8 +54,11 @@ def mesh_conditions(subject: Subject, frame: int | None) -> Conditions:
 
 
 @torch.no_grad()
-def density_volume(avatar: Avatar, conditions: Conditions, resolution: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Head density on a grid of cubic cells, zero-padded by one cell on every side.
+def density_volume(avatar: Avatar, conditions: Conditions, resolution: int,
+                   envelope: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Head density on a grid of cubic cells, zero-padded by one cell on every side; zero
+    (and never evaluated) outside the occupancy grid and outside ``envelope`` ((N, 3) points
+    -> (N,) bool, e.g. `HeadEnvelope`) when given.
 
     Returns:
         ``(volume, origin, spacing)``: (X, Y, Z) float32 densities, the (3,) head-space
@@ -66,8 +70,10 @@ def density_volume(avatar: Avatar, conditions: Conditions, resolution: int) -> t
     points = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
     codes = avatar.head.frame_codes(conditions.to(avatar.K.device))
     density = torch.zeros(len(points))
-    occupied = avatar.grid.occupied(points.to(avatar.K.device)).cpu()
-    index = occupied.nonzero()[:, 0]
+    wanted = avatar.grid.occupied(points.to(avatar.K.device)).cpu()
+    if envelope is not None:
+        wanted &= torch.from_numpy(envelope(points.double().numpy()))
+    index = wanted.nonzero()[:, 0]
     for start in range(0, len(index), CHUNK):
         part = index[start: start + CHUNK]
         inputs = points[part].to(avatar.K.device)
@@ -102,14 +108,13 @@ class SilhouetteHull:
     translation: np.ndarray
 
     @classmethod
-    def of_subject(cls, subject: Subject, samples: int = 24) -> "SilhouetteHull":
-        """The hull of ``samples`` frames spread over the subject's clip."""
+    def of_subject(cls, subject: Subject, conditions: Conditions, samples: int = 24) -> "SilhouetteHull":
+        """The hull of ``samples`` frames spread over the subject's clip (``conditions``: all its frames)."""
         from scipy.ndimage import binary_dilation
 
         from avatar3d.subject import LABEL_HEAD
 
-        conditions = subject_conditions(subject)
-        frames = np.unique(np.linspace(0, len(conditions) - 1, min(samples, len(conditions))).round().astype(int))
+        frames = spread_frames(len(conditions), samples)
         grow = max(1, round(subject.resolution / 128))  # about 1 % of the frame
         masks = np.stack([binary_dilation(subject.labels(int(i)) == LABEL_HEAD, iterations=grow) for i in frames])
         return cls(masks, intrinsics(subject).numpy(), conditions.rotation[frames].numpy(),
@@ -137,7 +142,8 @@ class HeadEnvelope:
 
     Attributes:
         face: (478, 3) head-frame landmarks of the meshed expression.
-        lo, hi: (3,) head-space corners of the silhouette's extent; x and y size the ellipsoid.
+        lo, hi: head-space x-y corners of the head masks' extent (`head_extent`): the
+            ellipsoid's width and height (any further entries are ignored).
         hull: The silhouette test, or None to skip it.
     """
 
@@ -147,17 +153,11 @@ class HeadEnvelope:
     hull: SilhouetteHull | None = None
 
     @classmethod
-    def of_subject(cls, subject: Subject, conditions: Conditions, box: tuple[np.ndarray, np.ndarray]) -> "HeadEnvelope":
-        """The envelope of the subject's head around the face of ``conditions`` (one frame),
-        its silhouette's extent measured on a 64-cell grid over ``box`` (lo, hi)."""
-        hull = SilhouetteHull.of_subject(subject)
-        axes = [np.linspace(box[0][i], box[1][i], 64) for i in range(3)]
-        points = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-        inside = points[hull(points)]
-        if not len(inside):
-            raise BadInputError(f"{subject.root}/masks: the head masks share no region over the clip; check "
-                                "preview.mp4 and run `avatar3d prep` again with --force masks")
-        return cls(conditions.landmarks[0].double().numpy(), inside.min(0), inside.max(0), hull)
+    def of_subject(cls, subject: Subject, face: np.ndarray) -> "HeadEnvelope":
+        """The envelope of the subject's head around ``face`` (478, 3), the meshed landmarks."""
+        conditions = subject_conditions(subject)
+        lo, hi = (bound.double().numpy() for bound in head_extent(subject, conditions))
+        return cls(np.asarray(face, np.float64), lo, hi, SilhouetteHull.of_subject(subject, conditions))
 
     @cached_property
     def _face_front(self):
@@ -197,9 +197,10 @@ def vertex_colours(avatar: Avatar, conditions: Conditions, vertices: np.ndarray,
     if not facing.any():
         facing[:] = True
     start_z = float(avatar.grid.box_max[2]) + 1e-3
+    front = vertices[facing]
     colours = []
-    for start in range(0, int(facing.sum()), CHUNK):
-        points = torch.tensor(vertices[facing][start: start + CHUNK], dtype=torch.float32, device=device)
+    for start in range(0, len(front), CHUNK):
+        points = torch.tensor(front[start: start + CHUNK], dtype=torch.float32, device=device)
         origins = torch.cat([points[:, :2], torch.full_like(points[:, :1], start_z)], 1)
         directions = torch.tensor([0.0, 0.0, -1.0], device=device).expand_as(origins)
         out = avatar.render_head(origins, directions, [len(points)], codes)
@@ -208,22 +209,18 @@ def vertex_colours(avatar: Avatar, conditions: Conditions, vertices: np.ndarray,
     rgb = np.empty((len(vertices), 3), np.uint8)
     rgb[facing] = seen
     if not facing.all():
-        rgb[~facing] = seen[cKDTree(vertices[facing]).query(vertices[~facing])[1]]
+        rgb[~facing] = seen[cKDTree(front).query(vertices[~facing])[1]]
     return np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], 1)
 
 
 def head_mesh(avatar: Avatar, conditions: Conditions, resolution: int, threshold: float,
               envelope: Callable[[np.ndarray], np.ndarray] | None = None):
     """The cleaned, coloured head mesh (a `trimesh.Trimesh`, head-space units), cut to
-    ``envelope`` ((N, 3) points -> (N,) bool, e.g. `HeadEnvelope`) when given."""
+    ``envelope`` when given (see `density_volume`)."""
     import trimesh
     from skimage.measure import marching_cubes
 
-    volume, origin, spacing = density_volume(avatar, conditions, resolution)
-    if envelope is not None:
-        axes = [origin[i] + spacing * np.arange(volume.shape[i]) for i in range(3)]
-        points = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-        volume = np.where(envelope(points).reshape(volume.shape), volume, 0.0).astype(volume.dtype)
+    volume, origin, spacing = density_volume(avatar, conditions, resolution, envelope)
     if not volume.max() > threshold:
         raise BadArgumentError(f"--threshold {threshold}: the head's density never reaches it (peak "
                                f"{volume.max():.3g}); use a lower threshold")
@@ -245,8 +242,7 @@ def export_mesh(cfg: MeshConfig, device: torch.device | str = "cpu") -> Path:
     subject = Subject.load(cfg.subject)
     avatar = load_avatar(find_run(subject.root, cfg.run, cfg.runs), device)
     conditions = mesh_conditions(subject, cfg.frame)
-    envelope = HeadEnvelope.of_subject(subject, conditions, (avatar.grid.box_min.cpu().numpy(),
-                                                             avatar.grid.box_max.cpu().numpy()))
+    envelope = HeadEnvelope.of_subject(subject, conditions.landmarks[0].numpy())
     mesh = head_mesh(avatar, conditions, cfg.resolution, cfg.threshold, envelope)
     out = Path(cfg.out)
     try:

@@ -47,6 +47,13 @@ def feature_matrix(features: dict) -> np.ndarray:
     return np.concatenate(columns, 1).astype(np.float32)
 
 
+def subject_features(subject, split: str) -> np.ndarray:
+    """(2N, AUDIO_DIMS) features of a prepared `Subject`'s frames in ``split`` ("train" or
+    "val"), normalised over its whole clip as `clip_features` normalises a driving clip."""
+    start, stop = subject.manifest["split"][split]
+    return feature_matrix(subject.arrays("audio_features"))[2 * start : 2 * stop]
+
+
 def clip_features(samples: np.ndarray, sample_rate: int, num_frames: int, fps: float) -> np.ndarray:
     """(2T, AUDIO_DIMS) features of raw audio (any rate; (N, C) is downmixed)."""
     return feature_matrix(audio_features.extract(samples, sample_rate, num_frames, fps))

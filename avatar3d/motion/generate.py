@@ -10,6 +10,7 @@ or another subject's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from avatar3d.motion import pose_blink
 from avatar3d.motion.basis import displacements, to_landmarks
 from avatar3d.motion.calibrate import CodeMap, fit_code_map
 from avatar3d.motion.config import MotionConfig
-from avatar3d.motion.features import MEL_BINS, clip_features, feature_matrix
+from avatar3d.motion.features import MEL_BINS, clip_features, subject_features
 from avatar3d.motion.lle import LLEProjector
 from avatar3d.motion.model import MotionModel
 from avatar3d.runtime import console
@@ -97,13 +98,18 @@ class SubjectMotion:
         subject = Subject.load(root)
         start, stop = subject.manifest["split"]["train"]
         conditions = subject_conditions(subject).select(torch.arange(start, stop))
-        audio = feature_matrix(subject.arrays("audio_features"))[2 * start : 2 * stop]
         return cls(subject.arrays("face_fit")["canonical"], conditions.landmarks.numpy(),
-                   conditions.pose_vector().numpy(), conditions.eye.numpy(), audio, float(subject.fps))
+                   conditions.pose_vector().numpy(), conditions.eye.numpy(), subject_features(subject, "train"),
+                   float(subject.fps))
+
+    @cached_property
+    def displacement(self) -> np.ndarray:
+        """(N, 478, 3) the training frames' landmark displacements from the neutral face."""
+        return displacements(self.landmarks, self.neutral)
 
     def codes(self, model: MotionModel) -> np.ndarray:
         """(N, D) the training frames' expression codes in ``model``'s basis."""
-        return model.basis.encode(displacements(self.landmarks, self.neutral))
+        return model.basis.encode(self.displacement)
 
 
 def subject_code_map(model: MotionModel, subject: SubjectMotion, bank: np.ndarray) -> CodeMap:
@@ -130,7 +136,7 @@ def eye_points(neutral: np.ndarray) -> np.ndarray:
 def with_eyes(displacement: np.ndarray, eye: np.ndarray, subject: SubjectMotion) -> np.ndarray:
     """Copies the eye region from the subject's training frame whose eye opening is nearest
     each wanted value (T,): the subject's own blinks, lids and creases."""
-    own = displacements(subject.landmarks, subject.neutral)
+    own = subject.displacement
     order = np.argsort(subject.eye)
     nearest = order[np.clip(np.searchsorted(subject.eye[order], eye), 0, len(order) - 1)]
     region = eye_points(subject.neutral)

@@ -100,37 +100,52 @@ def intrinsics(subject) -> Tensor:
     return torch.tensor(subject.manifest["intrinsics"], dtype=torch.float32)
 
 
-def head_box(subject, conditions: Conditions, samples: int = 24, margin: float = 0.12) -> tuple[Tensor, Tensor]:
-    """Axis-aligned head-space box around the head (face, hair, neck above the cut).
+def spread_frames(count: int, samples: int) -> np.ndarray:
+    """Up to ``samples`` frame indices spread evenly over ``count`` frames, first and last included."""
+    return np.unique(np.linspace(0, count - 1, min(samples, count)).round().astype(int))
 
-    The head masks of ``samples`` frames spread over the clip are lifted onto the plane
-    ``z = 0`` of head space through each frame's camera; the box spans their 0.5-99.5 %
-    range in x and y plus ``margin`` of its size. In z it reaches from the canonical
-    landmarks' front plus margin back to half the box width behind the origin (the back of
-    the head is never seen from the front, but an orbit should not cut it flat).
+
+def head_extent(subject, conditions: Conditions, samples: int = 24) -> tuple[Tensor, Tensor]:
+    """The head masks' x-y extent in head space: the masks of ``samples`` frames spread over
+    the clip, lifted onto the plane ``z = 0`` through each frame's camera, 0.5-99.5 % range.
 
     Returns:
-        ``(box_min, box_max)``, each (3,) float32, head-space units.
+        ``(lo, hi)``, each (2,) float32, head-space units.
     """
     from avatar3d.render.rays import pixel_rays
 
     K = intrinsics(subject)
     R_c2h, t_c2h = conditions.camera_to_head()
     points = []
-    for index in np.linspace(0, len(conditions) - 1, min(samples, len(conditions))).round().astype(int):
+    for index in spread_frames(len(conditions), samples):
         rows, cols = np.nonzero(subject.labels(int(index)) == LABEL_HEAD)
         if len(rows) == 0:
             continue
         pixels = torch.from_numpy(np.stack([cols, rows], -1).astype(np.float32) + 0.5)
         origins, directions = pixel_rays(K, (R_c2h[index], t_c2h[index]), pixels)
         t = -origins[:, 2] / directions[:, 2]  # where each ray crosses z = 0
-        points.append(origins + directions * t[:, None])
+        points.append(origins[:, :2] + directions[:, :2] * t[:, None])
     if not points:
         raise BadInputError(f"{subject.root}/masks: no frame has a head region; check the subject's "
                             "preview.mp4 and run `avatar3d prep` again with --force masks")
     points = torch.cat(points)
     points = points[::max(1, len(points) // 200_000)]  # torch.quantile has an input size limit
     lo, hi = torch.quantile(points, torch.tensor([0.005, 0.995]), dim=0)
+    return lo, hi
+
+
+def head_box(subject, conditions: Conditions, margin: float = 0.12) -> tuple[Tensor, Tensor]:
+    """Axis-aligned head-space box around the head (face, hair, neck above the cut).
+
+    In x and y it spans the head masks' extent (`head_extent`) plus ``margin`` of its size.
+    In z it reaches from the canonical landmarks' front plus margin back to half the box
+    width behind the origin (the back of the head is never seen from the front, but an
+    orbit should not cut it flat).
+
+    Returns:
+        ``(box_min, box_max)``, each (3,) float32, head-space units.
+    """
+    lo, hi = head_extent(subject, conditions)
     pad = (hi - lo) * margin
     lo, hi = lo - pad, hi + pad
     width = float(hi[0] - lo[0])

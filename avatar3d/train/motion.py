@@ -31,7 +31,7 @@ from avatar3d.files import CHECKPOINT, atomic_path, load_checkpoint, save_checkp
 from avatar3d.face import topology as topo
 from avatar3d.motion import corpus as corpora
 from avatar3d.motion.basis import LIP_POINTS, ExpressionBasis, displacements, speaker_shape
-from avatar3d.motion.features import feature_matrix
+from avatar3d.motion.features import subject_features
 from avatar3d.motion.generate import find_motion_model
 from avatar3d.motion.model import MotionModel
 from avatar3d.motion.sync import MAX_SHIFT, SyncConfig, SyncExpert, audio_windows, lip_windows, sync_loss
@@ -158,11 +158,10 @@ def subject_utterance(root: Path) -> tuple[dict, dict]:
     subject = Subject.load(root)
     neutral = subject.arrays("face_fit")["canonical"]
     everything = displacements(subject_conditions(subject).landmarks.numpy(), neutral).astype(np.float32)
-    audio = feature_matrix(subject.arrays("audio_features"))
     parts = []
     for name in ("train", "val"):
         start, stop = subject.manifest["split"][name]
-        parts.append({"audio": audio[2 * start : 2 * stop], "displacement": everything[start:stop],
+        parts.append({"audio": subject_features(subject, name), "displacement": everything[start:stop],
                       "neutral": neutral, "phoneme": np.full(stop - start, ""), "fps": np.float32(subject.fps)})
     return parts[0], parts[1]
 
