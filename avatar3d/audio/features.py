@@ -18,7 +18,10 @@ loaded from a local folder).
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -66,10 +69,12 @@ _VOICED_AT = 0.15  # CMNDF minimum giving voicing probability 1 ...
 _UNVOICED_AT = 0.5  # ... and 0, linear in between
 _SILENCE_RMS = 3e-4  # about -70 dBFS: below this a row is unvoiced whatever YIN says
 
-_MAX_CHUNK_S = 30.0  # pocketsphinx decodes at most this much audio at once
-_MIN_CHUNK_S = 20.0  # chunks are cut at the quietest point after this much
+_MAX_CHUNK_S = 30.0  # longer audio is decoded in near-equal chunks of about this much at most
+_CUT_SEARCH_S = 2.0  # each cut is at the quietest point this close to the equal split
 _LOUD_LEVEL = 0.3  # decoder input is scaled so its loud frames have this RMS
 _NOISE_RMS = 3e-3  # then gets this much white noise (40 dB below speech level)
+_DECODER_HOP = 160  # pocketsphinx's front end: 100 frames/s at 16 kHz ...
+_DECODER_WINDOW = 410  # ... each a 25.625 ms window
 _SCORE_SCALE = 350.0  # segment acoustic score per frame -> confidence, see _confidence
 _MIN_CONFIDENCE = 0.05
 _PHONE_FLOOR = 1e-3
@@ -345,29 +350,29 @@ def _frame_rms(x: np.ndarray, hop: int) -> np.ndarray:
 def _chunks(x: np.ndarray, hop: int) -> list[tuple[int, int]]:
     """Split audio into decodable ``(start, end)`` sample ranges.
 
-    Audio up to 30 s is one chunk. Longer audio is cut at the quietest
-    100 ms (by 10 ms frame RMS, smoothed) between 20 s and 30 s into the
-    current chunk, which in speech is almost always a pause, so no phone is
-    split and memory and decoding latency stay bounded. No cut leaves less
-    than 10 s after it, so every chunk is long enough for the decoder's
-    per-chunk cepstral mean. Cuts fall on multiples of ``hop`` so every
-    chunk's frames lie on one global grid.
+    Audio up to 30 s is one chunk. Longer audio is split into the fewest
+    near-equal parts of at most about 30 s, each cut at the quietest 100 ms
+    (by 10 ms frame RMS, smoothed) within 2 s of the equal split, which in
+    speech is almost always a pause, so no phone is split. Bounded chunks
+    keep memory and latency bounded; near-equal ones keep the worker
+    processes of :func:`_start_decode` equally busy; every chunk is at least 11 s,
+    long enough for the decoder's per-chunk cepstral mean. Cuts fall on
+    multiples of ``hop`` so every chunk's frames lie on one global grid.
     """
     n = len(x)
-    max_len = int(_MAX_CHUNK_S * SAMPLE_RATE) // hop * hop
-    min_len = int(_MIN_CHUNK_S * SAMPLE_RATE) // hop * hop
-    rms = _frame_rms(x, hop)
-    smooth = np.convolve(rms, np.ones(10) / 10.0, mode="same")
-    bounds, start = [], 0
-    while n - start > max_len:
-        lo = (start + min_len) // hop
-        hi = max(min(start + max_len, n - (max_len - min_len)) // hop, lo + 1)
-        cut = (lo + int(np.argmin(smooth[lo:hi]))) * hop
-        bounds.append((start, cut))
-        start = cut
-    if start < n:
-        bounds.append((start, n))
-    return bounds
+    parts = max(1, math.ceil(n / (_MAX_CHUNK_S * SAMPLE_RATE)))
+    if parts == 1:
+        return [(0, n)]
+    smooth = np.convolve(_frame_rms(x, hop), np.ones(10) / 10.0, mode="same")
+    # Within a quarter part of the split, so no chunk is less than half a part.
+    reach = min(int(_CUT_SEARCH_S * SAMPLE_RATE), n // (4 * parts)) // hop
+    cuts = []
+    for i in range(1, parts):
+        middle = round(i * n / parts) // hop
+        lo, hi = middle - reach, middle + reach + 1
+        cuts.append((lo + int(np.argmin(smooth[lo:hi]))) * hop)
+    edges = [0, *cuts, n]
+    return list(zip(edges[:-1], edges[1:]))
 
 
 def _decoder_input(chunk: np.ndarray, hop: int) -> bytes:
@@ -403,25 +408,64 @@ def _confidence(ascore: float, n_frames: int) -> float:
     return float(np.clip(math.exp(_SCORE_SCALE * per_frame), _MIN_CONFIDENCE, 1.0))
 
 
-def _decode(decoder, x: np.ndarray, hop: int) -> list[tuple[int, int, int, float]]:
-    """Decode ``x`` chunk by chunk into ``(phone index, first frame, end frame, confidence)``.
+def _decode_chunk(pcm: bytes) -> list[tuple[str, int, int, int]]:
+    """Decode one chunk of decoder input into ``(phone, first frame, last frame, ascore)``.
 
-    Frames are ``hop`` samples on a grid starting at sample 0; ``end`` is
-    exclusive.
+    A fresh decoder per chunk (20 ms), so chunks decode the same in any
+    process and order: each chunk's cepstral mean is its own (batch CMN).
     """
-    index = {name: i for i, name in enumerate(PHONES)}
-    segments = []
-    for start, end in _chunks(x, hop):
-        decoder.start_utt()
-        # full_utt: cepstral mean normalisation over the whole chunk, not a running estimate.
-        decoder.process_raw(_decoder_input(x[start:end], hop), full_utt=True)
-        decoder.end_utt()
-        base = start // hop
-        for seg in decoder.seg():
-            n = seg.end_frame - seg.start_frame + 1
-            phone = index.get(seg.word, 0)  # noise fillers (+NSN+, +SPN+) are silence
-            conf = _confidence(seg.ascore, n)
-            segments.append((phone, base + seg.start_frame, base + seg.end_frame + 1, conf))
+    decoder = _decoder()
+    decoder.start_utt()
+    # full_utt: cepstral mean normalisation over the whole chunk, not a running estimate.
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    return [(seg.word, seg.start_frame, seg.end_frame, seg.ascore) for seg in decoder.seg()]
+
+
+def _worker_count() -> int:
+    """CPUs this process may use, for :func:`_start_decode`'s worker processes."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
+def _start_decode(x: np.ndarray, hop: int) -> Callable[[], list[tuple[int, int, int, float]]]:
+    """Start decoding ``x`` chunk by chunk; the returned call waits for the segments.
+
+    Segments are ``(phone index, first frame, end frame, confidence)`` with
+    frames ``hop`` samples on a grid starting at sample 0 and ``end``
+    exclusive. Decoding takes about 45 ms per second of audio on one core
+    and pocketsphinx holds the GIL, so several chunks decode in forked
+    worker processes, one per CPU, while the caller computes other features.
+    Where fork is unsafe or unavailable (not Linux, or inside a daemon
+    process) chunks decode here, in order, with the same result.
+    """
+    bounds = _chunks(x, hop)
+    inputs = [_decoder_input(x[start:end], hop) for start, end in bounds]
+    workers = min(len(inputs), _worker_count())
+    parallel = (
+        workers > 1
+        and sys.platform == "linux"
+        and not multiprocessing.current_process().daemon
+    )
+    if parallel:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        pending = [pool.submit(_decode_chunk, pcm) for pcm in inputs]
+        pool.shutdown(wait=False)  # workers exit once their chunks are done
+
+    def segments():
+        decoded = [p.result() for p in pending] if parallel else map(_decode_chunk, inputs)
+        index = {name: i for i, name in enumerate(PHONES)}
+        out = []
+        for (start, _), chunk in zip(bounds, decoded):
+            base = start // hop
+            for word, first, last, ascore in chunk:
+                phone = index.get(word, 0)  # noise fillers (+NSN+, +SPN+) are silence
+                conf = _confidence(ascore, last - first + 1)
+                out.append((phone, base + first, base + last + 1, conf))
+        return out
+
     return segments
 
 
@@ -491,22 +535,30 @@ def phone_posteriors(
         BadArgumentError: malformed audio, rate, frame count or fps.
     """
     num_frames, fps = _check_request(num_frames, fps)
-    x = _prepare(samples, sample_rate)
+    return _start_phones(_prepare(samples, sample_rate), num_frames, fps)()
+
+
+def _start_phones(
+    x: np.ndarray, num_frames: int, fps: float
+) -> Callable[[], tuple[np.ndarray, list[str]]]:
+    """Start :func:`phone_posteriors` on prepared audio; the returned call finishes it."""
     n_rows = ROWS_PER_FRAME * num_frames
-    if n_rows == 0:
-        return np.zeros((0, len(PHONES)), dtype=np.float32), list(PHONES)
-    decoder = _decoder()
-    hop = int(round(SAMPLE_RATE / float(decoder.config["frate"])))
-    win = int(round(SAMPLE_RATE * float(decoder.config["wlen"])))
+    decoded = _start_decode(x, _DECODER_HOP) if n_rows and len(x) else (lambda: [])
     # Frame f's window starts at sample f * hop; it stands for the hop-long
     # span centred on the window centre.
-    origin = (win - 1) / 2.0 - hop / 2.0
+    origin = (_DECODER_WINDOW - 1) / 2.0 - _DECODER_HOP / 2.0
     row_edges = np.arange(n_rows + 1) * SAMPLE_RATE / (ROWS_PER_FRAME * fps)
-    n_frames = int(math.ceil((row_edges[-1] - origin) / hop)) + 1
-    segments = _decode(decoder, x, hop) if len(x) else []
-    rows = _integrate_rows(_frame_distributions(segments, n_frames), (row_edges - origin) / hop)
-    rows = (rows + _PHONE_FLOOR) / (1.0 + _PHONE_FLOOR * len(PHONES))
-    return rows.astype(np.float32), list(PHONES)
+    n_frames = int(math.ceil((row_edges[-1] - origin) / _DECODER_HOP)) + 1
+
+    def finish():
+        if n_rows == 0:
+            return np.zeros((0, len(PHONES)), dtype=np.float32), list(PHONES)
+        dist = _frame_distributions(decoded(), n_frames)
+        rows = _integrate_rows(dist, (row_edges - origin) / _DECODER_HOP)
+        rows = (rows + _PHONE_FLOOR) / (1.0 + _PHONE_FLOOR * len(PHONES))
+        return rows.astype(np.float32), list(PHONES)
+
+    return finish
 
 
 # --- registry ----------------------------------------------------------------
@@ -525,9 +577,18 @@ def _energy_encoder(x, sample_rate, num_frames, fps):
     return {"energy": energy(x, sample_rate, num_frames, fps)}
 
 
+def _start_phone_encoder(x, sample_rate, num_frames, fps):
+    finish = _start_phones(x, num_frames, fps)
+
+    def result():
+        post, names = finish()
+        return {"phones": post, "phone_names": np.array(names, dtype=str)}
+
+    return result
+
+
 def _phone_encoder(x, sample_rate, num_frames, fps):
-    post, names = phone_posteriors(x, sample_rate, num_frames, fps)
-    return {"phones": post, "phone_names": np.array(names, dtype=str)}
+    return _start_phone_encoder(x, sample_rate, num_frames, fps)()
 
 
 #: Encoder name -> encoder; :func:`extract` runs them by name.
@@ -536,6 +597,12 @@ ENCODERS: dict[str, Encoder] = {
     "pitch": _pitch_encoder,
     "energy": _energy_encoder,
     "phones": _phone_encoder,
+}
+
+#: Encoders that can start in the background: same arguments, but they return
+#: a call that waits for their result. :func:`extract` starts them first.
+_STARTERS: dict[str, Callable[..., Callable[[], dict[str, np.ndarray]]]] = {
+    "phones": _start_phone_encoder,
 }
 
 
@@ -566,6 +633,7 @@ def register_encoder(name: str, encoder: Encoder) -> None:
     if not callable(encoder):
         raise BadArgumentError(f"encoder {name!r} must be callable, got {type(encoder).__name__}")
     ENCODERS[name] = encoder
+    _STARTERS.pop(name, None)
 
 
 def extract(
@@ -605,9 +673,14 @@ def extract(
         )
     num_frames, fps = _check_request(num_frames, fps)
     x = _prepare(samples, sample_rate)
+    # Phone decoding runs in worker processes: start it before the rest.
+    started = {n: _STARTERS[n](x, SAMPLE_RATE, num_frames, fps) for n in names if n in _STARTERS}
     out: dict[str, np.ndarray] = {}
     for name in names:
-        result = ENCODERS[name](x, SAMPLE_RATE, num_frames, fps)
+        if name in started:
+            result = started[name]()
+        else:
+            result = ENCODERS[name](x, SAMPLE_RATE, num_frames, fps)
         clash = set(result) & (set(out) | {"rows_per_frame"})
         if clash:
             raise ValueError(f"encoder {name!r} returns keys already taken: {sorted(clash)}")

@@ -141,14 +141,44 @@ def test_phone_posteriors_standalone_matches_extract(papa_mama):
 
 def test_long_audio_is_chunked_at_pauses(monkeypatch):
     monkeypatch.setattr(features, "_MAX_CHUNK_S", 1.5)
-    monkeypatch.setattr(features, "_MIN_CHUNK_S", 1.0)
+    monkeypatch.setattr(features, "_CUT_SEARCH_S", 0.3)
     x, _ = _speech("Papa and mama. Papa and mama. Papa and mama.")
     bounds = features._chunks(x, 160)
-    assert len(bounds) >= 2
+    parts = int(np.ceil(len(x) / (1.5 * SR)))
+    assert len(bounds) == parts >= 2
     assert bounds[0][0] == 0 and bounds[-1][1] == len(x)
     assert all(a[1] == b[0] and a[1] % 160 == 0 for a, b in zip(bounds, bounds[1:]))
-    post, _ = phone_posteriors(x, SR, _num_frames(x, 25), 25)
-    np.testing.assert_allclose(post.sum(axis=1), 1.0, atol=1e-5)
+    for i, (_, cut) in enumerate(bounds[:-1], start=1):
+        assert abs(cut - i * len(x) / parts) <= 0.3 * SR + 160  # near the equal split
+        quiet = features._frame_rms(x[cut - 400 : cut + 400], 80).mean()
+        assert quiet < 0.5 * features._frame_rms(x, 80).mean()  # and in a pause
+
+
+def test_chunks_decode_the_same_in_worker_processes(monkeypatch):
+    monkeypatch.setattr(features, "_MAX_CHUNK_S", 1.5)
+    x, _ = _speech("Papa and mama. Papa and mama. Papa and mama.")
+    T = _num_frames(x, 25)
+    monkeypatch.setattr(features, "_worker_count", lambda: 1)
+    in_order, _ = phone_posteriors(x, SR, T, 25)
+    spawned = []
+    real_pool = features.ProcessPoolExecutor
+
+    def pool(workers, **kwargs):
+        spawned.append(workers)
+        return real_pool(workers, **kwargs)
+
+    monkeypatch.setattr(features, "_worker_count", lambda: 2)
+    monkeypatch.setattr(features, "ProcessPoolExecutor", pool)
+    in_workers, _ = phone_posteriors(x, SR, T, 25)
+    assert spawned == [2]
+    np.testing.assert_array_equal(in_workers, in_order)
+    np.testing.assert_allclose(in_order.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_decoder_frame_grid_matches_pocketsphinx():
+    config = features._decoder().config
+    assert features._DECODER_HOP == round(SR / float(config["frate"]))
+    assert features._DECODER_WINDOW == round(SR * float(config["wlen"]))
 
 
 def test_registry(monkeypatch):
