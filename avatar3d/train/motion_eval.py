@@ -9,7 +9,9 @@
   within ±1 frame of their audio.
 - ``sync_rank``: fraction of (window, shift) pairs where the expert scores a true 5-frame
   pair above the same mouth with its audio shifted by 2..15 frames (``sync_rank_1`` counts
-  shifts of 1 frame too, which move the audio by only 40 ms).
+  shifts of 1 frame too, which move the audio by only 40 ms). Pairs whose true and
+  shifted audio are both silence are left out: silence shifted into silence is the same
+  audio, not a mismatch, so no expert can rank it (``sync_rank_with_silence`` keeps them).
 - ``sync_offset_predicted``: mean |offset| the expert finds for the predicted lips.
 """
 
@@ -24,7 +26,7 @@ from avatar3d.face import signals
 from avatar3d.motion import corpus as corpora
 from avatar3d.motion.basis import LIP_POINTS, to_landmarks
 from avatar3d.motion.model import MotionModel
-from avatar3d.motion.sync import MAX_SHIFT, audio_windows, lip_windows, sync_measure
+from avatar3d.motion.sync import MAX_SHIFT, MOUTH_FRAMES, audio_windows, lip_windows, sync_measure
 
 def mouth_opening(displacement: np.ndarray, neutral: np.ndarray) -> np.ndarray:
     """(T,) mouth opening of (T, 478, 3) displacements on a face with ``neutral`` landmarks."""
@@ -40,27 +42,45 @@ def bilabial_segments(phonemes: np.ndarray) -> list[np.ndarray]:
     return [np.arange(start, stop) for start, stop in zip(edges[::2], edges[1::2])]
 
 
+def silent_windows(phonemes: np.ndarray) -> np.ndarray:
+    """(T,) bool: the 5-frame sync window centred on each frame holds only silence."""
+    from avatar3d.synth.speech import phoneme_class
+
+    silent = np.array([phoneme_class(str(p)) == "silence" for p in phonemes])
+    padded = np.pad(silent, MOUTH_FRAMES // 2, mode="edge")
+    return np.lib.stride_tricks.sliding_window_view(padded, MOUTH_FRAMES).all(axis=1)
+
+
 @torch.no_grad()
-def rank_accuracy(model: MotionModel, audio: torch.Tensor, lips: torch.Tensor, min_shift: int) -> tuple[int, int]:
-    """(wins, pairs): true windows scored above shifted ones, over every valid frame and shift."""
+def rank_accuracy(
+    model: MotionModel, audio: torch.Tensor, lips: torch.Tensor, silent: np.ndarray, min_shift: int
+) -> dict[str, tuple[int, int]]:
+    """(wins, pairs) of true windows scored above shifted ones, over every valid frame and shift.
+
+    ``silent`` is :func:`silent_windows`. Returns the tally over pairs with speech in the
+    true or the shifted window (``"speech"``) and over all pairs (``"all"``).
+    """
     frames = torch.arange(len(lips))
     mouth = model.expert.embed_mouth(lip_windows(lips, frames))
     sound = model.expert.embed_audio(audio_windows(audio, frames))
-    true = (mouth * sound).sum(-1)
-    wins = pairs = 0
+    true = (mouth * sound).sum(-1).numpy()
+    tally = {"speech": [0, 0], "all": [0, 0]}
     for shift in [s for s in range(-MAX_SHIFT, MAX_SHIFT + 1) if abs(s) >= min_shift]:
         lo, hi = max(0, -shift), min(len(lips), len(lips) - shift)
-        shifted = (mouth[lo:hi] * sound[lo + shift : hi + shift]).sum(-1)
-        wins += int((true[lo:hi] > shifted).sum())
-        pairs += hi - lo
-    return wins, pairs
+        won = true[lo:hi] > (mouth[lo:hi] * sound[lo + shift : hi + shift]).sum(-1).numpy()
+        speech = ~(silent[lo:hi] & silent[lo + shift : hi + shift])
+        tally["speech"][0] += int(won[speech].sum())
+        tally["speech"][1] += int(speech.sum())
+        tally["all"][0] += int(won.sum())
+        tally["all"][1] += hi - lo
+    return {key: (won, pairs) for key, (won, pairs) in tally.items()}
 
 
 @torch.no_grad()
 def evaluate_heldout(model: MotionModel, paths: list[Path]) -> dict:
     """The module doc's scores over the utterance files ``paths``."""
     predicted_all, true_all, closures, true_closures, offsets, predicted_offsets = [], [], [], [], [], []
-    wins = {1: [0, 0], 2: [0, 0]}
+    wins = {(shift, kind): [0, 0] for shift in (1, 2) for kind in ("speech", "all")}
     for path in paths:
         utterance = corpora.load_utterance(path)
         audio = torch.from_numpy(utterance["audio"])
@@ -75,10 +95,11 @@ def evaluate_heldout(model: MotionModel, paths: list[Path]) -> dict:
         true_lips = torch.from_numpy(truth[:, LIP_POINTS])
         offsets.append(sync_measure(model.expert, audio, true_lips)["offset_frames"])
         predicted_offsets.append(sync_measure(model.expert, audio, torch.from_numpy(predicted[:, LIP_POINTS]))["offset_frames"])
-        for min_shift, tally in wins.items():
-            won, pairs = rank_accuracy(model, audio, true_lips, min_shift)
-            tally[0] += won
-            tally[1] += pairs
+        silent = silent_windows(utterance["phoneme"])
+        for min_shift in (1, 2):
+            for kind, (won, pairs) in rank_accuracy(model, audio, true_lips, silent, min_shift).items():
+                wins[min_shift, kind][0] += won
+                wins[min_shift, kind][1] += pairs
     predicted_all, true_all = np.concatenate(predicted_all), np.concatenate(true_all)
     return {
         "utterances": len(paths),
@@ -88,8 +109,9 @@ def evaluate_heldout(model: MotionModel, paths: list[Path]) -> dict:
         "bilabial_count": len(closures),
         "truth_bilabial_closure": float(np.mean(true_closures)) if true_closures else None,
         "sync_offset_within_1": float(np.mean(np.abs(offsets) <= 1)),
-        "sync_rank": wins[2][0] / max(wins[2][1], 1),
-        "sync_rank_1": wins[1][0] / max(wins[1][1], 1),
+        "sync_rank": wins[2, "speech"][0] / max(wins[2, "speech"][1], 1),
+        "sync_rank_1": wins[1, "speech"][0] / max(wins[1, "speech"][1], 1),
+        "sync_rank_with_silence": wins[2, "all"][0] / max(wins[2, "all"][1], 1),
         "sync_offset_predicted": float(np.mean(np.abs(predicted_offsets))),
     }
 
