@@ -287,15 +287,19 @@ def _finish(ctx: Context) -> None:
     ctx.manifest.update(fps=ctx.config.fps, resolution=ctx.config.resolution)
 
 
-def run_prep(cfg: PrepConfig) -> Path:
-    """Prepares ``cfg.video`` into ``cfg.out``, resuming an earlier run where it can."""
+def run_prep(cfg: PrepConfig, steps: tuple[str, ...] = STEP_NAMES) -> Path:
+    """Prepares ``cfg.video`` into ``cfg.out``, resuming an earlier run where it can.
+
+    ``steps`` leaves the others out (a motion corpus needs no masks or preview); the folder
+    is then only a partial subject.
+    """
     if not cfg.video.is_file():
         raise BadInputError(f"{cfg.video}: no such file")
     started = time.monotonic()
     manifest = _open_folder(cfg, _sha256(cfg.video))
     ctx = Context(cfg, cfg.out, manifest)
     redo = False
-    for step in STEPS:
+    for step in (step for step in STEPS if step.name in steps):
         record = _record(step, cfg)
         previous = manifest["steps"].get(step.name)
         redo = redo or cfg.force in (step.name, "all") or previous is None or any(

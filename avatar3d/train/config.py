@@ -108,7 +108,7 @@ class MotionTrainConfig:
     """Settings of ``avatar3d train motion``."""
 
     corpus: str = "synthetic"
-    """`synthetic` (made with the virtual actor) or a folder of corpus utterances (NNNNNN.npz)."""
+    """`synthetic` (made with the virtual actor), a folder of talking videos (prepared into utterances under --corpus-root) or a folder of corpus utterances (*.npz)."""
     adapt: Path | None = None
     """Prepared subject folder: fine-tune --motion on its own training frames instead of training on a corpus."""
     motion: Path | None = None
@@ -120,9 +120,11 @@ class MotionTrainConfig:
     utterances: int = 1000
     """Synthetic corpus size (utterances of one sentence each, ~3 s)."""
     shard: str | None = None
-    """i/n: only make synthetic utterances i, i+n, i+2n ... and stop (split corpus building across machines)."""
+    """i/n: only make utterances (synthetic, or of the corpus's videos) i, i+n, i+2n ... and stop (split corpus building across machines)."""
+    workers: int | None = None
+    """Processes preparing a corpus of videos side by side (default: one per CPU)."""
     corpus_root: Path = Path("runs/corpus")
-    """Where the synthetic corpus is stored (resumable: existing utterances are kept)."""
+    """Where corpora are made (resumable: existing utterances are kept)."""
     heldout: int = 20
     """Held-out virtual-actor utterances (Harvard sentences, at most 20) scored into RUN/metrics.json."""
     run: Path | None = None
@@ -174,5 +176,7 @@ class MotionTrainConfig:
             parts = self.shard.split("/")
             if len(parts) != 2 or not all(p.isdigit() for p in parts) or not 0 <= int(parts[0]) < int(parts[1]):
                 raise BadArgumentError(f"--shard {self.shard!r}: write i/n with 0 <= i < n, e.g. 0/4")
+        if self.workers is not None and self.workers < 1:
+            raise BadArgumentError(f"--workers must be at least 1, got {self.workers}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise BadArgumentError(f"--max-minutes must be positive, got {self.max_minutes}")

@@ -1,8 +1,9 @@
 """``avatar3d train motion``: expression basis, sync expert, then the audio-to-expression VAE.
 
 1. Corpus: ``synthetic`` makes any missing utterances of the virtual-actor corpus under
-   ``corpus_root`` (resumable; ``--shard i/n`` makes one share and stops); a folder is read
-   as it is. Held-out utterances (the Harvard sentences, never in training) are made the
+   ``corpus_root``; a folder of videos is prepared into utterances there
+   (`avatar3d.motion.video_corpus`). Both resume, and ``--shard i/n`` makes one share and
+   stops. A folder of utterance files is read as it is. Held-out utterances (the Harvard sentences, never in training) are made the
    same way and score the model after training.
 2. Basis: PCA of every training frame's landmark displacements.
 3. Sync expert: contrastive, on the corpus's own lips (`avatar3d.motion.sync`).
@@ -30,12 +31,12 @@ from avatar3d.errors import BadInputError
 from avatar3d.files import CHECKPOINT, atomic_path, load_checkpoint, save_checkpoint
 from avatar3d.face import topology as topo
 from avatar3d.motion import corpus as corpora
-from avatar3d.motion.basis import LIP_POINTS, ExpressionBasis, displacements, speaker_shape
-from avatar3d.motion.features import subject_features
+from avatar3d.motion.basis import LIP_POINTS, ExpressionBasis, speaker_shape
 from avatar3d.motion.generate import find_motion_model
 from avatar3d.motion.model import MotionModel
 from avatar3d.motion.sync import MAX_SHIFT, SyncConfig, SyncExpert, audio_windows, lip_windows, sync_loss
 from avatar3d.motion.vae import MotionVAE, VAEConfig, kl_divergence
+from avatar3d.motion.video_corpus import find_videos, prepare_video_corpus, prepared_utterance
 from avatar3d.runtime import console, progress
 from avatar3d.train import loop
 from avatar3d.train.config import MotionTrainConfig
@@ -76,16 +77,18 @@ def heldout_corpus(cfg: MotionTrainConfig, count: int) -> list[Path]:
 
 
 def training_corpus(cfg: MotionTrainConfig) -> list[Path]:
-    """The training utterances' files (making the synthetic ones first)."""
+    """The training utterances' files (making the synthetic ones, or preparing the videos, first)."""
     if cfg.corpus == "synthetic":
         folder = synthetic_folder(cfg)
         make_synthetic(folder, range(cfg.utterances), cfg.seed)
         return [corpora.utterance_path(folder, i) for i in range(cfg.utterances)]
     folder = Path(cfg.corpus)
+    if folder.is_dir() and find_videos(folder):
+        folder = prepare_video_corpus(folder, cfg.corpus_root, workers=cfg.workers)
     files = sorted(folder.glob("*.npz")) if folder.is_dir() else []
     if not files:
-        raise BadInputError(f"--corpus {folder}: no corpus utterances (NNNNNN.npz) there; "
-                            "use --corpus synthetic or a folder made by it")
+        raise BadInputError(f"--corpus {cfg.corpus}: no talking videos or corpus utterances (*.npz) there; "
+                            "use --corpus synthetic, a folder of videos or a folder made by either")
     return files
 
 
@@ -152,17 +155,17 @@ def inner_lip_gap(displacement: Tensor) -> Tensor:
 
 def subject_utterance(root: Path) -> tuple[dict, dict]:
     """A prepared subject's training and validation frames as corpus utterances."""
-    from avatar3d.render.conditions import subject_conditions
+    from avatar3d.render.conditions import check_subject
     from avatar3d.subject import Subject
 
     subject = Subject.load(root)
-    neutral = subject.arrays("face_fit")["canonical"]
-    everything = displacements(subject_conditions(subject).landmarks.numpy(), neutral).astype(np.float32)
+    check_subject(subject)
+    whole = prepared_utterance(root)
     parts = []
     for name in ("train", "val"):
         start, stop = subject.manifest["split"][name]
-        parts.append({"audio": subject_features(subject, name), "displacement": everything[start:stop],
-                      "neutral": neutral, "phoneme": np.full(stop - start, ""), "fps": np.float32(subject.fps)})
+        parts.append({**whole, "audio": whole["audio"][2 * start : 2 * stop],
+                      "displacement": whole["displacement"][start:stop], "phoneme": whole["phoneme"][start:stop]})
     return parts[0], parts[1]
 
 
@@ -342,11 +345,13 @@ def train_motion(cfg: MotionTrainConfig) -> Path | None:
     With ``--shard i/n`` only that share of the synthetic corpus is made and None returned.
     """
     if cfg.shard is not None:
-        if cfg.corpus != "synthetic":
-            raise BadInputError("--shard splits the making of the synthetic corpus: use it with --corpus synthetic")
         index, count = (int(p) for p in cfg.shard.split("/"))
-        make_synthetic(synthetic_folder(cfg), range(index, cfg.utterances, count), cfg.seed)
-        console.print(f"shard {cfg.shard} of {synthetic_folder(cfg)} done")
+        if cfg.corpus == "synthetic":
+            folder = synthetic_folder(cfg)
+            make_synthetic(folder, range(index, cfg.utterances, count), cfg.seed)
+        else:
+            folder = prepare_video_corpus(Path(cfg.corpus), cfg.corpus_root, (index, count), cfg.workers)
+        console.print(f"shard {cfg.shard} of {folder} done")
         return None
     run = MotionTrainer(cfg).run()
     from avatar3d.train.motion_eval import evaluate_heldout, evaluate_subject

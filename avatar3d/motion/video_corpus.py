@@ -1,0 +1,158 @@
+"""Corpora of real talking videos: each video prepared into one corpus utterance.
+
+`avatar3d train motion --corpus DIR` on a folder of videos (at any depth, as LRS3's
+``speaker/clip.mp4``) runs the landmark-and-audio part of `avatar3d prep` on every video
+(decode at 256 pixels, landmarks, face fit, audio features; no masks, no preview). The
+fitted landmarks become head-frame displacements from the speaker's fitted neutral face
+(the clip's mean face, as for a subject), and each video one utterance file in
+``corpus_root/videos-NAME-HASH/``, named after its path inside DIR.
+
+Videos are prepared in parallel worker processes. The job resumes: finished utterances
+are kept, and a video interrupted mid-prep resumes its prep. A video that cannot be used
+(no audio, no face, unreadable, face tracked in too few frames) gets a ``.failed`` file
+with the reason instead, and is not tried again. ``--shard i/n`` prepares videos i, i+n,
+... only, to split the work across machines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from avatar3d.errors import BadInputError
+from avatar3d.motion.basis import displacements
+from avatar3d.motion.corpus import write_utterance
+from avatar3d.motion.features import feature_matrix
+from avatar3d.runtime import console, progress
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"})
+PREP_STEPS = ("decode", "landmarks", "face_fit", "audio_features")
+PREP_RESOLUTION = 256  # the landmarks need the face, not the pixels
+MIN_TRACKED = 0.9  # fewer frames with a detected face than this: the motion is mostly interpolation
+
+
+def find_videos(folder: Path) -> list[Path]:
+    """Video files under ``folder`` at any depth, sorted by path."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+
+
+def corpus_folder(videos: Path, corpus_root: Path) -> Path:
+    """Where the utterances of the video folder ``videos`` go (one folder per source folder)."""
+    source = Path(videos).resolve()
+    digest = hashlib.sha256(str(source).encode()).hexdigest()[:8]
+    return Path(corpus_root) / f"videos-{source.name}-{digest}"
+
+
+def utterance_stem(video: Path, videos: Path) -> str:
+    """``speaker/clip.mp4`` -> ``speaker__clip``: unique within the folder, flat."""
+    return "__".join(Path(video).relative_to(videos).with_suffix("").parts)
+
+
+def prepared_utterance(root: Path) -> dict[str, np.ndarray]:
+    """A prepared clip (decode, landmarks, face_fit and audio_features done) as one utterance.
+
+    Returns the corpus arrays of `avatar3d.motion.corpus`: ``audio`` (2T, A), ``displacement``
+    (T, 478, 3) float32 face widths, ``neutral`` (478, 3), ``phoneme`` (T,) all "" (unknown),
+    ``fps``.
+    """
+    from avatar3d.subject import Subject
+
+    subject = Subject.load(root)
+    if not (root / "audio_features.npz").exists():
+        raise BadInputError(f"{root}: the video has no audio track")
+    fit = subject.arrays("face_fit")
+    landmarks = fit["canonical"][None] + np.einsum("tk,knd->tnd", fit["expression"], fit["basis"])
+    return {
+        "audio": feature_matrix(subject.arrays("audio_features")),
+        "displacement": displacements(landmarks, fit["canonical"]).astype(np.float32),
+        "neutral": fit["canonical"].astype(np.float32),
+        "phoneme": np.full(len(landmarks), ""),
+        "fps": np.float32(subject.fps),
+    }
+
+
+def prepare_video(video: Path, target: Path, work: Path) -> str | None:
+    """Prepares one video into the utterance file ``target``; returns why not, or None.
+
+    The prep folder ``work`` is kept while the video is being prepared (an interrupted prep
+    resumes) and removed once the video is done with, used or not.
+    """
+    from data_prep.config import PrepConfig
+    from data_prep.pipeline import run_prep
+    from avatar3d.subject import Subject
+
+    reason = None
+    try:
+        run_prep(PrepConfig(video=video, out=work, resolution=PREP_RESOLUTION, allow_short=True), PREP_STEPS)
+        tracked = Subject.load(work).stats.get("landmarks.detected_fraction") or 0.0
+        if tracked < MIN_TRACKED:
+            reason = f"a face is tracked in {tracked:.0%} of frames, under {MIN_TRACKED:.0%}"
+        else:
+            utterance = prepared_utterance(work)
+            write_utterance(target, {**utterance, "displacement": utterance["displacement"].astype(np.float16)})
+    except Exception as error:  # noqa: BLE001 - one bad video in thousands must not stop the corpus
+        reason = f"{type(error).__name__}: {error}"
+    shutil.rmtree(work, ignore_errors=True)
+    return reason
+
+
+def _quiet_worker() -> None:
+    """Worker processes: one torch thread each (they run side by side) and no progress bars."""
+    import torch
+
+    from avatar3d.runtime import set_quiet
+
+    torch.set_num_threads(1)
+    set_quiet(True)
+
+
+def prepare_video_corpus(videos: Path, corpus_root: Path, shard: tuple[int, int] = (0, 1),
+                         workers: int | None = None) -> Path:
+    """Prepares the videos under ``videos`` (this shard's) that have no utterance yet.
+
+    Args:
+        videos: folder of talking videos, searched at any depth.
+        corpus_root: the corpus folder goes under it (`corpus_folder`).
+        shard: (i, n): only videos i, i + n, i + 2n ... of the sorted list.
+        workers: processes preparing videos side by side (default: one per CPU).
+
+    Returns:
+        The corpus folder.
+
+    Raises:
+        BadInputError: no video under ``videos``.
+    """
+    videos = Path(videos)
+    found = find_videos(videos)
+    if not found:
+        raise BadInputError(f"--corpus {videos}: no videos ({', '.join(sorted(VIDEO_SUFFIXES))}) found there")
+    folder = corpus_folder(videos, corpus_root)
+    folder.mkdir(parents=True, exist_ok=True)
+    index, count = shard
+    jobs = []
+    for video in found[index::count]:
+        stem = utterance_stem(video, videos)
+        target, failed = folder / f"{stem}.npz", folder / f"{stem}.failed"
+        if not target.exists() and not failed.exists():
+            jobs.append((video, target, folder / ".prep" / stem, failed))
+    if jobs:
+        workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+        # spawn, not fork: MediaPipe and torch keep threads that a fork would copy mid-work.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
+            pending = [pool.submit(prepare_video, video, target, work) for video, target, work, _ in jobs]
+            for (video, _, _, failed), job in progress(zip(jobs, pending), len(jobs), "corpus videos"):
+                reason = job.result()
+                if reason is not None:
+                    failed.write_text(f"{video}: {reason}\n")
+    usable = len(list(folder.glob("*.npz")))
+    refused = sorted(folder.glob("*.failed"))
+    console.print(f"corpus {folder}: {usable} utterances" + (
+        f", {len(refused)} videos left out (reasons in {folder}/*.failed)" if refused else ""))
+    return folder
