@@ -53,8 +53,8 @@ class RenderTrainConfig:
     """Occupancy grid cells per axis."""
     steps_per_diagonal: int | None = None
     """Ray samples across the head box's diagonal."""
-    learning_rate: float = 0.02
-    """Adam learning rate at the start (decays tenfold over a stage)."""
+    learning_rate: float = 0.01
+    """Adam learning rate at the start (decays tenfold over a stage). At 0.02 the head could stay a noise cloud for hundreds of steps, once for a whole demo run."""
     lip_weight: float = 2.0
     """Extra photometric weight inside the lips box."""
     alpha_weight: float = 0.3
