@@ -61,10 +61,10 @@ def _run_eval_render(config, device) -> None:
     evaluate_render(config, device)
 
 
-def _run_train_motion(config, _device) -> None:
+def _run_train_motion(config, device) -> None:
     from avatar3d.train.motion import train_motion
 
-    train_motion(config)
+    train_motion(config, device)
 
 
 def _run_motion(config, _device) -> None:

@@ -16,11 +16,13 @@ Ctrl-C, and resume when the same command runs again. The result is ``RUN/motion.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -37,8 +39,9 @@ from avatar3d.motion.model import MotionModel
 from avatar3d.motion.sync import MAX_SHIFT, SyncConfig, SyncExpert, audio_windows, lip_windows, sync_loss
 from avatar3d.motion.vae import MotionVAE, VAEConfig, kl_divergence
 from avatar3d.motion.video_corpus import find_videos, prepare_video_corpus, prepared_utterance
-from avatar3d.runtime import console, progress
-from avatar3d.train import loop
+from avatar3d.runtime import console, progress, set_quiet
+from avatar3d.train import distributed, loop
+from avatar3d.train.distributed import Workers
 from avatar3d.train.config import MotionTrainConfig
 
 MODEL = "motion.pt"
@@ -176,23 +179,28 @@ def choose_run(cfg: MotionTrainConfig) -> Path:
 
 
 class MotionTrainer:
-    """Runs the sync-expert and VAE stages; see the module doc."""
+    """Runs the sync-expert and VAE stages; see the module doc.
 
-    def __init__(self, cfg: MotionTrainConfig):
-        self.cfg = cfg
-        self.run_dir = choose_run(cfg)
+    ``workers`` places it among torchrun's processes (`avatar3d.train.distributed`): all
+    of them train on ``workers.device``, rank 0 alone makes the corpus and writes the run.
+    """
+
+    def __init__(self, cfg: MotionTrainConfig, workers: Workers = Workers()):
+        self.cfg, self.workers, self.device = cfg, workers, workers.device
+        self.run_dir = workers.share(choose_run(cfg) if workers.leader else None)
         self.checkpoint_path = self.run_dir / CHECKPOINT
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)  # the same start in every process
         if cfg.adapt is not None:
             utterances = [subject_utterance(cfg.adapt)[0]]
             base = MotionModel.load(find_motion_model(cfg.motion, cfg.runs))
-            self.anchor = [p.detach().clone() for p in base.vae.parameters()]
         else:
-            utterances = [corpora.load_utterance(path) for path in training_corpus(cfg)]
+            paths = workers.share(training_corpus(cfg) if workers.leader else None)
+            utterances = [corpora.load_utterance(path) for path in paths]
         if self.checkpoint_path.exists():
             self._resume()
         elif cfg.adapt is not None:
             self.model, self.stage, self.step, self.elapsed = base, "vae", 0, 0.0
+            self._to_device()
             self.model.vae.train()
             self.optimizer = self._stage_optimizer()
         else:
@@ -202,11 +210,23 @@ class MotionTrainer:
                           f"of {len(displacement)} frames' variance")
             self.model = MotionModel(basis, MotionVAE(VAEConfig(codes=basis.size, width=cfg.width)), SyncExpert(SyncConfig()))
             self.stage, self.step, self.elapsed = "sync", 0, 0.0
+            self._to_device()
             self.optimizer = self._stage_optimizer()
+        if cfg.adapt is not None:
+            self.anchor = [p.detach().clone() for p in base.vae.to(self.device).parameters()]
         self.data = Sequences.build(utterances, self.model, cfg.crop_frames)
         if self.step == 0 and self.stage == "sync":  # a new model: the corpus's face shapes set its standardisation
             self.model.vae.speaker.fit(self.data.speakers, min_scale=1e-3)
-        self.rng = np.random.default_rng([cfg.seed, self.step, self.stage == "vae"])
+        # Each process draws its own batches (one process: the stream of a run without torchrun).
+        self.rng = np.random.default_rng([cfg.seed, self.step, self.stage == "vae"]
+                                         + ([workers.rank] if workers.world > 1 else []))
+
+    def _to_device(self) -> None:
+        self.model.vae.to(self.device)
+        self.model.expert.to(self.device)
+
+    def _batch(self, *tensors: Tensor) -> tuple[Tensor, ...]:
+        return tuple(t.to(self.device) for t in tensors)
 
     @property
     def learning_rate(self) -> float:
@@ -222,6 +242,7 @@ class MotionTrainer:
             basis = ExpressionBasis.from_state({k: v.numpy() for k, v in payload["basis"].items()})
             self.model = MotionModel(basis, MotionVAE.from_state(payload["vae"]), SyncExpert.from_state(payload["expert"]))
             self.stage, self.step, self.elapsed = payload["stage"], int(payload["step"]), float(payload["elapsed"])
+            self._to_device()  # first: the optimizer state follows its parameters' device
             self.optimizer = self._stage_optimizer()
             self.optimizer.load_state_dict(payload["optimizer"])
         except (KeyError, ValueError, RuntimeError) as error:
@@ -230,6 +251,8 @@ class MotionTrainer:
         console.print(f"resuming {self.run_dir} at {self.stage} step {self.step} ({self.elapsed / 60:.1f} min done)")
 
     def save(self) -> None:
+        if not self.workers.leader:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self.checkpoint_path, {
             "basis": {k: torch.from_numpy(v) for k, v in self.model.basis.state().items()},
@@ -249,17 +272,18 @@ class MotionTrainer:
         return steps, budget * share if self.stage == "sync" else budget
 
     def _sync_step(self) -> dict:
-        mouth, positives, negatives = self.data.sync_batch(self.rng, 4 * self.cfg.batch)
+        mouth, positives, negatives = self._batch(*self.data.sync_batch(self.rng, 4 * self.cfg.batch))
         loss = sync_loss(self.model.expert, mouth, positives, negatives)
         self._apply(loss)
         return {"sync/loss": loss.item()}
 
     def _vae_step(self, progress: float) -> dict:
         cfg, model = self.cfg, self.model
-        audio, codes, speakers = self.data.crops(self.rng, cfg.batch, cfg.crop_frames)
-        keep = torch.from_numpy(self.rng.random(len(codes)) >= cfg.latent_dropout)
+        audio, codes, speakers = self._batch(*self.data.crops(self.rng, cfg.batch, cfg.crop_frames))
+        (keep,) = self._batch(torch.from_numpy(self.rng.random(len(codes)) >= cfg.latent_dropout))
         predicted, mean, log_var = model.vae(audio, codes, speakers, keep)
-        weight = model.code_scale**2 / (model.code_scale**2).mean()  # displacement-space error
+        scale = model.code_scale.to(self.device)
+        weight = scale**2 / (scale**2).mean()  # displacement-space error
         reconstruction = ((predicted - codes) ** 2 * weight).mean()
         moved, true_moved = model.displacement(predicted), model.displacement(codes)
         lips, true_lips = moved[..., LIP_POINTS, :], true_moved[..., LIP_POINTS, :]
@@ -288,22 +312,24 @@ class MotionTrainer:
     def _predicted_sync_loss(self, audio: Tensor, lips: Tensor) -> Tensor:
         """The frozen expert's loss on predicted lips against their audio and shifted audio."""
         frames = lips.shape[1]
-        centre = torch.from_numpy(self.rng.integers(MAX_SHIFT, frames - MAX_SHIFT, len(lips)))
-        shifts = torch.from_numpy(negative_shifts(self.rng, (len(lips), NEGATIVE_SHIFTS)))
+        centre, shifts = self._batch(torch.from_numpy(self.rng.integers(MAX_SHIFT, frames - MAX_SHIFT, len(lips))),
+                                     torch.from_numpy(negative_shifts(self.rng, (len(lips), NEGATIVE_SHIFTS))))
         mouth = torch.stack([lip_windows(lips[b], centre[b : b + 1])[0] for b in range(len(lips))])
         positives = torch.stack([audio_windows(audio[b], centre[b : b + 1])[0] for b in range(len(lips))])
         negatives = torch.stack([audio_windows(audio[b], centre[b] + shifts[b]) for b in range(len(lips))])
         return sync_loss(self.model.expert, mouth, positives, negatives)
 
     def _apply(self, loss: Tensor) -> None:
-        if not torch.isfinite(loss):
+        if not self.workers.all_agree(bool(torch.isfinite(loss))):
             raise BadInputError("motion training diverged (non-finite loss); lower --learning-rate and start with --fresh")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.workers.average_gradients(p for group in self.optimizer.param_groups for p in group["params"])
         self.optimizer.step()
 
     def run(self) -> Path:
-        with loop.training_session(self.run_dir, self.cfg, self.save) as writer:
+        session = loop.training_session(self.run_dir, self.cfg, self.save) if self.workers.leader else _no_session()
+        with session as writer:
             if self.stage == "sync":
                 self._run_stage(writer)
                 self.stage, self.step = "vae", 0
@@ -312,8 +338,11 @@ class MotionTrainer:
             self._run_stage(writer)
             self.save()
         self.model.vae.eval()
-        self.model.save(self.run_dir / MODEL)
-        loop.mark_finished(self.run_dir)
+        self.model.vae.cpu()
+        self.model.expert.cpu()
+        if self.workers.leader:
+            self.model.save(self.run_dir / MODEL)
+            loop.mark_finished(self.run_dir)
         console.print(f"[bold]trained[/] {self.run_dir / MODEL} in {self.elapsed / 60:.1f} min")
         return self.run_dir
 
@@ -323,7 +352,7 @@ class MotionTrainer:
         steps, seconds = self._stage_steps()
         started = time.perf_counter() - self.elapsed
         with progress_callback(f"{self.stage} stage") as report:
-            while self.step < steps and self.elapsed < seconds:
+            while self.step < steps and (seconds == math.inf or self.workers.all_agree(self.elapsed < seconds)):
                 fraction = self.step / steps
                 for group in self.optimizer.param_groups:  # cosine decay to a tenth
                     group["lr"] = self.learning_rate * (0.55 + 0.45 * math.cos(math.pi * fraction))
@@ -339,10 +368,17 @@ class MotionTrainer:
         self.save()
 
 
-def train_motion(cfg: MotionTrainConfig) -> Path | None:
-    """Builds the corpus and trains (or resumes) a motion run; returns its folder.
+@contextlib.contextmanager
+def _no_session():
+    """What the processes other than rank 0 log to: nothing."""
+    yield SimpleNamespace(add_scalar=lambda *args, **kwargs: None)
 
-    With ``--shard i/n`` only that share of the synthetic corpus is made and None returned.
+
+def train_motion(cfg: MotionTrainConfig, device: torch.device = torch.device("cpu")) -> Path | None:
+    """Builds the corpus and trains (or resumes) a motion run on ``device``; returns its folder.
+
+    Under torchrun every process trains (`avatar3d.train.distributed`); rank 0 scores the
+    model. With ``--shard i/n`` only that share of the corpus is made and None returned.
     """
     if cfg.shard is not None:
         index, count = (int(p) for p in cfg.shard.split("/"))
@@ -353,7 +389,15 @@ def train_motion(cfg: MotionTrainConfig) -> Path | None:
             folder = prepare_video_corpus(Path(cfg.corpus), cfg.corpus_root, (index, count), cfg.workers)
         console.print(f"shard {cfg.shard} of {folder} done")
         return None
-    run = MotionTrainer(cfg).run()
+    workers = distributed.join(device)
+    if not workers.leader:
+        set_quiet(True)
+    try:
+        run = MotionTrainer(cfg, workers).run()
+    finally:
+        distributed.leave(workers)
+    if not workers.leader:
+        return run
     from avatar3d.train.motion_eval import evaluate_heldout, evaluate_subject
 
     model = MotionModel.load(run / MODEL)
