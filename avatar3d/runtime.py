@@ -24,6 +24,14 @@ def set_quiet(quiet: bool) -> None:
     console.quiet = quiet
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS has one), for worker pools."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
 def hide_native_logs() -> None:
     """Keeps native libraries' log lines (MediaPipe's absl, TensorFlow Lite) off the terminal.
 

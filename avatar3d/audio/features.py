@@ -28,6 +28,7 @@ import numpy as np
 
 from avatar3d.audio.wav import resample
 from avatar3d.errors import BadArgumentError
+from avatar3d.runtime import usable_cpus
 
 __all__ = [
     "ROWS_PER_FRAME",
@@ -79,8 +80,9 @@ _SCORE_SCALE = 350.0  # segment acoustic score per frame -> confidence, see _con
 _MIN_CONFIDENCE = 0.05
 _PHONE_FLOOR = 1e-3
 
-#: An encoder: ``(samples, sample_rate, num_frames, fps) -> {key: array}``.
-Encoder = Callable[[np.ndarray, int, int, float], dict[str, np.ndarray]]
+#: An encoder: ``(samples, sample_rate, num_frames, fps) -> {key: array}``, or a call
+#: returning that dict, when it has started its work in the background.
+Encoder = Callable[[np.ndarray, int, int, float], "dict[str, np.ndarray] | Callable[[], dict[str, np.ndarray]]"]
 
 
 # --- shared framing ----------------------------------------------------------
@@ -422,14 +424,6 @@ def _decode_chunk(pcm: bytes) -> list[tuple[str, int, int, int]]:
     return [(seg.word, seg.start_frame, seg.end_frame, seg.ascore) for seg in decoder.seg()]
 
 
-def _worker_count() -> int:
-    """CPUs this process may use, for :func:`_start_decode`'s worker processes."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS and Windows have no affinity call
-        return os.cpu_count() or 1
-
-
 def _start_decode(x: np.ndarray, hop: int) -> Callable[[], list[tuple[int, int, int, float]]]:
     """Start decoding ``x`` chunk by chunk; the returned call waits for the segments.
 
@@ -443,7 +437,7 @@ def _start_decode(x: np.ndarray, hop: int) -> Callable[[], list[tuple[int, int, 
     """
     bounds = _chunks(x, hop)
     inputs = [_decoder_input(x[start:end], hop) for start, end in bounds]
-    workers = min(len(inputs), _worker_count())
+    workers = min(len(inputs), usable_cpus())
     parallel = (
         workers > 1
         and sys.platform == "linux"
@@ -577,18 +571,14 @@ def _energy_encoder(x, sample_rate, num_frames, fps):
     return {"energy": energy(x, sample_rate, num_frames, fps)}
 
 
-def _start_phone_encoder(x, sample_rate, num_frames, fps):
-    finish = _start_phones(x, num_frames, fps)
+def _phone_encoder(x, sample_rate, num_frames, fps):
+    finish = _start_phones(x, num_frames, fps)  # decoding runs in the background: return a call
 
     def result():
         post, names = finish()
         return {"phones": post, "phone_names": np.array(names, dtype=str)}
 
     return result
-
-
-def _phone_encoder(x, sample_rate, num_frames, fps):
-    return _start_phone_encoder(x, sample_rate, num_frames, fps)()
 
 
 #: Encoder name -> encoder; :func:`extract` runs them by name.
@@ -599,12 +589,6 @@ ENCODERS: dict[str, Encoder] = {
     "phones": _phone_encoder,
 }
 
-#: Encoders that can start in the background: same arguments, but they return
-#: a call that waits for their result. :func:`extract` starts them first.
-_STARTERS: dict[str, Callable[..., Callable[[], dict[str, np.ndarray]]]] = {
-    "phones": _start_phone_encoder,
-}
-
 
 def register_encoder(name: str, encoder: Encoder) -> None:
     """Add an encoder to :data:`ENCODERS`, replacing any of the same name.
@@ -612,7 +596,9 @@ def register_encoder(name: str, encoder: Encoder) -> None:
     The contract: ``encoder(samples, sample_rate, num_frames, fps)`` gets
     (N,) float32 mono audio at 16 kHz (``sample_rate`` is always 16000),
     sample 0 at the start of video frame 0, the number of video frames T
-    and the frame rate. It returns a dict of numpy arrays. Per-row features
+    and the frame rate. It returns a dict of numpy arrays, or a call without
+    arguments that returns it, if it started work in the background (as the
+    phone decoder's worker processes do). Per-row features
     have a leading axis of length 2T, row ``2i + h`` describing half ``h``
     of video frame ``i`` (its analysis window centred on that half, as in
     this module), including when T is 0. Other entries (such as a list of
@@ -633,7 +619,6 @@ def register_encoder(name: str, encoder: Encoder) -> None:
     if not callable(encoder):
         raise BadArgumentError(f"encoder {name!r} must be callable, got {type(encoder).__name__}")
     ENCODERS[name] = encoder
-    _STARTERS.pop(name, None)
 
 
 def extract(
@@ -641,7 +626,7 @@ def extract(
     sample_rate: int,
     num_frames: int,
     fps: float,
-    encoders: Iterable[str] = ("mel", "pitch", "energy", "phones"),
+    encoders: Iterable[str] = ("phones", "mel", "pitch", "energy"),  # phones first: they decode in the background
 ) -> dict[str, np.ndarray]:
     """Run the named encoders on one clip.
 
@@ -651,7 +636,7 @@ def extract(
         sample_rate: rate of ``samples`` in Hz; resampled once to 16 kHz.
         num_frames: T, the number of video frames.
         fps: video frame rate in frames per second.
-        encoders: names from :data:`ENCODERS`, run in this order.
+        encoders: names from :data:`ENCODERS`, started in this order.
 
     Returns:
         The encoders' outputs merged, plus ``"rows_per_frame"`` (2). With the
@@ -673,14 +658,13 @@ def extract(
         )
     num_frames, fps = _check_request(num_frames, fps)
     x = _prepare(samples, sample_rate)
-    # Phone decoding runs in worker processes: start it before the rest.
-    started = {n: _STARTERS[n](x, SAMPLE_RATE, num_frames, fps) for n in names if n in _STARTERS}
+    # Every encoder starts before any result is collected, so work one runs in the
+    # background (phone decoding in worker processes) overlaps the others.
+    started = [(name, ENCODERS[name](x, SAMPLE_RATE, num_frames, fps)) for name in names]
     out: dict[str, np.ndarray] = {}
-    for name in names:
-        if name in started:
-            result = started[name]()
-        else:
-            result = ENCODERS[name](x, SAMPLE_RATE, num_frames, fps)
+    for name, result in started:
+        if callable(result):
+            result = result()
         clash = set(result) & (set(out) | {"rows_per_frame"})
         if clash:
             raise ValueError(f"encoder {name!r} returns keys already taken: {sorted(clash)}")

@@ -153,14 +153,19 @@ def make_poses(cfg: MotionConfig, subject: SubjectMotion, num_frames: int, energ
     if reference.is_file():
         reference = prepared_reference(reference, cfg.runs, subject.fps)
     if reference.is_dir():
-        return pose_blink.pose_from_reference(SubjectMotion.load(reference).poses, subject.poses, num_frames)
+        return pose_blink.pose_from_reference(reference_poses(reference), subject.poses, num_frames)
     raise BadArgumentError(f"--pose {cfg.pose!r}: use {', '.join(pose_blink.POSE_MODES)}, a video or a prepared "
                            "subject folder")
 
 
+REFERENCE_STEPS = ("decode", "landmarks", "face_fit")
+"""The prep steps a pose reference needs: its head poses come from the face fit alone."""
+
+
 def prepared_reference(video: Path, runs: Path, fps: float) -> Path:
-    """The folder of a reference video prepared by ``avatar3d prep`` at 256 pixels: once, then
-    kept under RUNS/pose-references by its name, size and time (prep resumes if interrupted)."""
+    """The folder of a reference video tracked by ``avatar3d prep`` (`REFERENCE_STEPS`, 256
+    pixels): once, then kept under RUNS/pose-references by its name, size and time (prep
+    resumes if interrupted)."""
     import hashlib
 
     from data_prep.config import PrepConfig
@@ -170,7 +175,19 @@ def prepared_reference(video: Path, runs: Path, fps: float) -> Path:
     key = hashlib.sha1(f"{video.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:10]
     out = Path(runs) / "pose-references" / f"{video.stem}-{key}"
     console.print(f"--pose {video}: tracking its head (kept in {out})")
-    return run_prep(PrepConfig(video=video, out=out, fps=fps, resolution=256, allow_short=True))
+    return run_prep(PrepConfig(video=video, out=out, fps=fps, resolution=256, allow_short=True), REFERENCE_STEPS)
+
+
+def reference_poses(root: Path) -> np.ndarray:
+    """(M, 6) head poses of every frame of a prepared folder (a subject, or a tracked video)."""
+    from avatar3d.render.conditions import pose_vectors
+    from avatar3d.subject import Subject
+
+    subject = Subject.load(root)
+    if not (subject.root / "face_fit.npz").exists():
+        raise BadInputError(f"--pose {root}: it has no face fit; run `avatar3d prep VIDEO --out {root}` to finish it")
+    fit = subject.arrays("face_fit")
+    return pose_vectors(torch.from_numpy(fit["rotation"]).float(), torch.from_numpy(fit["translation"]).float()).numpy()
 
 
 def is_speech(samples: np.ndarray, features: np.ndarray) -> bool:

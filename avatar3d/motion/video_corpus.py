@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
-import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -29,7 +28,7 @@ from avatar3d.errors import BadInputError
 from avatar3d.motion.basis import displacements
 from avatar3d.motion.corpus import write_utterance
 from avatar3d.motion.features import feature_matrix
-from avatar3d.runtime import console, progress
+from avatar3d.runtime import console, progress, usable_cpus
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"})
 PREP_STEPS = ("decode", "landmarks", "face_fit", "audio_features")
@@ -61,13 +60,14 @@ def prepared_utterance(root: Path) -> dict[str, np.ndarray]:
     (T, 478, 3) float32 face widths, ``neutral`` (478, 3), ``phoneme`` (T,) all "" (unknown),
     ``fps``.
     """
+    from avatar3d.render.conditions import fitted_landmarks
     from avatar3d.subject import Subject
 
     subject = Subject.load(root)
     if not (root / "audio_features.npz").exists():
         raise BadInputError(f"{root}: the video has no audio track")
     fit = subject.arrays("face_fit")
-    landmarks = fit["canonical"][None] + np.einsum("tk,knd->tnd", fit["expression"], fit["basis"])
+    landmarks = fitted_landmarks(fit)
     return {
         "audio": feature_matrix(subject.arrays("audio_features")),
         "displacement": displacements(landmarks, fit["canonical"]).astype(np.float32),
@@ -142,7 +142,7 @@ def prepare_video_corpus(videos: Path, corpus_root: Path, shard: tuple[int, int]
         if not target.exists() and not failed.exists():
             jobs.append((video, target, folder / ".prep" / stem, failed))
     if jobs:
-        workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+        workers = max(1, min(workers or usable_cpus(), len(jobs)))
         # spawn, not fork: MediaPipe and torch keep threads that a fork would copy mid-work.
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:

@@ -56,8 +56,7 @@ class Conditions:
 
     def pose_vector(self) -> Tensor:
         """(T, 6) head poses as yaw, pitch, roll (radians) and translation (head-space units)."""
-        yaw, pitch, roll = rotation_angles(self.rotation)
-        return torch.cat([torch.stack([yaw, pitch, roll], 1), self.translation], 1)
+        return pose_vectors(self.rotation, self.translation)
 
     def camera_to_head(self) -> tuple[Tensor, Tensor]:
         """Camera-to-head transforms ``(R (T, 3, 3), t (T, 3))``: the inverse head poses."""
@@ -74,12 +73,23 @@ def check_subject(subject) -> None:
                                 f"`avatar3d prep VIDEO --out {subject.root}` to finish it")
 
 
+def pose_vectors(rotation: Tensor, translation: Tensor) -> Tensor:
+    """(T, 6) yaw, pitch, roll (radians) and translation of (T, 3, 3) rotations and (T, 3) translations."""
+    yaw, pitch, roll = rotation_angles(rotation)
+    return torch.cat([torch.stack([yaw, pitch, roll], 1), translation], 1)
+
+
+def fitted_landmarks(fit: dict[str, np.ndarray]) -> np.ndarray:
+    """(T, 478, 3) head-frame landmarks of every frame of a face fit (``face_fit.npz``'s arrays)."""
+    return fit["canonical"][None] + np.einsum("tk,knd->tnd", fit["expression"], fit["basis"])
+
+
 def subject_conditions(subject) -> Conditions:
     """Conditions of every frame of a prepared subject, from its face fit and signals."""
     check_subject(subject)
     fit = subject.arrays("face_fit")
     signals = subject.arrays("signals")
-    landmarks = fit["canonical"][None] + np.einsum("tk,knd->tnd", fit["expression"], fit["basis"])
+    landmarks = fitted_landmarks(fit)
     count = len(landmarks)
     return Conditions(
         rotation=torch.from_numpy(fit["rotation"]).float(),

@@ -158,7 +158,7 @@ def test_chunks_decode_the_same_in_worker_processes(monkeypatch):
     monkeypatch.setattr(features, "_MAX_CHUNK_S", 1.5)
     x, _ = _speech("Papa and mama. Papa and mama. Papa and mama.")
     T = _num_frames(x, 25)
-    monkeypatch.setattr(features, "_worker_count", lambda: 1)
+    monkeypatch.setattr(features, "usable_cpus", lambda: 1)
     in_order, _ = phone_posteriors(x, SR, T, 25)
     spawned = []
     real_pool = features.ProcessPoolExecutor
@@ -167,7 +167,7 @@ def test_chunks_decode_the_same_in_worker_processes(monkeypatch):
         spawned.append(workers)
         return real_pool(workers, **kwargs)
 
-    monkeypatch.setattr(features, "_worker_count", lambda: 2)
+    monkeypatch.setattr(features, "usable_cpus", lambda: 2)
     monkeypatch.setattr(features, "ProcessPoolExecutor", pool)
     in_workers, _ = phone_posteriors(x, SR, T, 25)
     assert spawned == [2]
