@@ -30,9 +30,37 @@ from avatar3d.render.rays import frame_pixels, pixel_rays
 from avatar3d.render.torso import TorsoConfig, TorsoField, raw_head_code
 from avatar3d.render.volume import OccupancyGrid, composite, march, ray_box_interval
 
-CHECKPOINT_FORMAT = 2  # 2: pose and head-code statistics kept as Standardise modules
+CHECKPOINT_FORMAT = 3  # 2: pose and head-code statistics kept as Standardise modules; 3: pose drift curve
 POSE_TRANSLATION_SCALE = 0.1
 """Head-space units per unit of the pose refinement's translation (so one step size suits radians too)."""
+DRIFT_KNOT_FRAMES = 5
+"""Frames between the knots of the per-frame pose drift curve (0.2 s at 25 fps)."""
+
+
+class PoseDrift(nn.Module):
+    """A training clip's pose-fit error as a piecewise-linear curve over the frame index.
+
+    Fitted poses are wrong mostly by slow drift (tenths of a second and longer), so knots
+    every `DRIFT_KNOT_FRAMES` frames can follow it. One free correction per frame could too,
+    but a CPU budget visits each frame only about ten times, too few for it to converge;
+    each knot is seen by all the frames around it.
+
+    Args:
+        num_frames: Frames of the clip (frame ids 0 .. num_frames - 1).
+    """
+
+    def __init__(self, num_frames: int):
+        super().__init__()
+        self.knots = nn.Parameter(torch.zeros(num_frames // DRIFT_KNOT_FRAMES + 2, 6))
+
+    def forward(self, frame_ids: Tensor) -> Tensor:
+        """(B, 6) corrections (rotation vector, translation / POSE_TRANSLATION_SCALE) of frames
+        (B,) long; 0 for frame id -1 (frames the avatar never trained on)."""
+        position = frame_ids.clamp(min=0).to(self.knots.dtype) / DRIFT_KNOT_FRAMES
+        left = position.floor().long()
+        right_share = (position - left)[:, None]
+        value = self.knots[left] * (1 - right_share) + self.knots[left + 1] * right_share
+        return value * (frame_ids >= 0)[:, None].to(value)
 
 
 @dataclass(frozen=True)
@@ -65,8 +93,8 @@ class Avatar(nn.Module):
         self.torso = torso
         self.march_config = march_config
         self.pose_model = nn.Linear(6, 6)
-        self.pose_refinement = nn.Embedding(head.appearance.num_embeddings, 6)
-        for weight in (self.pose_model.weight, self.pose_model.bias, self.pose_refinement.weight):
+        self.pose_refinement = PoseDrift(head.appearance.num_embeddings)
+        for weight in (self.pose_model.weight, self.pose_model.bias):
             nn.init.zeros_(weight)
         self.pose_code = Standardise(6)  # fitted pose vector -> input of pose_model
         self.grid = OccupancyGrid(head.box_min, head.box_max, march_config.grid_resolution)
@@ -140,14 +168,14 @@ class Avatar(nn.Module):
         mostly along ambiguities (a pitch looks much like a vertical shift), which is a pixel
         of disagreement between frames at the hair and ears. The head pose therefore gets a
         small learnt correction ``x -> R_d x + t_d``: a linear function of the fitted pose
-        (so held-out and driven frames get it too), plus, for training frames, a free
-        per-frame term (zero at the start, regularised to stay small). Frames the avatar
-        never trained on (``frame_ids`` -1) get the linear part only.
+        (so held-out and driven frames get it too), plus, for training frames, the slow
+        drift of the fit over the clip (`PoseDrift`, zero at the start, regularised to stay
+        small). Frames the avatar never trained on (``frame_ids`` -1) get the linear part only.
         """
         R, t = conditions.camera_to_head()
         ids = conditions.frame_ids
         delta = self.pose_model(self.pose_code(conditions.pose_vector()))
-        delta = delta + self.pose_refinement(ids.clamp(min=0)) * (ids >= 0)[:, None].to(R)
+        delta = delta + self.pose_refinement(ids)
         R_d = rodrigues(delta[:, :3])
         t_d = delta[:, 3:] * POSE_TRANSLATION_SCALE
         R_inv = R_d.transpose(1, 2)

@@ -8,7 +8,7 @@ from pathlib import Path
 from avatar3d.errors import BadArgumentError
 
 PRESETS = {
-    "fast": dict(max_minutes=9.0, head_steps=3000, torso_steps=1000, frames_per_batch=4, rays_per_frame=512,
+    "fast": dict(max_minutes=9.0, head_steps=3000, torso_steps=1500, frames_per_batch=4, rays_per_frame=512,
                  grid_levels=8, grid_log2_table=16, grid_finest=512, occupancy_resolution=64,
                  steps_per_diagonal=256),
     "quality": dict(max_minutes=None, head_steps=30000, torso_steps=6000, frames_per_batch=8, rays_per_frame=4096,
@@ -38,7 +38,7 @@ class RenderTrainConfig:
     head_steps: int | None = None
     """Head-stage steps, an upper bound under a time budget (fast: 3000)."""
     torso_steps: int | None = None
-    """Torso-stage steps, an upper bound under a time budget (fast: 1000)."""
+    """Torso-stage steps, an upper bound under a time budget (fast: 1500)."""
     frames_per_batch: int | None = None
     """Frames per step."""
     rays_per_frame: int | None = None

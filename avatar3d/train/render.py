@@ -50,7 +50,7 @@ WARMUP_STEPS = 48
 """Head steps with coarse samples and frequent grid updates, while the occupancy grid is carved."""
 WARMUP_COARSENING = 4
 POSE_LR_SCALE = 0.1
-"""Learning rate of the per-frame pose refinement relative to the networks'."""
+"""Learning rate of the pose correction (linear model and drift curve) relative to the networks'."""
 POSE_PRIOR = 1.0
 """Weight of the squared pose refinement (radians, tenths of head-space units)."""
 MAX_BAD_STEPS = 20

@@ -6,11 +6,11 @@ import torch
 from avatar3d.errors import BadInputError
 from avatar3d.face import topology as topo
 from avatar3d.face.model import FACE_WIDTH
-from avatar3d.render.avatar import Avatar, MarchConfig, load_checkpoint
+from avatar3d.render.avatar import DRIFT_KNOT_FRAMES, Avatar, MarchConfig, PoseDrift, load_checkpoint
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.encoding import HashGridConfig
 from avatar3d.render.head import HeadConfig, HeadField, moving_landmarks, region_masks
-from avatar3d.render.torso import HEAD_CODE_DIMS, TorsoConfig, TorsoField
+from avatar3d.render.torso import HEAD_CODE_DIMS, JAW_POINTS, TorsoConfig, TorsoField, raw_head_code
 from avatar3d.render.volume import OccupancyGrid, march
 
 TINY_GRID = HashGridConfig(levels=4, log2_table_size=10, base_resolution=4, finest_resolution=32)
@@ -117,10 +117,36 @@ def test_torso_field_outputs_and_head_code_normalisation():
     assert bool(((alpha > 0) & (alpha < 1)).all())
 
 
+def test_torso_head_code_is_where_the_jaw_points_are_in_the_image():
+    landmarks = torch.zeros(2, 478, 3)
+    landmarks[:, list(JAW_POINTS)] = torch.tensor([[0.0, -0.07, 0.0], [-0.07, -0.035, 0.0], [0.07, -0.035, 0.0]])
+    frames = _conditions(landmarks)
+    frames.translation[1] = torch.tensor([0.007, 0.0, -0.7])  # the head 0.6 px to the right
+    K = torch.tensor([[60.0, 0, 16], [0, 60.0, 16], [0, 0, 1]])
+    code = raw_head_code(frames, K, 32).reshape(2, len(JAW_POINTS), 2) * 32
+    assert torch.allclose(code[0, 0], torch.tensor([16.0, 16 + 60 * 0.07 / 0.7]))  # the chin, below the centre
+    assert torch.allclose(code[1] - code[0], torch.tensor([60 * 0.007 / 0.7, 0.0]).expand(3, 2), atol=1e-5)
+
+
 def _avatar(canonical) -> Avatar:
     torso = TorsoField(TorsoConfig(grid=TINY_GRID, hidden=16))
     K = torch.tensor([[60.0, 0, 16], [0, 60.0, 16], [0, 0, 1]])
     return Avatar(_head(canonical), torso, K, 32, MarchConfig(grid_resolution=16, steps_per_diagonal=32))
+
+
+def test_pose_drift_interpolates_its_knots_and_leaves_unseen_frames_alone():
+    drift = PoseDrift(num_frames=4 * DRIFT_KNOT_FRAMES)
+    with torch.no_grad():
+        drift.knots.copy_(torch.arange(len(drift.knots), dtype=torch.float32)[:, None].expand(-1, 6) ** 2)
+    half = DRIFT_KNOT_FRAMES // 2
+    ids = torch.tensor([0, DRIFT_KNOT_FRAMES, 2 * DRIFT_KNOT_FRAMES + half, -1, 4 * DRIFT_KNOT_FRAMES - 1])
+    values = drift(ids)[:, 0]
+    share = half / DRIFT_KNOT_FRAMES
+    last = (4 * DRIFT_KNOT_FRAMES - 1) / DRIFT_KNOT_FRAMES
+    expected = [0.0, 1.0, 4 * (1 - share) + 9 * share, 0.0, 9 * (4 - last) + 16 * (last - 3)]
+    assert torch.allclose(values, torch.tensor(expected))
+    drift(torch.tensor([DRIFT_KNOT_FRAMES + 1])).sum().backward()  # one frame pulls on its two knots only
+    assert drift.knots.grad.abs().sum(1).nonzero().flatten().tolist() == [1, 2]
 
 
 def test_checkpoint_round_trip_renders_the_same_frame(canonical, tmp_path):
