@@ -4,12 +4,8 @@ The torso (neck, shoulders, clothes) moves mostly in the image plane and follows
 with a lag, so it lives in image space (ER-NeRF, RAD-NeRF): a pixel's normalised position
 ``uv`` in [0, 1]^2 is shifted by a deformation MLP of (uv, head code) into a canonical
 image, encoded by a 2D hash grid, and decoded with the head code and the head's rendered
-alpha at that pixel into colour and alpha. The head code is where the chin and the jaw
-corners are in the image, relative to their training means: what the landmark tracker
-measures directly, and where the head meets the neck. The fitted head pose is left out on
-purpose: it is uncertain along the fit's ambiguities (a pitch looks much like a vertical
-shift), and a torso driven by it lands half a pixel off on held-out frames (on the 30 s
-virtual actor, with the pose in the code: held-out PSNR 27.06 dB; without: 27.56). The head
+alpha at that pixel into colour and alpha. The head code holds the head's rotation, its
+translation and the projected jaw points, relative to their training means; the head
 alpha tells the torso where the head already covers the neck, so the two meet without a
 seam. It is trained after the head, with the head frozen.
 """
@@ -30,8 +26,8 @@ from avatar3d.render.layers import Standardise, mlp, positional_encoding
 JAW_POINTS = (topo.CHIN, 172, 397)
 """Chin and the two jaw corners: where the head meets the neck."""
 
-HEAD_CODE_DIMS = 2 * len(JAW_POINTS)
-"""Pixel positions of the jaw points."""
+HEAD_CODE_DIMS = 3 + 3 + 2 * len(JAW_POINTS)
+"""Rotation angles, translation and projected jaw points."""
 
 
 @dataclass(frozen=True)
@@ -85,8 +81,9 @@ class TorsoField(nn.Module):
 
 
 def raw_head_code(conditions: Conditions, K: Tensor, resolution: int) -> Tensor:
-    """Unstandardised head code (B, HEAD_CODE_DIMS) of frames: the jaw points' pixels over
-    the image size (0..1), ``(u, v)`` per point."""
+    """Unstandardised head code (B, HEAD_CODE_DIMS) of frames: the head pose
+    (`Conditions.pose_vector`) and the jaw points' pixels over the image size (0..1)."""
     jaw = conditions.landmarks[:, list(JAW_POINTS)]  # (B, 3, 3) head space
     cam = jaw @ conditions.rotation.transpose(1, 2) + conditions.translation[:, None]
-    return (project(cam, K)[..., :2] / resolution).flatten(1)
+    jaw_uv = project(cam, K)[..., :2] / resolution
+    return torch.cat([conditions.pose_vector(), jaw_uv.flatten(1)], 1)

@@ -10,7 +10,7 @@ from avatar3d.render.avatar import DRIFT_KNOT_FRAMES, Avatar, MarchConfig, PoseD
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.encoding import HashGridConfig
 from avatar3d.render.head import HeadConfig, HeadField, moving_landmarks, region_masks
-from avatar3d.render.torso import HEAD_CODE_DIMS, JAW_POINTS, TorsoConfig, TorsoField, raw_head_code
+from avatar3d.render.torso import HEAD_CODE_DIMS, TorsoConfig, TorsoField
 from avatar3d.render.volume import OccupancyGrid, march
 
 TINY_GRID = HashGridConfig(levels=4, log2_table_size=10, base_resolution=4, finest_resolution=32)
@@ -115,17 +115,6 @@ def test_torso_field_outputs_and_head_code_normalisation():
     rgb, alpha = torso(torch.rand(5, 2), [2, 3], code, torch.rand(5))
     assert rgb.shape == (5, 3) and alpha.shape == (5,)
     assert bool(((alpha > 0) & (alpha < 1)).all())
-
-
-def test_torso_head_code_is_where_the_jaw_points_are_in_the_image():
-    landmarks = torch.zeros(2, 478, 3)
-    landmarks[:, list(JAW_POINTS)] = torch.tensor([[0.0, -0.07, 0.0], [-0.07, -0.035, 0.0], [0.07, -0.035, 0.0]])
-    frames = _conditions(landmarks)
-    frames.translation[1] = torch.tensor([0.007, 0.0, -0.7])  # the head 0.6 px to the right
-    K = torch.tensor([[60.0, 0, 16], [0, 60.0, 16], [0, 0, 1]])
-    code = raw_head_code(frames, K, 32).reshape(2, len(JAW_POINTS), 2) * 32
-    assert torch.allclose(code[0, 0], torch.tensor([16.0, 16 + 60 * 0.07 / 0.7]))  # the chin, below the centre
-    assert torch.allclose(code[1] - code[0], torch.tensor([60 * 0.007 / 0.7, 0.0]).expand(3, 2), atol=1e-5)
 
 
 def _avatar(canonical) -> Avatar:
