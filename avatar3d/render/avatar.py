@@ -93,7 +93,7 @@ class Avatar(nn.Module):
         self.torso = torso
         self.march_config = march_config
         self.pose_model = nn.Linear(6, 6)
-        self.pose_refinement = PoseDrift(head.appearance.num_embeddings)
+        self.pose_drift = PoseDrift(head.appearance.num_embeddings)
         for weight in (self.pose_model.weight, self.pose_model.bias):
             nn.init.zeros_(weight)
         self.pose_code = Standardise(6)  # fitted pose vector -> input of pose_model
@@ -175,7 +175,7 @@ class Avatar(nn.Module):
         R, t = conditions.camera_to_head()
         ids = conditions.frame_ids
         delta = self.pose_model(self.pose_code(conditions.pose_vector()))
-        delta = delta + self.pose_refinement(ids)
+        delta = delta + self.pose_drift(ids)
         R_d = rodrigues(delta[:, :3])
         t_d = delta[:, 3:] * POSE_TRANSLATION_SCALE
         R_inv = R_d.transpose(1, 2)

@@ -198,18 +198,19 @@ class MotionTrainer:
             utterances = [corpora.load_utterance(path) for path in paths]
         if self.checkpoint_path.exists():
             self._resume()
-        elif cfg.adapt is not None:
-            self.model, self.stage, self.step, self.elapsed = base, "vae", 0, 0.0
-            self._to_device()
-            self.model.vae.train()
-            self.optimizer = self._stage_optimizer()
         else:
-            displacement = np.concatenate([u["displacement"] for u in utterances]).astype(np.float32)
-            basis = ExpressionBasis.fit(displacement, cfg.basis_size)
-            console.print(f"expression basis: {basis.size} codes keep {100 * basis.explained(displacement):.2f} % "
-                          f"of {len(displacement)} frames' variance")
-            self.model = MotionModel(basis, MotionVAE(VAEConfig(codes=basis.size, width=cfg.width)), SyncExpert(SyncConfig()))
-            self.stage, self.step, self.elapsed = "sync", 0, 0.0
+            if cfg.adapt is not None:
+                self.model, self.stage = base, "vae"
+                self.model.vae.train()
+            else:
+                displacement = np.concatenate([u["displacement"] for u in utterances]).astype(np.float32)
+                basis = ExpressionBasis.fit(displacement, cfg.basis_size)
+                console.print(f"expression basis: {basis.size} codes keep {100 * basis.explained(displacement):.2f} % "
+                              f"of {len(displacement)} frames' variance")
+                self.model = MotionModel(basis, MotionVAE(VAEConfig(codes=basis.size, width=cfg.width)),
+                                         SyncExpert(SyncConfig()))
+                self.stage = "sync"
+            self.step, self.elapsed = 0, 0.0
             self._to_device()
             self.optimizer = self._stage_optimizer()
         if cfg.adapt is not None:
@@ -280,7 +281,7 @@ class MotionTrainer:
     def _vae_step(self, progress: float) -> dict:
         cfg, model = self.cfg, self.model
         audio, codes, speakers = self._batch(*self.data.crops(self.rng, cfg.batch, cfg.crop_frames))
-        (keep,) = self._batch(torch.from_numpy(self.rng.random(len(codes)) >= cfg.latent_dropout))
+        keep = torch.from_numpy(self.rng.random(len(codes)) >= cfg.latent_dropout).to(self.device)
         predicted, mean, log_var = model.vae(audio, codes, speakers, keep)
         scale = model.code_scale.to(self.device)
         weight = scale**2 / (scale**2).mean()  # displacement-space error

@@ -52,7 +52,7 @@ WARMUP_COARSENING = 4
 POSE_LR_SCALE = 0.1
 """Learning rate of the pose correction (linear model and drift curve) relative to the networks'."""
 POSE_PRIOR = 1.0
-"""Weight of the squared pose refinement (radians, tenths of head-space units)."""
+"""Weight of the squared pose drift (radians, tenths of head-space units)."""
 MAX_BAD_STEPS = 20
 """Consecutive non-finite steps after which training stops."""
 
@@ -126,7 +126,7 @@ class RenderTrainer:
         if self.stage == "torso":
             return _optimizer(self.avatar.torso.parameters(), self.cfg.learning_rate)
         return _optimizer([{"params": self.avatar.head.parameters()},
-                           {"params": [*self.avatar.pose_model.parameters(), *self.avatar.pose_refinement.parameters()],
+                           {"params": [*self.avatar.pose_model.parameters(), *self.avatar.pose_drift.parameters()],
                             "scale": POSE_LR_SCALE}],
                           self.cfg.learning_rate)
 
@@ -188,8 +188,8 @@ class RenderTrainer:
         photo = (weight * mse).mean()
         alpha = (out["alpha"] - is_head.reshape(-1).float().to(self.device)).square().mean()
         ambient = out["ambient"].abs().mean() if len(out["ambient"]) else out["rgb"].new_zeros(())
-        refinement = self.avatar.pose_refinement(frames.frame_ids).square().sum(1).mean()
-        loss = photo + cfg.alpha_weight * alpha + cfg.ambient_weight * ambient + POSE_PRIOR * refinement
+        drift = self.avatar.pose_drift(frames.frame_ids).square().sum(1).mean()
+        loss = photo + cfg.alpha_weight * alpha + cfg.ambient_weight * ambient + POSE_PRIOR * drift
         logs = {"head/photometric": photo.item(), "head/alpha": alpha.item(), "head/ambient": ambient.item(),
                 "head/psnr": psnr(float(mse.detach().mean()))}
         if with_prior:
@@ -309,7 +309,7 @@ class RenderTrainer:
                 self.optimizer = self._stage_optimizer()
             self.avatar.head.requires_grad_(False)  # the torso learns around a frozen head
             self.avatar.pose_model.requires_grad_(False)
-            self.avatar.pose_refinement.requires_grad_(False)
+            self.avatar.pose_drift.requires_grad_(False)
             self._run_stage(writer)
             self.save(finished=True)
         console.print(f"[bold]trained[/] {self.run_dir} in {self.elapsed / 60:.1f} min")
