@@ -32,9 +32,9 @@ from avatar3d.render.volume import OccupancyGrid, composite, march, ray_box_inte
 
 CHECKPOINT_FORMAT = 3  # 2: pose and head-code statistics kept as Standardise modules; 3: pose drift curve
 POSE_TRANSLATION_SCALE = 0.1
-"""Head-space units per unit of the pose refinement's translation (so one step size suits radians too)."""
+"""Head-space units per unit of the pose correction's translation (so one step size suits radians too)."""
 DRIFT_KNOT_FRAMES = 5
-"""Frames between the knots of the per-frame pose drift curve (0.2 s at 25 fps)."""
+"""Frames between the knots of the pose drift curve (0.2 s at 25 fps)."""
 
 
 class PoseDrift(nn.Module):
