@@ -161,6 +161,12 @@ class Avatar(nn.Module):
             result["surface_spread"] = zeros.index_put((ray_ids,), (out["weights"] * gap).sum(1))
         return result
 
+    def pose_correction(self, conditions: Conditions) -> tuple[Tensor, Tensor]:
+        """The two parts (B, 6) each of the learnt pose corrections of frames (rotation
+        vector, translation / POSE_TRANSLATION_SCALE): the linear function of the fitted pose,
+        and the drift curve (0 for frames never trained on); see `camera_to_head`."""
+        return self.pose_model(self.pose_code(conditions.pose_vector())), self.pose_drift(conditions.frame_ids)
+
     def camera_to_head(self, conditions: Conditions) -> tuple[Tensor, Tensor]:
         """Camera-to-head transforms (B, 3, 3), (B, 3) of frames, with the learnt pose correction.
 
@@ -173,9 +179,7 @@ class Avatar(nn.Module):
         small). Frames the avatar never trained on (``frame_ids`` -1) get the linear part only.
         """
         R, t = conditions.camera_to_head()
-        ids = conditions.frame_ids
-        delta = self.pose_model(self.pose_code(conditions.pose_vector()))
-        delta = delta + self.pose_drift(ids)
+        delta = sum(self.pose_correction(conditions))
         R_d = rodrigues(delta[:, :3])
         t_d = delta[:, 3:] * POSE_TRANSLATION_SCALE
         R_inv = R_d.transpose(1, 2)

@@ -52,7 +52,9 @@ WARMUP_COARSENING = 4
 POSE_LR_SCALE = 0.1
 """Learning rate of the pose correction (linear model and drift curve) relative to the networks'."""
 POSE_PRIOR = 1.0
-"""Weight of the squared pose drift (radians, tenths of head-space units)."""
+"""Weight of the squared pose drift (radians, tenths of head-space units). The linear part is
+not penalised (at 1.0 or 0.01 it cost the 30 s actor 1.3 and 0.9 dB), only logged: once it
+ran away (docs/render.md, Limits)."""
 MAX_BAD_STEPS = 20
 """Consecutive non-finite steps after which training stops."""
 
@@ -188,9 +190,10 @@ class RenderTrainer:
         photo = (weight * mse).mean()
         alpha = (out["alpha"] - is_head.reshape(-1).float().to(self.device)).square().mean()
         ambient = out["ambient"].abs().mean() if len(out["ambient"]) else out["rgb"].new_zeros(())
-        drift = self.avatar.pose_drift(frames.frame_ids).square().sum(1).mean()
+        linear, drift = (part.square().sum(1).mean() for part in self.avatar.pose_correction(frames))
         loss = photo + cfg.alpha_weight * alpha + cfg.ambient_weight * ambient + POSE_PRIOR * drift
         logs = {"head/photometric": photo.item(), "head/alpha": alpha.item(), "head/ambient": ambient.item(),
+                "head/pose_linear": linear.item(), "head/pose_drift": drift.item(),
                 "head/psnr": psnr(float(mse.detach().mean()))}
         if with_prior:
             depth = face_depth_error(out["surface_spread"], face_distance, is_head.reshape(-1))
