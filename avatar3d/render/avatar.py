@@ -30,9 +30,15 @@ from avatar3d.render.rays import frame_pixels, pixel_rays
 from avatar3d.render.torso import TorsoConfig, TorsoField, raw_head_code
 from avatar3d.render.volume import OccupancyGrid, composite, march, ray_box_interval
 
-CHECKPOINT_FORMAT = 3  # 2: pose and head-code statistics kept as Standardise modules; 3: pose drift curve
+CHECKPOINT_FORMAT = 4  # 2: pose and head-code statistics kept as Standardise modules; 3: pose drift curve;
+# 4: the training poses' range, which the linear pose correction's inputs are clamped to
+POSE_CORRECTION_DIMS = 6
+"""A pose correction: rotation vector (3, radians) and translation (3, / POSE_TRANSLATION_SCALE)."""
 POSE_TRANSLATION_SCALE = 0.1
 """Head-space units per unit of the pose correction's translation (so one step size suits radians too)."""
+POSE_BIAS_FREE = (1.0, 1.0, 1.0, 1.0, 1.0, 0.0)
+"""Which parts of the linear pose correction have a constant term: all but the shift along head z,
+towards the camera (see `Avatar.camera_to_head`)."""
 DRIFT_KNOT_FRAMES = 5
 """Frames between the knots of the pose drift curve (0.2 s at 25 fps)."""
 
@@ -51,11 +57,11 @@ class PoseDrift(nn.Module):
 
     def __init__(self, num_frames: int):
         super().__init__()
-        self.knots = nn.Parameter(torch.zeros(num_frames // DRIFT_KNOT_FRAMES + 2, 6))
+        self.knots = nn.Parameter(torch.zeros(num_frames // DRIFT_KNOT_FRAMES + 2, POSE_CORRECTION_DIMS))
 
     def forward(self, frame_ids: Tensor) -> Tensor:
-        """(B, 6) corrections (rotation vector, translation / POSE_TRANSLATION_SCALE) of frames
-        (B,) long; 0 for frame id -1 (frames the avatar never trained on)."""
+        """(B, POSE_CORRECTION_DIMS) corrections of frames (B,) long; 0 for frame id -1 (frames
+        the avatar never trained on)."""
         position = frame_ids.clamp(min=0).to(self.knots.dtype) / DRIFT_KNOT_FRAMES
         left = position.floor().long()
         right_share = (position - left)[:, None]
@@ -92,11 +98,13 @@ class Avatar(nn.Module):
         self.head = head
         self.torso = torso
         self.march_config = march_config
-        self.pose_model = nn.Linear(6, 6)
+        self.pose_model = nn.Linear(6, POSE_CORRECTION_DIMS)
         self.pose_drift = PoseDrift(head.appearance.num_embeddings)
         for weight in (self.pose_model.weight, self.pose_model.bias):
             nn.init.zeros_(weight)
+        self.register_buffer("pose_bias_free", torch.tensor(POSE_BIAS_FREE), persistent=False)
         self.pose_code = Standardise(6)  # fitted pose vector -> input of pose_model
+        self.register_buffer("pose_code_range", torch.tensor([[-1e9] * 6, [1e9] * 6]))  # set by fit_pose_code
         self.grid = OccupancyGrid(head.box_min, head.box_max, march_config.grid_resolution)
         self.register_buffer("K", K.float())
         self.resolution = int(resolution)
@@ -161,11 +169,22 @@ class Avatar(nn.Module):
             result["surface_spread"] = zeros.index_put((ray_ids,), (out["weights"] * gap).sum(1))
         return result
 
+    @torch.no_grad()
+    def fit_pose_code(self, poses: Tensor) -> None:
+        """Takes the linear pose correction's input statistics and range from the training
+        frames' pose vectors (T, 6) (`Conditions.pose_vector`)."""
+        self.pose_code.fit(poses)
+        codes = self.pose_code(poses)
+        self.pose_code_range.copy_(torch.stack([codes.min(0).values, codes.max(0).values]))
+
     def pose_correction(self, conditions: Conditions) -> tuple[Tensor, Tensor]:
-        """The two parts (B, 6) each of the learnt pose corrections of frames (rotation
-        vector, translation / POSE_TRANSLATION_SCALE): the linear function of the fitted pose,
-        and the drift curve (0 for frames never trained on); see `camera_to_head`."""
-        return self.pose_model(self.pose_code(conditions.pose_vector())), self.pose_drift(conditions.frame_ids)
+        """The two parts (B, POSE_CORRECTION_DIMS) each of the learnt pose corrections of
+        frames: the linear function of the fitted pose, and the drift curve (0 for frames
+        never trained on); see `camera_to_head`."""
+        code = self.pose_code(conditions.pose_vector())
+        code = torch.clamp(code, self.pose_code_range[0], self.pose_code_range[1])
+        linear = nn.functional.linear(code, self.pose_model.weight, self.pose_model.bias * self.pose_bias_free)
+        return linear, self.pose_drift(conditions.frame_ids)
 
     def camera_to_head(self, conditions: Conditions) -> tuple[Tensor, Tensor]:
         """Camera-to-head transforms (B, 3, 3), (B, 3) of frames, with the learnt pose correction.
@@ -177,6 +196,14 @@ class Avatar(nn.Module):
         (so held-out and driven frames get it too), plus, for training frames, the slow
         drift of the fit over the clip (`PoseDrift`, zero at the start, regularised to stay
         small). Frames the avatar never trained on (``frame_ids`` -1) get the linear part only.
+
+        Two things keep the linear part from running away (once it moved the camera by 10 %
+        of its distance over a clip and held-out frames fell to 19 dB, docs/render.md):
+        - it has no constant shift along head z, towards the camera: moving every camera
+          along its view and scaling the field to match gives the same images, so nothing
+          would hold such a shift in place;
+        - its inputs are clamped to the training poses' range (`fit_pose_code`), so frames
+          posed beyond it get the correction of the nearest trained pose, not an extrapolation.
         """
         R, t = conditions.camera_to_head()
         delta = sum(self.pose_correction(conditions))

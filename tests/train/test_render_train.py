@@ -38,11 +38,11 @@ def test_head_loss_falls(subject_dir, tmp_path):
 
 
 def test_head_stage_logs_both_parts_of_the_pose_correction(subject_dir, tmp_path):
-    # The linear part once grew to a 10 % change of head scale over a clip and co-adapted
+    # The linear part once moved the camera along its axis by 10 % over a clip and co-adapted
     # with the field: held-out frames, which get it without the drift, fell to 19 dB.
     trainer = RenderTrainer(_config(subject_dir, tmp_path / "run"), CPU)
     with torch.no_grad():
-        trainer.avatar.pose_model.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 1.0]))
+        trainer.avatar.pose_model.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
     _, logs = trainer._head_loss(trainer.sampler.sample(2, 64, "head"), 0.0)
     assert logs["head/pose_linear"] == pytest.approx(1.0) and logs["head/pose_drift"] == 0.0
 
