@@ -24,9 +24,14 @@ def _version(package: str) -> str:
 
 def kernel_backends() -> dict[str, str]:
     """Each backend of the hot ops and whether it can run here."""
-    from avatar3d.render.backend import cuda_kernels_available
+    from avatar3d.kernels.build import build_failure
+    from avatar3d.render.backend import CPU_OPS, cpu_kernels_available, cuda_kernels_available
 
     backends = {"torch": "available (reference implementation, CPU and GPU)"}
+    if cpu_kernels_available():
+        backends["cpu"] = f"available (compiled kernels: {', '.join(sorted(CPU_OPS))})"
+    else:
+        backends["cpu"] = f"unavailable ({build_failure()}): the PyTorch reference runs instead"
     if not torch.cuda.is_available():
         backends["cuda"] = "unavailable: no CUDA GPU"
     elif cuda_kernels_available():

@@ -1,47 +1,89 @@
-"""Time the hash-grid encoding (`avatar3d.render.encoding.HashGrid`) on the CPU.
+"""Time the head's hot ops on the CPU, per backend: hash-grid encoding and landmark warp.
 
 Usage: ``python benchmarks/encoding.py [--threads N] [--repeats R]``
 
-Prints one row per (dims, point count): points per second for the forward pass alone
-and for forward + backward (gradient of the table and of the points), median over
-repeats after one warm-up call. The grid is the default `HashGridConfig` (16 levels x
-2 features, 2^19 rows, resolutions 16..2048); points are uniform in the unit cube.
+Prints one row per (op, backend): points per second for the forward pass alone and for
+forward + backward (gradient of the table and of the points), median over repeats after
+one warm-up call. Backends: ``torch`` (the PyTorch reference) and ``cpu`` (the compiled
+kernels of `avatar3d.kernels`, when they build here). Sizes are those of a fast-preset
+training step: 2^15 samples; the head grid (3D, 8 levels, 2^16 rows, 16..512 cells), the
+torso grid (2D, 10 levels, 2^15 rows, 8..512 cells), and a warp by 96 landmarks of 4
+frames with the head's radius, samples spread over the face.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 import torch
 
-from avatar3d.render.encoding import HashGrid, HashGridConfig
+from avatar3d.face.model import FACE_WIDTH
+from avatar3d.render.backend import ENV_VAR, cpu_kernels_available
+from avatar3d.render.encoding import HashGrid
+from avatar3d.render.head import HeadConfig, warp_to_neutral
+from avatar3d.render.torso import TorsoConfig
 from timing import median_seconds
+
+SAMPLES = 2**15
+
+
+def encode_case(dims: int):
+    """(forward, forward + backward) callables of one grid on SAMPLES random points."""
+    grid = HashGrid(HeadConfig().grid if dims == 3 else TorsoConfig().grid, dims=dims)
+    points = torch.rand(SAMPLES, dims)
+
+    def forward():
+        with torch.no_grad():
+            grid(points)
+
+    def both():
+        grid.zero_grad(set_to_none=True)
+        grid(points.requires_grad_(True)).square().sum().backward()
+
+    return forward, both
+
+
+def warp_case():
+    """(forward, forward + backward) callables of the warp on SAMPLES points over a face."""
+    frames, landmarks = 4, 96
+    anchors = (torch.rand(frames, landmarks, 3) - 0.5) * FACE_WIDTH
+    shifts = torch.randn(frames, landmarks, 3) * 0.005
+    points = (torch.rand(SAMPLES, 3) - 0.5) * 2 * FACE_WIDTH
+    counts = [SAMPLES // frames] * frames
+    radius = HeadConfig().warp_radius
+
+    def forward():
+        with torch.no_grad():
+            warp_to_neutral(points, counts, anchors, shifts, radius)
+
+    def both():
+        warp_to_neutral(points.requires_grad_(True), counts, anchors, shifts, radius).square().sum().backward()
+
+    return forward, both
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, CPU, {args.threads} threads, median of {args.repeats}, "
-          f"default HashGridConfig")
-    print(f"{'dims':>4} {'points':>7} {'forward pts/s':>14} {'fwd+bwd pts/s':>14}")
-    for dims in (3, 2):
-        grid = HashGrid(HashGridConfig(), dims=dims)
-        for log2_count in (16, 18):
-            points = torch.rand(2**log2_count, dims)
-            with torch.no_grad():
-                forward = median_seconds(lambda: grid(points), args.repeats)
-
-            def train_step() -> None:
-                grid.zero_grad(set_to_none=True)
-                grid(points.requires_grad_(True)).square().sum().backward()
-
-            both = median_seconds(train_step, args.repeats)
-            count = len(points)
-            print(f"{dims:>4} {'2^' + str(log2_count):>7} {count / forward:>14,.0f} {count / both:>14,.0f}")
+    backends = ["torch"] + (["cpu"] if cpu_kernels_available() else [])
+    print(f"torch {torch.__version__}, CPU, {args.threads} threads, median of {args.repeats}, {SAMPLES} samples")
+    print(f"{'op':<16} {'backend':<8} {'forward pts/s':>14} {'fwd+bwd pts/s':>14} {'fwd+bwd ms':>11}")
+    cases = {"encode 3D (head)": lambda: encode_case(3), "encode 2D (torso)": lambda: encode_case(2),
+             "warp": warp_case}
+    for name, make in cases.items():
+        forward, both = make()
+        for backend in backends:
+            os.environ[ENV_VAR] = backend
+            forward_s = median_seconds(forward, args.repeats)
+            both_s = median_seconds(both, args.repeats)
+            print(f"{name:<16} {backend:<8} {SAMPLES / forward_s:>14,.0f} {SAMPLES / both_s:>14,.0f} "
+                  f"{both_s * 1000:>11.1f}")
+    os.environ.pop(ENV_VAR, None)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ with weight 1 on the upper vertices. Integer math is int64, so products of coord
 the int64 hash modulo T equals the uint32 hash (wrapping products) modulo T, which is
 what a CUDA kernel computes: both backends index the same rows.
 
-`encode` is the functional op, dispatched through `avatar3d.render.backend.choose`;
+`encode` is the functional op, dispatched through `avatar3d.render.backend.choose` to
+this reference or to the compiled CPU kernel (`avatar3d.kernels`);
 `HashGrid` is the module that owns the table. The op is differentiable with respect
 to the table and to the points (inside cells; the encoding is only piecewise smooth,
 with kinks on cell faces).
@@ -95,7 +96,8 @@ def encode(points: Tensor, table: Tensor, resolutions: Sequence[int]) -> Tensor:
     """Encodes points with a multi-resolution hash grid.
 
     Differentiable with respect to ``table`` and ``points``. Runs the backend chosen by
-    `avatar3d.render.backend.choose` (today always the PyTorch reference).
+    `avatar3d.render.backend.choose`: the compiled CPU kernel for float32 CPU tensors where
+    it builds, else the PyTorch reference.
 
     Args:
         points: (N, D) positions in ``[0, 1]**D``, D in {2, 3}; clamped to it.
@@ -113,9 +115,13 @@ def encode(points: Tensor, table: Tensor, resolutions: Sequence[int]) -> Tensor:
     """
     _check(points, table, resolutions)
     choice = backend.choose("encode", points, table)
+    if choice == "cpu":
+        from avatar3d.kernels.ops import encode_cpu
+
+        return encode_cpu(points, table, resolutions)
     if choice == "torch":
         return _encode_torch(points, table, resolutions)
-    raise NotImplementedError(f"no {choice} implementation of encode")  # unreachable today
+    raise NotImplementedError(f"no {choice} implementation of encode")  # unreachable: no CUDA kernel yet
 
 
 class HashGrid(torch.nn.Module):

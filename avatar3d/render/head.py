@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from avatar3d.face import topology as topo
 from avatar3d.face.model import FACE_WIDTH
+from avatar3d.render import backend
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.encoding import HashGrid, HashGridConfig
 from avatar3d.render.layers import mlp, positional_encoding, trunc_exp
@@ -102,6 +103,46 @@ def moving_landmarks(canonical: Tensor, landmarks: Tensor, count: int) -> Tensor
     return candidates[torch.tensor(chosen)].sort().values
 
 
+def warp_to_neutral(points: Tensor, counts: list[int], anchors: Tensor, shifts: Tensor, radius: float) -> Tensor:
+    """Carries head-space samples back to the neutral face (step 1 of the module doc).
+
+    ``x - sum_k w_k s_k / max(sum_k w_k, 1)`` with ``w_k = exp(-|x - l_k|^2 / 2 r^2)``.
+    Differentiable in the points. Runs the backend chosen by
+    `avatar3d.render.backend.choose`: the compiled CPU kernel (which skips landmarks
+    further than 6 r, weight below 1.5e-8) or the PyTorch reference `_warp_torch`.
+
+    Args:
+        points: (N, 3) samples, grouped by frame.
+        counts: Samples per frame (B ints summing to N).
+        anchors: (B, M, 3) the frames' warp landmarks l_k.
+        shifts: (B, M, 3) their displacements s_k from the neutral face.
+        radius: Gaussian radius r, head-space units.
+
+    Returns:
+        (N, 3) neutral-face positions.
+    """
+    choice = backend.choose("warp", points, anchors, shifts)
+    if choice == "cpu" and not (anchors.requires_grad or shifts.requires_grad):
+        from avatar3d.kernels.ops import warp_cpu
+
+        frame = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+        return warp_cpu(points, frame, anchors, shifts, radius)
+    return _warp_torch(points, counts, anchors, shifts, radius)
+
+
+def _warp_torch(points: Tensor, counts: list[int], anchors: Tensor, shifts: Tensor, radius: float) -> Tensor:
+    """PyTorch reference of `warp_to_neutral` (same arguments and result)."""
+    two_r2 = 2 * radius**2
+    shifted = []
+    for b, part in enumerate(points.split(counts)):
+        if len(part) == 0:
+            continue
+        weights = torch.exp(-torch.cdist(part, anchors[b]).square() / two_r2)
+        shift = weights @ shifts[b] / weights.sum(1, keepdim=True).clamp(min=1.0)
+        shifted.append(part - shift)
+    return torch.cat(shifted) if shifted else points
+
+
 class HeadField(nn.Module):
     """Density and colour of the head in head space (see the module doc).
 
@@ -166,15 +207,7 @@ class HeadField(nn.Module):
 
     def warp(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
         """Neutral-face positions (N, 3) of head-space samples (N, 3), grouped by frame."""
-        two_r2 = 2 * self.config.warp_radius**2
-        shifted = []
-        for b, part in enumerate(points.split(counts)):
-            if len(part) == 0:
-                continue
-            weights = torch.exp(-torch.cdist(part, codes["warp_points"][b]).square() / two_r2)
-            shift = weights @ codes["warp_shift"][b] / weights.sum(1, keepdim=True).clamp(min=1.0)
-            shifted.append(part - shift)
-        return torch.cat(shifted) if shifted else points
+        return warp_to_neutral(points, counts, codes["warp_points"], codes["warp_shift"], self.config.warp_radius)
 
     def _features(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]):
         """Ambient coordinates (N, A), density-net output (N, 1+G) and each sample's frame (N,)."""

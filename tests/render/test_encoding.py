@@ -165,15 +165,15 @@ def test_config_fields_have_help_text():
 # --- backend --------------------------------------------------------------------------------
 
 
-def test_backend_is_torch_on_cpu_and_logged_once(monkeypatch, caplog):
+def test_backend_without_a_kernel_is_torch_and_logged_once(monkeypatch, caplog):
     monkeypatch.delenv(backend.ENV_VAR, raising=False)
     monkeypatch.setattr(backend, "_reported", set())
     x = torch.zeros(3)
     with caplog.at_level(logging.INFO, logger="avatar3d.backend"):
-        assert backend.choose("encode", x) == "torch"
-        assert backend.choose("encode", x) == "torch"
+        assert backend.choose("march", x) == "torch"
+        assert backend.choose("march", x) == "torch"
     lines = [r.getMessage() for r in caplog.records if r.name == "avatar3d.backend"]
-    assert len(lines) == 1 and "encode" in lines[0] and "torch" in lines[0]
+    assert len(lines) == 1 and "march" in lines[0] and "torch" in lines[0]
 
 
 def test_cuda_kernels_are_not_available_yet():
