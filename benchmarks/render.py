@@ -4,6 +4,8 @@ Usage::
 
     python benchmarks/render.py SUBJECT [--run RUN] [--device cpu|cuda] [--steps N]
 
+``AVATAR3D_BACKEND=torch`` measures the PyTorch reference where kernels exist.
+
 Training: ``--steps`` head-stage steps of the fast preset after its warm-up (rays per step
 = frames x rays per frame), timed per step; rays/s is the median. A ray costs the same at
 any frame size, so this is measured once, on the subject. Rendering: whole frames of the
@@ -15,13 +17,14 @@ slowest case).
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
 import torch
 
 from avatar3d.render.avatar import load_avatar
-from avatar3d.render.backend import cuda_kernels_available
+from avatar3d.render.backend import CPU_OPS, ENV_VAR, cpu_kernels_available, cuda_kernels_available
 from avatar3d.render.conditions import subject_conditions
 from avatar3d.subject import Subject
 from avatar3d.train.config import RenderTrainConfig
@@ -65,7 +68,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
     device = torch.device(args.device)
-    backend = "cuda kernels" if device.type == "cuda" and cuda_kernels_available() else "torch"
+    if os.environ.get(ENV_VAR):
+        backend = f"{os.environ[ENV_VAR]} (forced by {ENV_VAR})"
+    elif device.type == "cuda":
+        backend = "cuda kernels" if cuda_kernels_available() else "torch"
+    else:
+        backend = f"cpu kernels for {', '.join(sorted(CPU_OPS))}" if cpu_kernels_available() else "torch"
     print(f"device {device}, backend {backend}, {torch.get_num_threads()} threads, subject {args.subject}, "
           f"run {args.run or 'untrained (all cells occupied)'}")
     print(f"{'what':<26} {'value':>10}")
