@@ -55,10 +55,6 @@ POSE_PRIOR = 1.0
 """Weight of the squared pose drift (radians, tenths of head-space units). The linear part is
 not penalised (at 1.0 or 0.01 it cost the 30 s actor 1.3 and 0.9 dB), only logged: once it
 ran away (docs/render.md, Limits)."""
-SSIM_PATCHES = 8
-"""Face patches per head step for the SSIM loss, spread over the batch's frames."""
-SSIM_PATCH_SIZE = 8
-"""Their side in pixels."""
 MAX_BAD_STEPS = 20
 """Consecutive non-finite steps after which training stops."""
 
@@ -176,17 +172,7 @@ class RenderTrainer:
 
     # --- steps ---
 
-    def _ssim_patches(self, progress: float) -> int:
-        """Face patches per frame for the SSIM loss at this point of the stage (0: none).
-
-        They take the place of scattered rays rather than rendering beside them, so the
-        step costs no more (a separate pass made the fast preset's head steps 40 % slower)."""
-        if self.stage != "head" or progress <= 0.5 or self.cfg.ssim_weight <= 0:
-            return 0
-        per_frame = math.ceil(SSIM_PATCHES / self.cfg.frames_per_batch)
-        return min(per_frame, self.rays_per_frame // (2 * SSIM_PATCH_SIZE**2))  # at most half the rays
-
-    def _head_loss(self, batch, patches: int) -> tuple[Tensor, dict]:
+    def _head_loss(self, batch, progress: float) -> tuple[Tensor, dict]:
         cfg = self.cfg
         frames = self.conditions.select(batch.frames.to(self.device))
         is_head = batch.labels == LABEL_HEAD
@@ -213,8 +199,8 @@ class RenderTrainer:
             depth = face_depth_error(out["surface_spread"], face_distance, is_head.reshape(-1))
             loss = loss + cfg.depth_weight * depth
             logs["head/depth_error"] = depth.item()
-        if patches:
-            ssim_loss = self._patch_ssim(out["rgb"], batch.rgb, patches)
+        if progress > 0.5 and cfg.ssim_weight > 0:
+            ssim_loss = self._patch_ssim()
             loss = loss + cfg.ssim_weight * ssim_loss
             logs["head/ssim_loss"] = ssim_loss.item()
         return loss, logs
@@ -225,13 +211,14 @@ class RenderTrainer:
         return face_distances(self.avatar.camera_to_head(frames), frames.landmarks, self.avatar.K,
                               self.avatar.resolution, pixels).reshape(-1)
 
-    def _patch_ssim(self, rendered: Tensor, observed: Tensor, patches: int) -> Tensor:
-        """SSIM loss on the batch's face patches: the last ``patches * SSIM_PATCH_SIZE**2`` rays
-        of each of its B frames (`RaySampler.sample`). rendered: (B*P, 3); observed: (B, P, 3)."""
-        size = SSIM_PATCH_SIZE
-        count = patches * size * size
-        rendered = rendered.reshape(*observed.shape)[:, -count:].reshape(-1, size, size, 3)
-        return patch_ssim_loss(rendered, observed[:, -count:].reshape(-1, size, size, 3).to(rendered.device))
+    def _patch_ssim(self) -> Tensor:
+        """SSIM loss on 8x8 patches of the face."""
+        patches = self.sampler.patches(count=8, size=8)
+        frames = self.conditions.select(patches.frames.to(self.device))
+        background = torch.where((patches.labels == LABEL_HEAD)[..., None], patches.plate, patches.rgb)
+        out = self.avatar.render_pixels(patches.pixels.to(self.device), frames, background.to(self.device),
+                                        with_torso=False, jitter=True)
+        return patch_ssim_loss(out["rgb"].reshape(-1, 8, 8, 3), patches.rgb.reshape(-1, 8, 8, 3).to(self.device))
 
     def _torso_loss(self, batch) -> tuple[Tensor, dict]:
         cfg = self.cfg
@@ -250,11 +237,9 @@ class RenderTrainer:
         """One optimisation step; None when it was skipped for a non-finite loss or gradient."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.learning_rate * group.get("scale", 1.0) * 0.1**progress
-        patches = self._ssim_patches(progress)
-        batch = self.sampler.sample(self.cfg.frames_per_batch, self.rays_per_frame, self.stage,
-                                    patches=patches, patch_size=SSIM_PATCH_SIZE)
+        batch = self.sampler.sample(self.cfg.frames_per_batch, self.rays_per_frame, self.stage)
         self.optimizer.zero_grad(set_to_none=True)
-        loss, logs = self._head_loss(batch, patches) if self.stage == "head" else self._torso_loss(batch)
+        loss, logs = self._head_loss(batch, progress) if self.stage == "head" else self._torso_loss(batch)
         if not torch.isfinite(loss):
             return None
         loss.backward()

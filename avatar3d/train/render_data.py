@@ -95,43 +95,35 @@ class RaySampler:
             boxes["frame"].append(np.array([0, 0, size, size], dtype=np.float32))
         self.boxes = {name: torch.from_numpy(np.stack(value)) for name, value in boxes.items()}
 
-    def sample(self, frames: int, rays: int, stage: str, patches: int = 0, patch_size: int = 8) -> RayBatch:
+    def sample(self, frames: int, rays: int, stage: str) -> RayBatch:
         """A batch of ``rays`` pixels from each of ``frames`` pool frames.
 
         Args:
             frames: Frames per batch B.
             rays: Pixels per frame P.
             stage: "head" or "torso" (which boxes the pixels favour).
-            patches: Square patches per frame inside its face box, for a patch loss. They
-                are the last ``patches * patch_size**2`` of each frame's P pixels, patch by
-                patch, each row by row; the boxes share the rest.
-            patch_size: Patch side in pixels.
         """
         if self.batches and self.batches % self.refresh_every == 0 and self.pool_frames < len(self.frames):
             self._load_pool()
         self.batches += 1
         slots = torch.from_numpy(self.rng.choice(len(self.pool), min(frames, len(self.pool)), replace=False))
-        scattered = rays - patches * patch_size**2
-        if scattered < 0:
-            raise ValueError(f"{patches} patches of {patch_size}x{patch_size} do not fit in {rays} rays")
         mix = HEAD_MIX if stage == "head" else TORSO_MIX
-        counts = np.diff(np.round(np.cumsum([0.0] + list(mix.values())) * scattered).astype(int))
+        counts = np.diff(np.round(np.cumsum([0.0] + list(mix.values())) * rays).astype(int))
         boxes = torch.cat([self.boxes[name][slots, None].expand(-1, int(count), -1)
-                           for name, count in zip(mix, counts)], 1)  # (B, scattered, 4)
-        unit = torch.rand(len(slots), scattered, 2)
+                           for name, count in zip(mix, counts)], 1)  # (B, P, 4)
+        unit = torch.rand(len(slots), rays, 2)
         pixels_int = (boxes[..., :2] + unit * (boxes[..., 2:] - boxes[..., :2])).long().clamp(0, self.size - 1)
-        if patches:
-            pixels_int = torch.cat([pixels_int, self._face_patches(slots, patches, patch_size)], 1)
         return self._gather(slots, pixels_int)
 
-    def _face_patches(self, slots: Tensor, count: int, size: int) -> Tensor:
-        """(B, count * size * size, 2) integer (col, row) pixels of ``count`` square patches
-        inside the face box of each pool frame in ``slots`` (B,), each patch row by row."""
-        box = self.boxes["face"][slots][:, None]  # (B, 1, 4)
-        span = (box[..., 2:] - box[..., :2] - size).clamp(min=0)
-        corner = (box[..., :2] + torch.rand(len(slots), count, 2) * span).long().clamp(0, self.size - size)
+    def patches(self, count: int, size: int) -> RayBatch:
+        """``count`` square patches of ``size`` x ``size`` pixels inside the faces of random
+        pool frames, as a RayBatch with one "frame" per patch (P = size * size)."""
+        slots = torch.from_numpy(self.rng.integers(len(self.pool), size=count))
+        box = self.boxes["face"][slots]
+        span = (box[:, 2:] - box[:, :2] - size).clamp(min=0)
+        corner = (box[:, :2] + torch.rand(count, 2) * span).long().clamp(0, self.size - size)
         offsets = torch.stack(torch.meshgrid(torch.arange(size), torch.arange(size), indexing="xy"), -1).reshape(-1, 2)
-        return (corner[:, :, None] + offsets).reshape(len(slots), -1, 2)
+        return self._gather(slots, corner[:, None] + offsets)
 
     def _gather(self, slots: Tensor, pixels_int: Tensor) -> RayBatch:
         """The batch of integer pixels (B, P, 2) as (col, row) of the pool frames ``slots`` (B,)."""

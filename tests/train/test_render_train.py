@@ -43,30 +43,8 @@ def test_head_stage_logs_both_parts_of_the_pose_correction(subject_dir, tmp_path
     trainer = RenderTrainer(_config(subject_dir, tmp_path / "run"), CPU)
     with torch.no_grad():
         trainer.avatar.pose_model.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
-    _, logs = trainer._head_loss(trainer.sampler.sample(2, 64, "head"), patches=0)
+    _, logs = trainer._head_loss(trainer.sampler.sample(2, 64, "head"), 0.0)
     assert logs["head/pose_linear"] == pytest.approx(1.0) and logs["head/pose_drift"] == 0.0
-
-
-def test_ssim_patches_are_face_squares_inside_the_batch_and_cost_no_extra_render(subject_dir, tmp_path, monkeypatch):
-    trainer = RenderTrainer(_config(subject_dir, tmp_path / "run", frames_per_batch=2, rays_per_frame=512), CPU)
-    batch = trainer.sampler.sample(2, 256, "head", patches=3, patch_size=8)
-    assert batch.pixels.shape == (2, 256, 2)
-    patches = batch.pixels[:, -3 * 64:].reshape(2, 3, 8, 8, 2) - 0.5  # (frame, patch, row, col, uv)
-    corner = patches[:, :, :1, :1]
-    offsets = torch.stack(torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="xy"), -1)
-    assert torch.equal(patches - corner, offsets.expand_as(patches))  # row by row squares
-    slots = (trainer.sampler.pool[None] == batch.frames[:, None]).int().argmax(1)
-    box = trainer.sampler.boxes["face"][slots]
-    inside = (patches >= box[:, None, None, None, :2].floor()) & (patches < box[:, None, None, None, 2:].ceil())
-    assert inside.all()
-
-    # In the second half the SSIM loss reads those rays: one render of the batch's rays, no second pass.
-    assert trainer._ssim_patches(0.4) == 0 and trainer._ssim_patches(0.6) == 4  # ceil(8 / 2 frames), under half of 512 rays
-    calls = []
-    render = trainer.avatar.render_pixels
-    monkeypatch.setattr(trainer.avatar, "render_pixels", lambda pixels, *a, **k: calls.append(pixels.shape) or render(pixels, *a, **k))
-    logs = trainer._step(0.6)
-    assert calls == [(2, 512, 2)] and 0 < logs["head/ssim_loss"] < 2
 
 
 def test_face_depth_prior_pulls_the_head_surface_onto_the_face_mesh(subject_dir, tmp_path):
