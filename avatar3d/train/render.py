@@ -85,7 +85,7 @@ def build_avatar(cfg: RenderTrainConfig, subject, conditions: Conditions, train_
     torso.head_code.fit(raw_head_code(training, K, subject.resolution), min_scale=1e-3)
     march = MarchConfig(grid_resolution=cfg.occupancy_resolution, steps_per_diagonal=cfg.steps_per_diagonal)
     avatar = Avatar(head, torso, K, subject.resolution, march)
-    avatar.fit_pose_code(training.pose_vector())
+    avatar.fit_pose_code(training)
     return avatar
 
 

@@ -144,7 +144,7 @@ def test_linear_pose_correction_has_no_shift_towards_the_camera_and_never_extrap
     avatar = _avatar(canonical)
     training = _conditions(canonical.expand(3, -1, -1).clone())
     training.translation = torch.tensor([[0.0, 0.0, -0.70], [0.01, 0.0, -0.71], [0.02, 0.0, -0.72]])
-    avatar.fit_pose_code(training.pose_vector())
+    avatar.fit_pose_code(training)
     with torch.no_grad():
         avatar.pose_model.bias.fill_(1.0)
         avatar.pose_model.weight.zero_()
@@ -156,6 +156,28 @@ def test_linear_pose_correction_has_no_shift_towards_the_camera_and_never_extrap
     beyond.translation = torch.tensor([[-0.5, 0.0, -0.7], [0.5, 0.0, -0.7]])
     clamped, _ = avatar.pose_correction(beyond)
     assert torch.allclose(clamped[:, 4], torch.tensor([0.0, 2.0]))  # the ends of the training range
+
+
+def test_linear_pose_correction_follows_the_mouth_opening(canonical):
+    # The fitted pitch errs with the mouth (MediaPipe's upper-face depth shifts as the jaw
+    # opens): frames of one pose whose mouths differ must be able to get different corrections.
+    from avatar3d.face import signals, topology as topo
+
+    avatar = _avatar(canonical)
+    landmarks = canonical.expand(3, -1, -1).clone()
+    for frame, gap in enumerate((0.0, 0.01, 0.02)):
+        landmarks[frame, topo.MOUTH_BOTTOM, 1] -= gap
+    training = _conditions(landmarks)
+    opening = training.mouth_opening()
+    assert torch.allclose(opening, torch.from_numpy(signals.mouth_opening(landmarks.numpy())), atol=1e-6)
+    assert opening[2] > opening[1] > opening[0]
+    avatar.fit_pose_code(training)
+    with torch.no_grad():
+        avatar.pose_model.weight.zero_()
+        avatar.pose_model.weight[1, -1] = 1.0  # pitch follows the standardised mouth opening
+    linear, _ = avatar.pose_correction(training)
+    assert torch.allclose(linear[:, 1], (opening - opening.mean()) / opening.std(), atol=1e-4)
+    assert torch.allclose(linear[:, [0, 2, 3, 4, 5]], torch.zeros(3, 5))
 
 
 def test_checkpoint_round_trip_renders_the_same_frame(canonical, tmp_path):
