@@ -39,13 +39,11 @@ POSE_INPUT_DIMS = 7
 """Inputs of the linear pose correction: the fitted pose vector (6) and the mouth opening (1)."""
 POSE_TRANSLATION_SCALE = 0.1
 """Head-space units per unit of the pose correction's translation (so one step size suits radians too)."""
-POSE_BIAS_FREE = (1.0, 1.0, 1.0, 1.0, 1.0, 0.0)
-"""Which parts of the linear pose correction have a constant term: all but the shift along head z,
-towards the camera (see `Avatar.camera_to_head`)."""
-MOUTH_FREE = (1.0, 1.0, 1.0, 1.0, 1.0, 0.0)
-"""Which parts of the linear pose correction follow the mouth opening: all but the shift along
-head z. A mouth-driven shift towards the camera ran away like the constant one (it reached 0.026
-head-space units per standard deviation of the mouth opening and held-out frames fell to 24.8 dB)."""
+Z_SHIFT = 5
+"""The pose correction's shift along head z, towards the camera, which only the fitted pose may
+drive: it has no constant term and does not follow the mouth (see `Avatar.camera_to_head`). A
+mouth-driven one ran away like the constant one did (0.026 head-space units per standard
+deviation of the mouth opening; held-out frames fell to 24.8 dB)."""
 DRIFT_KNOT_FRAMES = 5
 """Frames between the knots of the pose drift curve (0.2 s at 25 fps)."""
 
@@ -109,12 +107,14 @@ class Avatar(nn.Module):
         self.pose_drift = PoseDrift(head.appearance.num_embeddings)
         for weight in (self.pose_model.weight, self.pose_model.bias):
             nn.init.zeros_(weight)
-        self.register_buffer("pose_bias_free", torch.tensor(POSE_BIAS_FREE), persistent=False)
-        free_weights = torch.ones(POSE_CORRECTION_DIMS, POSE_INPUT_DIMS)
-        free_weights[:, -1] = torch.tensor(MOUTH_FREE)
-        self.register_buffer("pose_weight_free", free_weights, persistent=False)
+        # Which weights and constant terms of pose_model may be non-zero (`Z_SHIFT`).
+        weight_free, bias_free = torch.ones(POSE_CORRECTION_DIMS, POSE_INPUT_DIMS), torch.ones(POSE_CORRECTION_DIMS)
+        weight_free[Z_SHIFT, -1] = bias_free[Z_SHIFT] = 0.0  # the last input is the mouth opening
+        self.register_buffer("pose_weight_free", weight_free, persistent=False)
+        self.register_buffer("pose_bias_free", bias_free, persistent=False)
         self.pose_code = Standardise(POSE_INPUT_DIMS)  # `pose_inputs` -> input of pose_model
-        self.register_buffer("pose_code_range", torch.tensor([[-1e9] * POSE_INPUT_DIMS, [1e9] * POSE_INPUT_DIMS]))
+        unbounded = torch.tensor([[-1e9], [1e9]]).expand(2, POSE_INPUT_DIMS).clone()
+        self.register_buffer("pose_code_range", unbounded)  # set by fit_pose_code
         self.grid = OccupancyGrid(head.box_min, head.box_max, march_config.grid_resolution)
         self.register_buffer("K", K.float())
         self.resolution = int(resolution)
@@ -213,14 +213,15 @@ class Avatar(nn.Module):
         mostly along ambiguities (a pitch looks much like a vertical shift), which is a pixel
         of disagreement between frames at the hair and ears. The head pose therefore gets a
         small learnt correction ``x -> R_d x + t_d``: a linear function of the fitted pose
-        and the mouth opening (`pose_inputs`; held-out and driven frames get it too), plus, for training frames, the slow
-        drift of the fit over the clip (`PoseDrift`, zero at the start, regularised to stay
-        small). Frames the avatar never trained on (``frame_ids`` -1) get the linear part only.
+        and the mouth opening (`pose_inputs`; held-out and driven frames get it too), plus,
+        for training frames, the slow drift of the fit over the clip (`PoseDrift`, zero at the
+        start, regularised to stay small). Frames the avatar never trained on (``frame_ids``
+        -1) get the linear part only.
 
         Two things keep the linear part from running away (once it moved the camera by 10 %
         of its distance over a clip and held-out frames fell to 19 dB, docs/render.md):
-        - it has no constant shift along head z, towards the camera, and none that follows
-          the mouth: moving every camera along its view and scaling the field to match gives
+        - its shift along head z, towards the camera, has no constant term and does not follow
+          the mouth (`Z_SHIFT`): moving every camera along its view and scaling the field to match gives
           the same images, so nothing would hold such a shift in place;
         - its inputs are clamped to the training frames' range (`fit_pose_code`), so frames
           posed beyond it get the correction of the nearest trained pose, not an extrapolation.

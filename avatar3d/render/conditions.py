@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from avatar3d.errors import BadInputError
-from avatar3d.face import topology as topo
+from avatar3d.face import signals
 from avatar3d.face.model import FACE_WIDTH
 from avatar3d.render.camera import rotation_angles
 from avatar3d.subject import LABEL_HEAD
@@ -60,10 +60,8 @@ class Conditions:
         return pose_vectors(self.rotation, self.translation)
 
     def mouth_opening(self) -> Tensor:
-        """(T,) gap between the inner lip midpoints over the face width (`face.signals.mouth_opening`)."""
-        gap = self.landmarks[:, topo.MOUTH_TOP] - self.landmarks[:, topo.MOUTH_BOTTOM]
-        width = self.landmarks[:, topo.FACE_SIDES[0]] - self.landmarks[:, topo.FACE_SIDES[1]]
-        return gap.norm(dim=-1) / width.norm(dim=-1)
+        """(T,) `avatar3d.face.signals.mouth_opening` of the landmarks."""
+        return signals.mouth_opening(self.landmarks)
 
     def camera_to_head(self) -> tuple[Tensor, Tensor]:
         """Camera-to-head transforms ``(R (T, 3, 3), t (T, 3))``: the inverse head poses."""
