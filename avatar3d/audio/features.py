@@ -99,7 +99,7 @@ def _check_request(num_frames: int, fps: float) -> tuple[int, float]:
     return int(num_frames), fps
 
 
-def _prepare(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+def prepare_audio(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """Mono float32 at :data:`SAMPLE_RATE`; (N, C) input is averaged to mono."""
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim == 2:
@@ -182,7 +182,7 @@ def log_mel(
     num_frames, fps = _check_request(num_frames, fps)
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
         raise BadArgumentError(f"mel bins must be a positive integer, got {bins!r}")
-    x = _prepare(samples, sample_rate)
+    x = prepare_audio(samples, sample_rate)
     centres = _row_centres(num_frames, fps)
     filters = _mel_filterbank(int(bins))
     window = np.hanning(_WINDOW + 2)[1:-1].astype(np.float32)  # no zero end points
@@ -272,7 +272,7 @@ def pitch(
         BadArgumentError: malformed audio, rate, frame count or fps.
     """
     num_frames, fps = _check_request(num_frames, fps)
-    x = _prepare(samples, sample_rate)
+    x = prepare_audio(samples, sample_rate)
     centres = _row_centres(num_frames, fps)
     tau_min = int(math.floor(SAMPLE_RATE / _F0_MAX))
     tau_max = int(math.ceil(SAMPLE_RATE / _F0_MIN))
@@ -313,7 +313,7 @@ def energy(samples: np.ndarray, sample_rate: int, num_frames: int, fps: float) -
         BadArgumentError: malformed audio, rate, frame count or fps.
     """
     num_frames, fps = _check_request(num_frames, fps)
-    x = _prepare(samples, sample_rate)
+    x = prepare_audio(samples, sample_rate)
     centres = _row_centres(num_frames, fps)
     out = np.empty(len(centres), dtype=np.float32)
     for block in _blocks(len(centres)):
@@ -377,7 +377,7 @@ def _chunks(x: np.ndarray, hop: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
-def _decoder_input(chunk: np.ndarray, hop: int) -> bytes:
+def decoder_pcm(chunk: np.ndarray, hop: int) -> bytes:
     """16-bit PCM bytes, level-normalised and with a fixed noise floor added.
 
     The acoustic model was trained on real recordings: digital silence and
@@ -436,7 +436,7 @@ def _start_decode(x: np.ndarray, hop: int) -> Callable[[], list[tuple[int, int, 
     process) chunks decode here, in order, with the same result.
     """
     bounds = _chunks(x, hop)
-    inputs = [_decoder_input(x[start:end], hop) for start, end in bounds]
+    inputs = [decoder_pcm(x[start:end], hop) for start, end in bounds]
     workers = min(len(inputs), usable_cpus())
     parallel = (
         workers > 1
@@ -529,7 +529,7 @@ def phone_posteriors(
         BadArgumentError: malformed audio, rate, frame count or fps.
     """
     num_frames, fps = _check_request(num_frames, fps)
-    return _start_phones(_prepare(samples, sample_rate), num_frames, fps)()
+    return _start_phones(prepare_audio(samples, sample_rate), num_frames, fps)()
 
 
 def _start_phones(
@@ -657,7 +657,7 @@ def extract(
             f"choose from {', '.join(sorted(ENCODERS))}"
         )
     num_frames, fps = _check_request(num_frames, fps)
-    x = _prepare(samples, sample_rate)
+    x = prepare_audio(samples, sample_rate)
     # Every encoder starts before any result is collected, so work one runs in the
     # background (phone decoding in worker processes) overlaps the others.
     started = [(name, ENCODERS[name](x, SAMPLE_RATE, num_frames, fps)) for name in names]

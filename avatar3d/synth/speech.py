@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from avatar3d.audio.features import PHONES
 from avatar3d.errors import BadArgumentError
 
 __all__ = [
@@ -45,6 +46,10 @@ VOICES: dict[str, str] = {
     "en-rp": "en-gb-x-rp",  # Received Pronunciation, male
     "en-sc": "en-gb-scotland",  # Scottish English, male
     "en-sc-f": "en-gb-scotland+f4",  # Scottish English, female
+    "en-us-m7": "en-us+m7",  # US English, deep male
+    "en-us-f4": "en-us+f4",  # US English, third female
+    "en-us-klatt": "en-us+klatt",  # US English, Klatt's formant synthesiser
+    "en-gb-m3": "en+m3",  # British English, second male
 }
 
 ARTICULATION_CLASSES: tuple[str, ...] = (
@@ -456,22 +461,25 @@ def synthesize(
 
     Args:
         text: what to say (UTF-8; several sentences are fine).
-        voice: a key of :data:`VOICES`.
+        voice: a key of :data:`VOICES`, or of
+            `avatar3d.synth.festival.FESTIVAL_VOICES` (Festival's voices, if installed).
         words_per_minute: speaking rate, 80..450.
         pitch: base pitch, 0..100 (50 is the voice's normal pitch).
 
     Returns:
-        The audio (22050 Hz mono float32) with its phoneme timing. The same
-        arguments always give identical samples.
+        The audio (22050 Hz mono float32; Festival's at its own rate) with its
+        phoneme timing. The same arguments always give identical samples.
 
     Raises:
         BadArgumentError: empty text, unknown voice, or rate/pitch out of range.
     """
     if not isinstance(text, str) or not text.strip():
         raise BadArgumentError("text is empty: give a sentence to speak")
-    if voice not in VOICES:
+    from avatar3d.synth.festival import FESTIVAL_VOICES, synthesize_festival
+
+    if voice not in VOICES and voice not in FESTIVAL_VOICES:
         raise BadArgumentError(
-            f"unknown voice {voice!r}: choose one of {', '.join(sorted(VOICES))}"
+            f"unknown voice {voice!r}: choose one of {', '.join(sorted(VOICES) + list(FESTIVAL_VOICES))}"
         )
     if not _is_int(words_per_minute) or not (
         MIN_WORDS_PER_MINUTE <= words_per_minute <= MAX_WORDS_PER_MINUTE
@@ -483,6 +491,8 @@ def synthesize(
     if not _is_int(pitch) or not 0 <= pitch <= 100:
         raise BadArgumentError(f"pitch must be an integer in 0..100, got {pitch!r}")
     text = text.replace("\x00", " ")
+    if voice in FESTIVAL_VOICES:
+        return synthesize_festival(text, voice, int(words_per_minute), int(pitch))
 
     with _lock:
         engine = _Engine()
@@ -495,3 +505,58 @@ def synthesize(
     samples = pcm.astype(np.float32) / 32768.0
     phonemes = _build_phonemes(events, len(samples), samples, rate)
     return Speech(samples=samples, sample_rate=rate, phonemes=phonemes)
+
+
+# --- ARPAbet (forced alignment of real speech) ---------------------------------
+
+#: ARPAbet phone (pocketsphinx's dictionary, no stress digits) -> the espeak-ng mnemonic of
+#: the same sound, so aligned real speech drives the mouth rig as synthesised speech does.
+ARPABET_TO_ESPEAK: dict[str, str] = {
+    "SIL": "_", "AA": "A:", "AE": "a", "AH": "V", "AO": "O:", "AW": "aU", "AY": "aI", "B": "b", "CH": "tS",
+    "D": "d", "DH": "D", "EH": "E", "ER": "3:", "EY": "eI", "F": "f", "G": "g", "HH": "h", "IH": "I",
+    "IY": "i:", "JH": "dZ", "K": "k", "L": "l", "M": "m", "N": "n", "NG": "N", "OW": "oU", "OY": "OI",
+    "P": "p", "R": "r", "S": "s", "SH": "S", "T": "t", "TH": "T", "UH": "U", "UW": "u:", "V": "v",
+    "W": "w", "Y": "j", "Z": "z", "ZH": "Z",
+    # Festival's radio phone set adds these: schwa, r-coloured schwa, flap, syllabic l/m/n.
+    "AX": "@", "AXR": "3", "DX": "t", "EL": "@L", "EM": "m", "EN": "n", "HV": "h", "NX": "n",
+}  # fmt: skip
+
+#: espeak-ng English mnemonics that ARPAbet spells differently or as two phones.
+_ESPEAK_TO_ARPABET_EXTRA: dict[str, tuple[str, ...]] = {
+    "@": ("AH",), "@2": ("AH",), "@5": ("AH",), "a#": ("AH",), "3": ("ER",), "@L": ("AH", "L"),
+    "I#": ("IH",), "I2": ("IH",), "i": ("IY",), "e@": ("EH", "R"), "i@": ("IY", "R"), "i@3": ("IY", "R"),
+    "U@": ("UH", "R"), "o@": ("AO", "R"), "O@": ("AO", "R"), "A@": ("AA", "R"), "aI@": ("AY", "ER"),
+    "aU@": ("AW", "ER"), "0": ("AA",), "A": ("AA",), "o": ("OW",), "u": ("UW",), "e": ("EH",), "t#": ("T",),
+    "d#": ("D",), "t2": ("T",), "n-": ("N",), "l-": ("L",), "m-": ("M",), "r-": ("R",), "x": ("K",),
+}  # fmt: skip
+
+_ESPEAK_TO_ARPABET = {espeak: arpabet for arpabet, espeak in ARPABET_TO_ESPEAK.items() if arpabet in PHONES[1:]}
+
+#: One ARPAbet phone per articulation class, for espeak-ng mnemonics in neither table.
+_CLASS_TO_ARPABET = {
+    "bilabial": "B", "labiodental": "F", "dental": "TH", "alveolar": "D", "postalveolar": "SH", "velar": "K",
+    "rounded_cons": "W", "open_vowel": "AA", "mid_vowel": "AH", "close_vowel": "IH", "rounded_vowel": "UW",
+}  # fmt: skip
+
+
+def from_arpabet(label: str) -> str:
+    """The espeak-ng mnemonic of an ARPAbet phone (stress digits ignored; unknown -> silence)."""
+    return ARPABET_TO_ESPEAK.get(label.rstrip("012").upper(), "_")
+
+
+def to_arpabet(label: str) -> tuple[str, ...]:
+    """ARPAbet phones of an espeak-ng mnemonic (stress marks ignored); () for silence."""
+    norm = _normalise(label)
+    if norm in _ESPEAK_TO_ARPABET_EXTRA:
+        return _ESPEAK_TO_ARPABET_EXTRA[norm]
+    if norm in _ESPEAK_TO_ARPABET:
+        return (_ESPEAK_TO_ARPABET[norm],)
+    cls = phoneme_class(label)
+    return () if cls == "silence" else (_CLASS_TO_ARPABET[cls],)
+
+
+def pronounce_arpabet(word: str) -> list[str]:
+    """A word's ARPAbet phones by espeak-ng's letter-to-sound rules (US English), for words
+    missing from a pronouncing dictionary (names, coinages)."""
+    speech = synthesize(word, "en-us")
+    return [arpabet for p in speech.phonemes for arpabet in to_arpabet(p.label)]
