@@ -18,6 +18,10 @@ class MotionConfig:
     """Prepared subject folder (its expressions, poses and blinks shape the motion)."""
     audio: Path
     """Speech: any audio or video file PyAV reads, any rate and channel count."""
+    text: str | None = None
+    """What the speech says: its words are aligned to the audio and the mouth follows their phonemes (closures on p/b/m, lips on f/v, rounding) as well as the sound."""
+    text_file: Path | None = None
+    """The same, from a UTF-8 text file."""
     out: Path = Path("motion.npz")
     """Where to write the per-frame motion."""
     motion: Path | None = None
@@ -48,7 +52,12 @@ class MotionConfig:
 
 @dataclass
 class MotionEvalConfig(MotionConfig):
-    """Settings of ``avatar3d eval motion``: the motion settings, a truth file and where to write."""
+    """Settings of ``avatar3d eval motion``: the motion settings, a truth file and where to write.
+
+    With ``--text`` the transcript is aligned and both motions are scored against it: the
+    audio-only one (``bilabial_closure``, ``closure_ratio``, ``vowel_open``) and the
+    transcript-guided one (the same keys with ``guided_``).
+    """
 
     truth: Path | None = None
     """truth.npz of a virtual-actor clip speaking the audio (enables mouth_corr and bilabial_closure)."""

@@ -19,8 +19,11 @@ index), so a run can be interrupted and resumed, or split into shards across mac
 from __future__ import annotations
 
 import functools
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -28,6 +31,7 @@ from avatar3d.errors import BadInputError
 from avatar3d.files import atomic_path
 from avatar3d.motion.basis import displacements
 from avatar3d.motion.features import clip_features
+from avatar3d.runtime import console, progress, usable_cpus
 
 FPS = 25.0
 PAUSE_SECONDS = (0.2, 0.6)  # silence before and after each sentence
@@ -59,7 +63,16 @@ _TEMPLATES = (
     "Maybe the {noun} {verb} five {adj} {noun}s, but the {noun} moved.",
     "Every {adj} {noun} {verb} the {noun} of a {adj} {noun}.",
 )
-_VOICE_NAMES = ("en-us", "en-us-f", "en-us-f2", "en-us-m2", "en-gb", "en-gb-f", "en-rp", "en-sc", "en-sc-f")
+VOICE_GROUPS = {
+    "espeak": ("en-us", "en-us-f", "en-us-f2", "en-us-m2", "en-gb", "en-gb-f", "en-rp", "en-sc", "en-sc-f",
+               "en-us-m7", "en-us-f4", "en-us-klatt", "en-gb-m3"),
+    "festival": ("festival-kal", "festival-ked", "festival-slt"),  # cut from / trained on real speakers
+}
+"""Voices of the synthetic corpus by synthesiser; each utterance draws a group, then a voice."""
+AUGMENTED_SHARE = 0.7
+"""Share of synthetic utterances sent through `avatar3d.audio.augment` (the rest stay clean)."""
+CORPUS_VERSION = 2
+"""Bumped whenever an utterance's recipe changes, so an older corpus on disk is not mixed in."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,7 @@ class SyntheticSpec:
     face_scale: tuple[float, float, float]  # x, y, z stretch of the neutral face
     articulation: float  # scales the viseme controls: how wide this speaker opens
     pauses: tuple[float, float]
+    augment_seed: int | None = None  # seed of the audio augmentation; None: clean audio
 
 
 def random_sentence(rng: np.random.Generator) -> str:
@@ -86,17 +100,22 @@ def random_sentence(rng: np.random.Generator) -> str:
     return text
 
 
-def synthetic_spec(seed: int, index: int, text: str | None = None) -> SyntheticSpec:
-    """The recipe of utterance ``index`` (``text`` overrides the generated sentence)."""
+def synthetic_spec(seed: int, index: int, text: str | None = None,
+                   voices: tuple[str, ...] = tuple(VOICE_GROUPS), augmented: bool = True) -> SyntheticSpec:
+    """The recipe of utterance ``index`` (``text`` overrides the generated sentence; ``voices``
+    names the `VOICE_GROUPS` to draw from; ``augmented`` False keeps every utterance clean)."""
     rng = np.random.default_rng([seed, index])
+    sentence = random_sentence(rng)
+    group = VOICE_GROUPS[voices[rng.integers(len(voices))]]
     return SyntheticSpec(
-        text=text or random_sentence(rng),
-        voice=str(rng.choice(_VOICE_NAMES)),
+        text=text or sentence,
+        voice=str(rng.choice(group)),
         words_per_minute=int(rng.integers(120, 231)),
         pitch=int(rng.integers(25, 76)),
         face_scale=tuple(float(s) for s in rng.uniform([0.9, 0.88, 0.85], [1.1, 1.12, 1.15])),
         articulation=float(rng.uniform(0.75, 1.2)),
         pauses=tuple(float(p) for p in rng.uniform(*PAUSE_SECONDS, size=2)),
+        augment_seed=int(rng.integers(2**31)) if rng.random() < AUGMENTED_SHARE and augmented else None,
     )
 
 
@@ -116,9 +135,7 @@ def speak(spec: SyntheticSpec) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]
         rate in Hz, (T, 478, 3) the speaker's head-frame landmarks per frame at ``FPS`` and
         (T,) the phoneme label at each frame's centre.
     """
-    from avatar3d.synth import expression
     from avatar3d.synth.speech import Phoneme, synthesize
-    from avatar3d.synth.visemes import phoneme_at, viseme_track
 
     speech = synthesize(spec.text, spec.voice, spec.words_per_minute, spec.pitch)
     rate = speech.sample_rate
@@ -126,13 +143,42 @@ def speak(spec: SyntheticSpec) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]
     samples = np.concatenate([np.zeros(before, np.float32), speech.samples, np.zeros(after, np.float32)])
     phonemes = ([Phoneme("_", 0, before)] + [Phoneme(p.label, p.start + before, p.end + before) for p in speech.phonemes]
                 + [Phoneme("_", before + len(speech.samples), len(samples))])
+    if spec.augment_seed is not None:  # after the pauses: room and noise fill them as they would
+        from avatar3d.audio.augment import RATE, augment
+
+        augmented = augment(samples, rate, spec.augment_seed)
+        scale = augmented.time_scale * RATE / rate
+        samples, rate = augmented.samples, RATE
+        phonemes = [Phoneme(p.label, int(round(p.start * scale)), int(round(p.end * scale))) for p in phonemes]
     num_frames = int(len(samples) / rate * FPS)
-    times = (np.arange(num_frames) + 0.5) / FPS
-    visemes = viseme_track(phonemes, rate, times) * spec.articulation
+    landmarks, _, labels = rig_motion(phonemes, rate, num_frames, FPS, speaker_rest(spec), spec.articulation)
+    return samples, rate, landmarks, labels
+
+
+def rig_motion(phonemes: list, sample_rate: int, num_frames: int, fps: float, rest: np.ndarray,
+               articulation: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The virtual actor's mouth rig speaking timed phonemes, on a face with neutral ``rest``.
+
+    Args:
+        phonemes: `avatar3d.synth.speech.Phoneme` s (espeak-ng mnemonics), sample positions
+            at ``sample_rate``.
+        num_frames, fps: the frames to make (frame i at its centre, (i + 0.5) / fps seconds).
+        rest: (478, 3) neutral landmarks, head frame.
+        articulation: scales the viseme controls (how wide this speaker opens).
+
+    Returns:
+        (T, 478, 3) head-frame landmarks (no blinks), (T, 5) the viseme controls that moved
+        them (`avatar3d.synth.visemes.VISEME_NAMES`) and (T,) the phoneme at each frame's centre.
+    """
+    from avatar3d.synth import expression
+    from avatar3d.synth.visemes import phoneme_at, viseme_track
+
+    times = (np.arange(num_frames) + 0.5) / fps
+    visemes = viseme_track(phonemes, sample_rate, times) * articulation
     visemes[:, 3:] = np.minimum(visemes[:, 3:], 1.0)  # press and tuck are closures: never beyond shut
-    rig = expression.build_rig(speaker_rest(spec))
-    landmarks = np.stack([expression.apply(rig, v, 0.0) for v in visemes])  # blinks: the blink model's job
-    return samples, rate, landmarks, np.array(phoneme_at(phonemes, rate, times))
+    rig = expression.build_rig(rest)
+    landmarks = np.stack([expression.apply(rig, v, 0.0) for v in visemes]).reshape(num_frames, len(rest), 3)
+    return landmarks, visemes, np.array(phoneme_at(phonemes, sample_rate, times))
 
 
 def speaker_rest(spec: SyntheticSpec) -> np.ndarray:
@@ -151,6 +197,11 @@ def synthesize_utterance(spec: SyntheticSpec) -> dict[str, np.ndarray]:
         "phoneme": phonemes,
         "fps": np.float32(FPS),
     }
+
+
+def make_utterance(spec: SyntheticSpec, target: Path) -> None:
+    """Synthesises ``spec`` into the corpus file ``target`` (a `prepare_in_workers` job)."""
+    write_utterance(target, synthesize_utterance(spec))
 
 
 def utterance_path(corpus: Path, index: int) -> Path:
@@ -175,3 +226,49 @@ def load_utterance(path: Path) -> dict[str, np.ndarray]:
         raise BadInputError(f"{path}: audio rows ({len(arrays['audio'])}) are not twice the frames "
                             f"({len(arrays['displacement'])}); delete it and run again")
     return arrays
+
+
+def _quiet_worker() -> None:
+    """Worker processes: one torch thread each (they run side by side) and no progress bars."""
+    import torch
+
+    from avatar3d.runtime import set_quiet
+
+    torch.set_num_threads(1)
+    set_quiet(True)
+
+
+def prepare_in_workers(folder: Path, jobs: dict[str, tuple], prepare: Callable[..., str | None],
+                       shard: tuple[int, int] = (0, 1), workers: int | None = None,
+                       description: str = "corpus") -> None:
+    """Makes the utterance files of a corpus of outside sources in worker processes, resumably.
+
+    Args:
+        folder: the corpus folder; utterance ``STEM`` is ``folder/STEM.npz``.
+        jobs: ``STEM -> arguments``, in a stable order; ``prepare(*arguments, target)`` writes
+            ``target`` and returns None, or returns why the source cannot be used.
+        shard: (i, n): only jobs i, i + n, i + 2n ... (to split the work across machines).
+        workers: processes side by side (default: one per CPU).
+        description: the progress bar's label.
+
+    Done utterances are kept and a source that failed before (``STEM.failed``, holding the
+    reason) is not tried again, so an interrupted run resumes where it stopped.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    index, count = shard
+    pending = [(stem, arguments) for stem, arguments in list(jobs.items())[index::count]
+               if not (folder / f"{stem}.npz").exists() and not (folder / f"{stem}.failed").exists()]
+    if pending:
+        workers = max(1, min(workers or usable_cpus(), len(pending)))
+        # spawn, not fork: MediaPipe, torch and pocketsphinx keep threads that a fork would copy mid-work.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
+            futures = [pool.submit(prepare, *arguments, folder / f"{stem}.npz") for stem, arguments in pending]
+            for (stem, arguments), future in progress(zip(pending, futures), len(pending), description):
+                reason = future.result()
+                if reason is not None:
+                    (folder / f"{stem}.failed").write_text(f"{arguments[0]}: {reason}\n")
+    usable = len(list(folder.glob("*.npz")))
+    refused = sorted(folder.glob("*.failed"))
+    console.print(f"corpus {folder}: {usable} utterances" + (
+        f", {len(refused)} sources left out (reasons in {folder}/*.failed)" if refused else ""))

@@ -32,6 +32,9 @@ SILENT_RMS = 1e-3  # below this (about -60 dBFS) the audio holds no speech
 MIN_VOICED = 0.03  # speech is voiced a third of the time or more; noise is not
 MIN_PHONES = 0.2  # ... and the phone recogniser hears phones, not silence, in most of it; not in a hum
 MODEL = "motion.pt"
+TRANSCRIPT_WEIGHT = 0.7
+"""Share of the mouth rig's codes in transcript-guided motion (the model's audio-driven codes
+keep the rest: loudness, emphasis)."""
 DEFAULT_MODEL = Path(__file__).with_name("default_motion.pt")
 """The shipped model, trained on the synthetic corpus (the command is in docs/motion.md)."""
 
@@ -205,24 +208,49 @@ def heard_as_speech(features: np.ndarray) -> bool:
     return voiced and phones
 
 
-def generate_motion(cfg: MotionConfig, speech: tuple[np.ndarray, int] | None = None
+def transcript_codes(model: MotionModel, subject: SubjectMotion, phonemes: list, sample_rate: int,
+                     num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mouth rig speaking aligned phonemes (`avatar3d.motion.transcript`) on the subject's
+    neutral face: (T, D) its codes in the model's basis (what a model trained on the rig
+    would say) and (T, 5) its viseme controls (`avatar3d.synth.visemes.VISEME_NAMES`)."""
+    from avatar3d.motion.corpus import rig_motion
+
+    landmarks, visemes, _ = rig_motion(phonemes, sample_rate, num_frames, subject.fps, subject.neutral)
+    return model.basis.encode(displacements(landmarks, subject.neutral)), visemes
+
+
+def generate_motion(cfg: MotionConfig, speech: tuple[np.ndarray, int] | None = None, phonemes: list | None = None
                     ) -> tuple[dict[str, np.ndarray], np.ndarray, SubjectMotion, MotionModel]:
     """The motion arrays (one row per video frame at the subject's fps), and what made them:
     the audio features (2T, AUDIO_DIMS), the subject and the model.
 
     ``speech``: ``cfg.audio`` already decoded by `load_speech`, for callers that also need
-    the samples (``drive`` puts them in the video); decoded here when None.
+    the samples (``drive`` puts them in the video); decoded here when None. ``phonemes``:
+    the transcript already aligned to it (`avatar3d.motion.transcript.aligned_phonemes`);
+    aligned here from ``cfg.text`` or ``cfg.text_file`` when None. With a transcript the
+    model's codes are blended with the rig's (`transcript_codes`) and
+    the rig's lip closures are applied to the result.
     """
+    from avatar3d.motion.transcript import aligned_phonemes, read_transcript
     from avatar3d.render.camera import rotation_matrix
 
     subject = SubjectMotion.load(cfg.subject)
     model = MotionModel.load(find_motion_model(cfg.motion, cfg.runs, cfg.subject))
     samples, rate = speech or load_speech(cfg.audio)
+    text = read_transcript(cfg.text, cfg.text_file)
+    if phonemes is None and text is not None:
+        phonemes = aligned_phonemes(samples, rate, text, str(cfg.audio))
     num_frames = max(1, int(round(len(samples) / rate * subject.fps)))
     features = clip_features(samples, rate, num_frames, subject.fps)
     bank = subject.codes(model)
     if is_speech(samples, features):
         predicted = model.basis.encode(model.generate(features, subject.neutral, cfg.temperature, cfg.seed))
+        if phonemes is not None:
+            rig, visemes = transcript_codes(model, subject, phonemes, rate, num_frames)
+            # The rig's share rises to 1 where it closes the lips (p/b/m) or tucks the lower
+            # lip (f/v): the shapes the audio is least sure of.
+            weight = TRANSCRIPT_WEIGHT + (1 - TRANSCRIPT_WEIGHT) * visemes[:, 3:].max(1)
+            predicted = predicted + weight[:, None] * (rig - predicted)
         predicted = subject_code_map(model, subject, bank)(predicted)
     else:
         console.print(f"[yellow]warning:[/] {cfg.audio} holds no speech (silent or unvoiced); "
@@ -236,6 +264,11 @@ def generate_motion(cfg: MotionConfig, speech: tuple[np.ndarray, int] | None = N
     eye = pose_blink.blink_track(num_frames, subject.fps, stats, cfg.blink, cfg.seed)
     displacement = with_eyes(displacement, eye, subject)
     landmarks = to_landmarks(displacement, subject.neutral).astype(np.float32)
+    if phonemes is not None:  # the calibration and the projection may leave the lips a little apart
+        from avatar3d.synth.expression import press_lips
+
+        for frame, press in zip(landmarks, visemes[:, 3]):
+            press_lips(frame, press)
     loudness = features[:, MEL_BINS + 2].reshape(num_frames, 2).mean(1)  # speakers move more when they speak
     poses = make_poses(cfg, subject, num_frames, loudness)
     rotation = rotation_matrix(*torch.from_numpy(poses[:, :3]).unbind(1)).numpy()

@@ -17,18 +17,15 @@ with the reason instead, and is not tried again. ``--shard i/n`` prepares videos
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from avatar3d.errors import BadInputError
 from avatar3d.motion.basis import displacements
-from avatar3d.motion.corpus import write_utterance
+from avatar3d.motion.corpus import prepare_in_workers, write_utterance
 from avatar3d.motion.features import feature_matrix
-from avatar3d.runtime import console, progress, usable_cpus
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"})
 PREP_STEPS = ("decode", "landmarks", "face_fit", "audio_features")
@@ -102,16 +99,6 @@ def prepare_video(video: Path, target: Path, work: Path) -> str | None:
     return reason
 
 
-def _quiet_worker() -> None:
-    """Worker processes: one torch thread each (they run side by side) and no progress bars."""
-    import torch
-
-    from avatar3d.runtime import set_quiet
-
-    torch.set_num_threads(1)
-    set_quiet(True)
-
-
 def prepare_video_corpus(videos: Path, corpus_root: Path, shard: tuple[int, int] = (0, 1),
                          workers: int | None = None) -> Path:
     """Prepares the videos under ``videos`` (this shard's) that have no utterance yet.
@@ -133,26 +120,10 @@ def prepare_video_corpus(videos: Path, corpus_root: Path, shard: tuple[int, int]
     if not found:
         raise BadInputError(f"--corpus {videos}: no videos ({', '.join(sorted(VIDEO_SUFFIXES))}) found there")
     folder = corpus_folder(videos, corpus_root)
-    folder.mkdir(parents=True, exist_ok=True)
-    index, count = shard
-    jobs = []
-    for video in found[index::count]:
-        stem = utterance_stem(video, videos)
-        target, failed = folder / f"{stem}.npz", folder / f"{stem}.failed"
-        if not target.exists() and not failed.exists():
-            jobs.append((video, target, folder / ".prep" / stem, failed))
-    if jobs:
-        workers = max(1, min(workers or usable_cpus(), len(jobs)))
-        # spawn, not fork: MediaPipe and torch keep threads that a fork would copy mid-work.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
-            pending = [pool.submit(prepare_video, video, target, work) for video, target, work, _ in jobs]
-            for (video, _, _, failed), job in progress(zip(jobs, pending), len(jobs), "corpus videos"):
-                reason = job.result()
-                if reason is not None:
-                    failed.write_text(f"{video}: {reason}\n")
-    usable = len(list(folder.glob("*.npz")))
-    refused = sorted(folder.glob("*.failed"))
-    console.print(f"corpus {folder}: {usable} utterances" + (
-        f", {len(refused)} videos left out (reasons in {folder}/*.failed)" if refused else ""))
+    jobs = {utterance_stem(video, videos): (video,) for video in found}
+    prepare_in_workers(folder, jobs, _prepare_job, shard, workers, "corpus videos")
     return folder
+
+
+def _prepare_job(video: Path, target: Path) -> str | None:
+    return prepare_video(video, target, target.parent / ".prep" / target.stem)

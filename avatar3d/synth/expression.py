@@ -91,6 +91,13 @@ def _close_pairs(points: np.ndarray, upper, lower, amount: float, upper_share: f
             points[index] += fraction * moved[source]
 
 
+def press_lips(points: np.ndarray, amount: float) -> None:
+    """Closes ``amount`` (0..1) of the gap between the inner lips of (478, 3) landmarks in place,
+    the lower lip doing 60 % of the work, the outer lips following their inner points."""
+    followers = ((topo.UPPER_LIP_OUTER, topo.UPPER_LIP_INNER, 1.0), (topo.LOWER_LIP_OUTER, topo.LOWER_LIP_INNER, 1.0))
+    _close_pairs(points, topo.UPPER_LIP_INNER, topo.LOWER_LIP_INNER, amount, 0.4, followers)
+
+
 def apply(rig: ExpressionRig, visemes: np.ndarray, blink: float) -> np.ndarray:
     """Landmarks (478, 3) for mouth controls (5,) in VISEME_NAMES order and eyelid closure 0..1."""
     jaw, rounding, stretch, press, tuck = (float(v) for v in visemes)
@@ -110,9 +117,7 @@ def apply(rig: ExpressionRig, visemes: np.ndarray, blink: float) -> np.ndarray:
         points[lower, 2] -= 0.08 * w * tuck
         points[list(topo.UPPER_LIP_INNER + topo.UPPER_LIP_OUTER), 1] += 0.04 * w * tuck
 
-    lip_followers = ((topo.UPPER_LIP_OUTER, topo.UPPER_LIP_INNER, 1.0),
-                     (topo.LOWER_LIP_OUTER, topo.LOWER_LIP_INNER, 1.0))
-    _close_pairs(points, topo.UPPER_LIP_INNER, topo.LOWER_LIP_INNER, press, 0.4, lip_followers)
+    press_lips(points, press)
 
     for upper_lid, lower_lid, crease in (
         (topo.RIGHT_UPPER_LID, topo.RIGHT_LOWER_LID, topo.RIGHT_UPPER_CREASE),

@@ -108,7 +108,11 @@ class MotionTrainConfig:
     """Settings of ``avatar3d train motion``."""
 
     corpus: str = "synthetic"
-    """`synthetic` (made with the virtual actor), a folder of talking videos (prepared into utterances under --corpus-root) or a folder of corpus utterances (*.npz)."""
+    """Training corpora, comma-separated: `synthetic` (the virtual actor's voices and mouth rig), `speech:DIR` (recordings with transcripts, aligned and spoken by the rig), a folder of talking videos, or a folder of corpus utterances (*.npz); the first three are prepared under --corpus-root."""
+    voices: str = "espeak,festival"
+    """Synthetic corpus: the synthesisers whose voices speak it (espeak, festival), comma-separated."""
+    speech_copies: int = 1
+    """speech:DIR corpora: utterances per recording, the clean one and the rest augmented (room, noise, codec, tempo, pitch)."""
     adapt: Path | None = None
     """Prepared subject folder: fine-tune --motion on its own training frames instead of training on a corpus."""
     motion: Path | None = None
@@ -167,7 +171,7 @@ class MotionTrainConfig:
     """Random seed (also picks the synthetic corpus)."""
 
     def __post_init__(self):
-        for name in ("utterances", "heldout", "adapt_steps", "basis_size", "sync_steps", "vae_steps", "batch", "crop_frames", "width"):
+        for name in ("utterances", "heldout", "adapt_steps", "speech_copies", "basis_size", "sync_steps", "vae_steps", "batch", "crop_frames", "width"):
             if getattr(self, name) < 1:
                 raise BadArgumentError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.crop_frames < 40:
@@ -176,7 +180,22 @@ class MotionTrainConfig:
             parts = self.shard.split("/")
             if len(parts) != 2 or not all(p.isdigit() for p in parts) or not 0 <= int(parts[0]) < int(parts[1]):
                 raise BadArgumentError(f"--shard {self.shard!r}: write i/n with 0 <= i < n, e.g. 0/4")
+        if not self.corpora():
+            raise BadArgumentError("--corpus is empty: name synthetic, speech:DIR or a folder")
+        from avatar3d.motion.corpus import VOICE_GROUPS  # here: --help stays fast
+
+        unknown = [group for group in self.voice_groups() if group not in VOICE_GROUPS]
+        if unknown or not self.voice_groups():
+            raise BadArgumentError(f"--voices {self.voices!r}: choose from {', '.join(VOICE_GROUPS)}")
         if self.workers is not None and self.workers < 1:
             raise BadArgumentError(f"--workers must be at least 1, got {self.workers}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise BadArgumentError(f"--max-minutes must be positive, got {self.max_minutes}")
+
+    def corpora(self) -> list[str]:
+        """The ``--corpus`` entries."""
+        return [part.strip() for part in self.corpus.split(",") if part.strip()]
+
+    def voice_groups(self) -> tuple[str, ...]:
+        """The ``--voices`` entries."""
+        return tuple(part.strip() for part in self.voices.split(",") if part.strip())

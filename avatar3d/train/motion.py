@@ -38,6 +38,7 @@ from avatar3d.motion.generate import find_motion_model
 from avatar3d.motion.model import MotionModel
 from avatar3d.motion.sync import MAX_SHIFT, SyncConfig, SyncExpert, audio_windows, lip_windows, sync_loss
 from avatar3d.motion.vae import MotionVAE, VAEConfig, kl_divergence
+from avatar3d.motion.speech_corpus import PREFIX, prepare_speech_corpus
 from avatar3d.motion.video_corpus import find_videos, prepare_video_corpus, prepared_utterance
 from avatar3d.runtime import console, progress, set_quiet
 from avatar3d.train import distributed, loop
@@ -54,45 +55,56 @@ FOREIGN_NEGATIVES = 16  # other utterances' audio per sync window
 
 
 def synthetic_folder(cfg: MotionTrainConfig) -> Path:
-    return Path(cfg.corpus_root) / f"synthetic-{cfg.seed}"
+    voices = "-".join(cfg.voice_groups())
+    return Path(cfg.corpus_root) / f"synthetic-v{corpora.CORPUS_VERSION}-{voices}-{cfg.seed}"
 
 
-def make_synthetic(folder: Path, indices, seed: int, texts: list[str] | None = None) -> None:
-    """Makes the utterances of ``indices`` that are not on disk yet."""
-    missing = [i for i in indices if not corpora.utterance_path(folder, i).exists()]
-    if not missing:
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    for n, index in enumerate(progress(missing, len(missing), f"corpus {folder.name}")):
-        text = texts[n % len(texts)] if texts else None
-        spec = corpora.synthetic_spec(seed, index, text)
-        corpora.write_utterance(corpora.utterance_path(folder, index), corpora.synthesize_utterance(spec))
+def make_synthetic(folder: Path, indices, seed: int, texts: list[str] | None = None,
+                   voices: tuple[str, ...] = tuple(corpora.VOICE_GROUPS), augmented: bool = True,
+                   workers: int | None = None) -> None:
+    """Makes the utterances of ``indices`` that are not on disk yet, in worker processes."""
+    jobs = {f"{index:06d}": (corpora.synthetic_spec(seed, index, texts[n % len(texts)] if texts else None, voices,
+                                                   augmented),)
+            for n, index in enumerate(indices)}
+    if any(not corpora.utterance_path(folder, int(stem)).exists() for stem in jobs):
+        corpora.prepare_in_workers(folder, jobs, corpora.make_utterance, workers=workers,
+                                   description=f"corpus {folder.name}")
 
 
 def heldout_corpus(cfg: MotionTrainConfig, count: int) -> list[Path]:
-    """Held-out virtual-actor utterances of the Harvard sentences (made once)."""
+    """Held-out virtual-actor utterances of the Harvard sentences, espeak-ng voices, clean
+    audio (made once): the synthetic scores stay comparable between models."""
     from avatar3d.synth.clip import SENTENCES
 
-    folder = Path(cfg.corpus_root) / f"heldout-{cfg.seed}"
+    folder = Path(cfg.corpus_root) / f"heldout-v{corpora.CORPUS_VERSION}-{cfg.seed}"
     indices = range(min(count, len(SENTENCES)))
-    make_synthetic(folder, indices, cfg.seed + HELDOUT_SEED_OFFSET, list(SENTENCES))
+    make_synthetic(folder, indices, cfg.seed + HELDOUT_SEED_OFFSET, list(SENTENCES), ("espeak",), False, cfg.workers)
     return [corpora.utterance_path(folder, i) for i in indices]
 
 
-def training_corpus(cfg: MotionTrainConfig) -> list[Path]:
-    """The training utterances' files (making the synthetic ones, or preparing the videos, first)."""
-    if cfg.corpus == "synthetic":
+def corpus_files(cfg: MotionTrainConfig, spec: str, shard: tuple[int, int] = (0, 1)) -> list[Path]:
+    """The utterance files of one ``--corpus`` entry, made or prepared first (this shard's)."""
+    if spec == "synthetic":
         folder = synthetic_folder(cfg)
-        make_synthetic(folder, range(cfg.utterances), cfg.seed)
-        return [corpora.utterance_path(folder, i) for i in range(cfg.utterances)]
-    folder = Path(cfg.corpus)
-    if folder.is_dir() and find_videos(folder):
-        folder = prepare_video_corpus(folder, cfg.corpus_root, workers=cfg.workers)
+        indices = range(shard[0], cfg.utterances, shard[1])
+        make_synthetic(folder, indices, cfg.seed, voices=cfg.voice_groups(), workers=cfg.workers)
+        return [corpora.utterance_path(folder, i) for i in indices]
+    if spec.startswith(PREFIX):
+        folder = prepare_speech_corpus(Path(spec[len(PREFIX):]), cfg.corpus_root, shard, cfg.workers, cfg.speech_copies)
+    elif Path(spec).is_dir() and find_videos(Path(spec)):
+        folder = prepare_video_corpus(Path(spec), cfg.corpus_root, shard, cfg.workers)
+    else:
+        folder = Path(spec)
     files = sorted(folder.glob("*.npz")) if folder.is_dir() else []
     if not files:
-        raise BadInputError(f"--corpus {cfg.corpus}: no talking videos or corpus utterances (*.npz) there; "
-                            "use --corpus synthetic, a folder of videos or a folder made by either")
+        raise BadInputError(f"--corpus {spec}: no talking videos or corpus utterances (*.npz) there; use synthetic, "
+                            "speech:DIR (recordings with transcripts), a folder of videos or a folder made by either")
     return files
+
+
+def training_corpus(cfg: MotionTrainConfig, shard: tuple[int, int] = (0, 1)) -> list[Path]:
+    """The training utterances' files of every ``--corpus`` entry (comma-separated)."""
+    return [path for spec in cfg.corpora() for path in corpus_files(cfg, spec, shard)]
 
 
 def negative_shifts(rng: np.random.Generator, shape) -> np.ndarray:
@@ -383,12 +395,8 @@ def train_motion(cfg: MotionTrainConfig, device: torch.device = torch.device("cp
     """
     if cfg.shard is not None:
         index, count = (int(p) for p in cfg.shard.split("/"))
-        if cfg.corpus == "synthetic":
-            folder = synthetic_folder(cfg)
-            make_synthetic(folder, range(index, cfg.utterances, count), cfg.seed)
-        else:
-            folder = prepare_video_corpus(Path(cfg.corpus), cfg.corpus_root, (index, count), cfg.workers)
-        console.print(f"shard {cfg.shard} of {folder} done")
+        training_corpus(cfg, (index, count))
+        console.print(f"shard {cfg.shard} of {cfg.corpus} done")
         return None
     workers = distributed.join(device)
     if not workers.leader:

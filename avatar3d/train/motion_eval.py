@@ -116,10 +116,71 @@ def evaluate_heldout(model: MotionModel, paths: list[Path]) -> dict:
     }
 
 
-def closed_threshold(mouth_opening_values: np.ndarray) -> float:
-    """A subject's closed-mouth threshold: 10 % of the way from its 5th to 95th percentile opening."""
+def closed_threshold(mouth_opening_values: np.ndarray, fraction: float = 0.1) -> float:
+    """A subject's closed-mouth threshold: 10 % of the way from its 5th to 95th percentile opening
+    (``fraction`` of the way, for other thresholds)."""
     low, high = np.percentile(mouth_opening_values, [5, 95])
-    return float(low + 0.1 * (high - low))
+    return float(low + fraction * (high - low))
+
+
+OPEN_FRACTION = 0.3
+"""A vowel counts as open when the mouth passes 30 % of the way from the subject's 5th to 95th
+percentile opening."""
+MIN_VOWEL_S = 0.08
+"""Vowels this long or longer are scored by ``vowel_open`` (shorter ones are mostly unstressed)."""
+
+
+def phone_frames(start: int, end: int, sample_rate: int, fps: float, num_frames: int) -> np.ndarray:
+    """Frames whose centres fall within samples [start, end), or, for a phone shorter than a
+    frame, the frame holding its midpoint."""
+    first = int(np.ceil(start / sample_rate * fps - 0.5))
+    last = int(np.ceil(end / sample_rate * fps - 0.5))
+    frames = np.arange(first, last) if last > first else np.array([int((start + end) / 2 / sample_rate * fps)])
+    return frames[(frames >= 0) & (frames < num_frames)]
+
+
+def transcript_scores(opening: np.ndarray, phonemes: list, sample_rate: int, fps: float,
+                      subject_opening: np.ndarray) -> dict:
+    """Lip-sync scores of a mouth track against the aligned phonemes of its speech.
+
+    Args:
+        opening: (T,) mouth opening per video frame (`avatar3d.face.signals.mouth_opening`).
+        phonemes: the speech's `avatar3d.synth.speech.Phoneme` s, sample positions.
+        sample_rate, fps: the phonemes' sample rate and the track's frame rate.
+        subject_opening: the subject's own mouth openings, which set its thresholds.
+
+    Returns:
+        ``bilabial_closure``: fraction of p/b/m (neighbouring ones merged: "mp" is one
+        closure) whose smallest opening is below `closed_threshold`; ``closure_ratio``: the
+        median over them of that smallest opening over the median opening at vowel
+        midpoints; ``vowel_open``: fraction of vowels of `MIN_VOWEL_S` or more whose largest
+        opening passes the `OPEN_FRACTION` threshold; and the counts.
+    """
+    from avatar3d.synth.speech import phoneme_class
+
+    classes = [phoneme_class(p.label) for p in phonemes]
+    frames = [phone_frames(p.start, p.end, sample_rate, fps, len(opening)) for p in phonemes]
+    closures, run = [], []
+    for cls, span in zip(classes + ["silence"], frames + [np.zeros(0, int)]):
+        if cls == "bilabial":
+            run.append(span)
+        elif run:
+            closures.append(np.concatenate(run))
+            run = []
+    closures = [span for span in closures if len(span)]
+    vowels = [(p, span) for p, cls, span in zip(phonemes, classes, frames) if cls.endswith("vowel") and len(span)]
+    midpoints = [int((p.start + p.end) / 2 / sample_rate * fps) for p, _ in vowels]
+    vowel_level = float(np.median(opening[np.clip(midpoints, 0, len(opening) - 1)])) if midpoints else np.nan
+    smallest = np.array([opening[span].min() for span in closures])
+    long_vowels = [span for p, span in vowels if (p.end - p.start) / sample_rate >= MIN_VOWEL_S]
+    open_at = closed_threshold(subject_opening, OPEN_FRACTION)
+    return {
+        "bilabial_closure": float(np.mean(smallest < closed_threshold(subject_opening))) if len(smallest) else None,
+        "closure_ratio": float(np.median(smallest) / vowel_level) if len(smallest) and vowel_level > 0 else None,
+        "vowel_open": float(np.mean([opening[span].max() > open_at for span in long_vowels])) if long_vowels else None,
+        "bilabial_count": len(closures),
+        "vowel_count": len(long_vowels),
+    }
 
 
 def evaluate_motion(cfg) -> dict:
@@ -127,35 +188,56 @@ def evaluate_motion(cfg) -> dict:
 
     ``sync_score`` and ``sync_offset_frames`` always (the sync expert on the driven lips);
     ``mouth_corr`` and ``bilabial_closure`` when ``cfg.truth`` (a virtual-actor truth.npz of
-    the same audio) is given. Writes ``cfg.metrics`` and returns the scores.
+    the same audio) is given; with a transcript (``cfg.text`` or ``cfg.text_file``),
+    `transcript_scores` of the audio-only motion and, as ``guided_*``, of the
+    transcript-guided motion. Writes ``cfg.metrics`` and returns the scores.
     """
+    import dataclasses
     import json
 
     from avatar3d.errors import BadInputError
     from avatar3d.files import atomic_path
-    from avatar3d.motion.basis import displacements
-    from avatar3d.motion.generate import generate_motion
+    from avatar3d.motion.generate import generate_motion, load_speech
+    from avatar3d.motion.transcript import aligned_phonemes, read_transcript
 
-    motion, features, subject, model = generate_motion(cfg)
-    lips = displacements(motion["landmarks"], subject.neutral)[:, LIP_POINTS].astype(np.float32)
-    sync = sync_measure(model.expert, torch.from_numpy(features), torch.from_numpy(lips))
-    result = {"frames": len(lips), "sync_score": sync["score"], "sync_offset_frames": sync["offset_frames"]}
+    speech = load_speech(cfg.audio)
+    text = read_transcript(cfg.text, cfg.text_file)
+    audio_only = dataclasses.replace(cfg, text=None, text_file=None)
+    motion, features, subject, model = generate_motion(audio_only, speech)
+    result = {"frames": len(motion["landmarks"]), **driven_sync(model, features, motion, subject.neutral)}
+    subject_opening = signals.mouth_opening(subject.landmarks)
+    if text is not None:
+        phonemes = aligned_phonemes(*speech, text, str(cfg.audio))
+        fps = float(motion["fps"])
+        result |= transcript_scores(motion["mouth_opening"], phonemes, speech[1], fps, subject_opening)
+        guided = generate_motion(audio_only, speech, phonemes)[0]
+        scores = transcript_scores(guided["mouth_opening"], phonemes, speech[1], fps, subject_opening)
+        result |= {f"guided_{key}": value for key, value in scores.items() if not key.endswith("_count")}
     if cfg.truth is not None:
         try:
             with np.load(cfg.truth) as truth:
-                true_opening, phonemes = truth["mouth_opening"], truth["phoneme"]
+                true_opening, true_phonemes = truth["mouth_opening"], truth["phoneme"]
         except (OSError, KeyError, ValueError):
             raise BadInputError(f"--truth {cfg.truth}: not a virtual-actor truth.npz (made by `avatar3d synth`)") from None
-        count = min(len(true_opening), len(lips))
+        count = min(len(true_opening), len(motion["mouth_opening"]))
         predicted = motion["mouth_opening"][:count]
-        threshold = closed_threshold(signals.mouth_opening(subject.landmarks))
-        closures = [bool(predicted[s].min() < threshold) for s in bilabial_segments(phonemes[:count]) if len(s)]
+        threshold = closed_threshold(subject_opening)
+        closures = [bool(predicted[s].min() < threshold) for s in bilabial_segments(true_phonemes[:count]) if len(s)]
         result |= {"mouth_corr": float(np.corrcoef(predicted, true_opening[:count])[0, 1]),
                    "bilabial_closure": float(np.mean(closures)) if closures else None,
                    "bilabial_count": len(closures), "closed_threshold": threshold}
     with atomic_path(cfg.metrics) as partial:
         partial.write_text(json.dumps(result, indent=1))
     return result
+
+
+def driven_sync(model: MotionModel, features: np.ndarray, motion: dict, neutral: np.ndarray) -> dict:
+    """The sync expert on driven lips: ``sync_score`` and ``sync_offset_frames``."""
+    from avatar3d.motion.basis import displacements
+
+    lips = displacements(motion["landmarks"], neutral)[:, LIP_POINTS].astype(np.float32)
+    sync = sync_measure(model.expert, torch.from_numpy(features), torch.from_numpy(lips))
+    return {"sync_score": sync["score"], "sync_offset_frames": sync["offset_frames"]}
 
 
 @torch.no_grad()
