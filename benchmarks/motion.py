@@ -24,7 +24,7 @@ from avatar3d.motion.model import MotionModel
 
 
 def speech(seconds: float) -> tuple[np.ndarray, int]:
-    from avatar3d.synth.clip import SENTENCES
+    from avatar3d.synth.speech import SENTENCES
     from avatar3d.synth.speech import synthesize
 
     parts, total, index = [], 0, 0

@@ -1,4 +1,6 @@
-"""Shared fixtures: one short virtual-actor clip rendered once per test session."""
+"""Shared fixtures: one short virtual-actor clip rendered once per test session, real speech."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,3 +83,14 @@ def model_path(tmp_path_factory):
     cfg = MotionTrainConfig(utterances=4, heldout=1, sync_steps=5, vae_steps=5, crop_frames=40, width=16, batch=2,
                             corpus_root=root / "corpus", run=root / "run")
     return MotionTrainer(cfg).run() / MODEL
+
+
+SPEECH_DEV = Path(__file__).resolve().parents[1] / ".cache" / "speech-dev"
+"""The real-speech development set (`make speech-dev`, which `make test` runs first)."""
+
+
+@pytest.fixture(scope="session")
+def speech_dev():
+    """The development set's folder; the tests that need real speech fail without it."""
+    assert (SPEECH_DEV / "arctic_a0009.wav").exists(), "run `make speech-dev` (make test does) to fetch real speech"
+    return SPEECH_DEV

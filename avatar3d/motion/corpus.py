@@ -67,6 +67,7 @@ VOICE_GROUPS = {
     "espeak": ("en-us", "en-us-f", "en-us-f2", "en-us-m2", "en-gb", "en-gb-f", "en-rp", "en-sc", "en-sc-f",
                "en-us-m7", "en-us-f4", "en-us-klatt", "en-gb-m3"),
     "festival": ("festival-kal", "festival-ked", "festival-slt"),  # cut from / trained on real speakers
+    "flite": ("flite-rms", "flite-awb", "flite-slt", "flite-kal"),  # trained on / cut from real speakers
 }
 """Voices of the synthetic corpus by synthesiser; each utterance draws a group, then a voice."""
 AUGMENTED_SHARE = 0.7

@@ -22,6 +22,21 @@ from avatar3d.audio import features as audio_features
 MEL_BINS = 80
 AUDIO_DIMS = MEL_BINS + 3 + len(audio_features.PHONES)
 """Columns of `feature_matrix`: mel, f0, voiced, energy, phones."""
+FEATURE_GROUPS = {
+    "mel": range(0, MEL_BINS),
+    "pitch": range(MEL_BINS, MEL_BINS + 2),  # intonation and voicing
+    "energy": range(MEL_BINS + 2, MEL_BINS + 3),
+    "phones": range(MEL_BINS + 3, AUDIO_DIMS),
+}
+"""The columns of each kind of feature, which a model may hear or not (`group_mask`)."""
+
+
+def group_mask(groups) -> np.ndarray:
+    """(AUDIO_DIMS,) float32: 1 in the columns of the named `FEATURE_GROUPS`, 0 elsewhere."""
+    mask = np.zeros(AUDIO_DIMS, np.float32)
+    for name in groups:
+        mask[list(FEATURE_GROUPS[name])] = 1.0
+    return mask
 
 SILENCE_BELOW = 4.0
 """Rows quieter than the loudest 5 % by more than this (natural log of RMS, ~35 dB) are pauses."""

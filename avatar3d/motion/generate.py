@@ -19,6 +19,7 @@ import torch
 from avatar3d.errors import BadArgumentError, BadInputError
 from avatar3d.face import signals
 from avatar3d.face import topology as topo
+from avatar3d.face.closure import press_lips
 from avatar3d.motion import pose_blink
 from avatar3d.motion.basis import displacements, to_landmarks
 from avatar3d.motion.calibrate import CodeMap, fit_code_map
@@ -228,8 +229,8 @@ def generate_motion(cfg: MotionConfig, speech: tuple[np.ndarray, int] | None = N
     the samples (``drive`` puts them in the video); decoded here when None. ``phonemes``:
     the transcript already aligned to it (`avatar3d.motion.transcript.aligned_phonemes`);
     aligned here from ``cfg.text`` or ``cfg.text_file`` when None. With a transcript the
-    model's codes are blended with the rig's (`transcript_codes`) and
-    the rig's lip closures are applied to the result.
+    model's codes are blended with the rig's (`transcript_codes`) and the rig's lip press is
+    applied to the result; without one, the model's own (`MotionModel.lip_press`).
     """
     from avatar3d.motion.transcript import aligned_phonemes, read_transcript
     from avatar3d.render.camera import rotation_matrix
@@ -244,19 +245,24 @@ def generate_motion(cfg: MotionConfig, speech: tuple[np.ndarray, int] | None = N
     features = clip_features(samples, rate, num_frames, subject.fps)
     bank = subject.codes(model)
     if is_speech(samples, features):
-        predicted = model.basis.encode(model.generate(features, subject.neutral, cfg.temperature, cfg.seed))
+        predicted = model.basis.encode(model.generate(features, subject.neutral, cfg.temperature, cfg.seed,
+                                                      press=phonemes is None))
         if phonemes is not None:
             rig, visemes = transcript_codes(model, subject, phonemes, rate, num_frames)
             # The rig's share rises to 1 where it closes the lips (p/b/m) or tucks the lower
             # lip (f/v): the shapes the audio is least sure of.
             weight = TRANSCRIPT_WEIGHT + (1 - TRANSCRIPT_WEIGHT) * visemes[:, 3:].max(1)
             predicted = predicted + weight[:, None] * (rig - predicted)
+            press = visemes[:, 3]  # the rig's lip press: exact where the transcript is
+        else:
+            press = model.lip_press(features)
         predicted = subject_code_map(model, subject, bank)(predicted)
     else:
         console.print(f"[yellow]warning:[/] {cfg.audio} holds no speech (silent or unvoiced); "
                       "the avatar idles with its mouth closed")
         closed = int(np.argmin(signals.mouth_opening(subject.landmarks)))
         predicted = np.repeat(bank[closed : closed + 1], num_frames, 0)
+        press = None
     projected = LLEProjector(bank, blend=cfg.lle).project(predicted)
     displacement = model.basis.decode(projected)
     displacement[:, mouth_points(subject.neutral)] *= cfg.mouth_amp
@@ -264,11 +270,8 @@ def generate_motion(cfg: MotionConfig, speech: tuple[np.ndarray, int] | None = N
     eye = pose_blink.blink_track(num_frames, subject.fps, stats, cfg.blink, cfg.seed)
     displacement = with_eyes(displacement, eye, subject)
     landmarks = to_landmarks(displacement, subject.neutral).astype(np.float32)
-    if phonemes is not None:  # the calibration and the projection may leave the lips a little apart
-        from avatar3d.synth.expression import press_lips
-
-        for frame, press in zip(landmarks, visemes[:, 3]):
-            press_lips(frame, press)
+    if press is not None:  # last: the calibration and the projection may leave the lips a little apart
+        press_lips(landmarks, np.minimum(press * cfg.mouth_amp, 1.0))
     loudness = features[:, MEL_BINS + 2].reshape(num_frames, 2).mean(1)  # speakers move more when they speak
     poses = make_poses(cfg, subject, num_frames, loudness)
     rotation = rotation_matrix(*torch.from_numpy(poses[:, :3]).unbind(1)).numpy()

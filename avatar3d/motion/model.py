@@ -9,13 +9,23 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from avatar3d.audio.features import PHONES
 from avatar3d.errors import BadInputError
+from avatar3d.face.closure import press_lips
 from avatar3d.files import load_checkpoint, save_checkpoint
-from avatar3d.motion.basis import LIP_POINTS, ExpressionBasis, speaker_shape
+from avatar3d.motion.basis import LIP_POINTS, ExpressionBasis, displacements, speaker_shape, to_landmarks
+from avatar3d.motion.features import FEATURE_GROUPS
 from avatar3d.motion.sync import SyncExpert
 from avatar3d.motion.vae import MotionVAE
 
 MOTION_FORMAT = 1
+PRESS_FROM, PRESS_FULL = 0.3, 0.6
+"""Closure-head probabilities where the lips start to be pressed and where they meet."""
+PHONE_FROM, PHONE_FULL = 0.3, 0.6
+"""The same for the phone recogniser's probability of p, b or m."""
+PRESS_SPREAD = 1
+"""Frames either side of a vote that the press also covers."""
+BILABIAL_COLUMNS = [FEATURE_GROUPS["phones"][PHONES.index(phone)] for phone in ("P", "B", "M")]
 
 
 @dataclass
@@ -45,10 +55,38 @@ class MotionModel:
         return self.displacement(whitened)[..., LIP_POINTS, :]
 
     @torch.no_grad()
-    def generate(self, features: np.ndarray, neutral: np.ndarray, temperature: float = 0.0, seed: int = 0) -> np.ndarray:
-        """(T, 478, 3) displacements for (2T, AUDIO_DIMS) features spoken by the face ``neutral`` (478, 3)."""
+    def generate(self, features: np.ndarray, neutral: np.ndarray, temperature: float = 0.0, seed: int = 0,
+                 press: bool = True) -> np.ndarray:
+        """(T, 478, 3) displacements for (2T, AUDIO_DIMS) features spoken by the face ``neutral``
+        (478, 3): the VAE's, with the lips pressed where `lip_press` says (unless ``press`` is
+        False: a transcript knows better)."""
         speaker = torch.from_numpy(speaker_shape(neutral))
-        return self.displacement(self.vae.generate(torch.from_numpy(features), speaker, temperature, seed)).numpy()
+        displacement = self.displacement(self.vae.generate(torch.from_numpy(features), speaker, temperature, seed)).numpy()
+        press = self.lip_press(features) if press else None
+        if press is None:
+            return displacement
+        landmarks = to_landmarks(displacement, neutral)
+        press_lips(landmarks, press)
+        return displacements(landmarks, neutral)
+
+    def lip_press(self, features: np.ndarray) -> np.ndarray | None:
+        """(T,) how much of the lips' gap to close at each frame of (2T, AUDIO_DIMS) features,
+        from two votes: the closure head's probability (0 below `PRESS_FROM`, all of it from
+        `PRESS_FULL`) and the phone recogniser's probability of p, b or m (the same from
+        `PHONE_FROM` to `PHONE_FULL`); the larger wins, widened by `PRESS_SPREAD` frames
+        either way (votes are often a frame early or late). None without the closure head.
+
+        The recogniser was trained on real speech: on real voices it finds bilabials that
+        the head, trained on synthetic ones, misses (docs/motion.md)."""
+        from scipy.ndimage import maximum_filter1d
+
+        probability = self.vae.closed_probability(torch.from_numpy(features))
+        if probability is None:
+            return None
+        bilabial = features[:, BILABIAL_COLUMNS].sum(1).reshape(-1, 2).max(1)  # two feature rows per frame
+        press = np.maximum(np.clip((probability.numpy() - PRESS_FROM) / (PRESS_FULL - PRESS_FROM), 0, 1),
+                           np.clip((bilabial - PHONE_FROM) / (PHONE_FULL - PHONE_FROM), 0, 1))
+        return maximum_filter1d(press, 2 * PRESS_SPREAD + 1)
 
     def whiten(self, displacement: np.ndarray) -> Tensor:
         """(T, 478, 3) displacements -> (T, K) whitened codes."""

@@ -10,6 +10,10 @@
   standardised by the corpus's spread and clamped to 3 sigma) -> whitened codes per frame.
   The face shape tells it, e.g., how far lips parted at rest must move to close.
 - Prior: N(0, I). Generation samples z at a temperature (0 = the mean motion).
+- Closure head: dilated convolutions over the audio context alone -> per frame, the logit
+  that the lips are closed (p, b, m and pauses). Regression to the mean leaves an uncertain
+  closure half open; this head decides, and `avatar3d.motion.generate` presses the lips
+  where it is sure (`closed_probability`).
 
 The receptive field is finite (`RECEPTIVE_FRAMES` either side), so `generate` runs any
 length in chunks with that much context on both sides and joins them without seams: the
@@ -25,11 +29,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avatar3d.motion.basis import SPEAKER_DIMS
-from avatar3d.motion.features import AUDIO_DIMS
+from avatar3d.motion.features import AUDIO_DIMS, FEATURE_GROUPS, group_mask
 from avatar3d.render.layers import Standardise
 
 LATENT_STRIDE = 4
 DILATIONS = (1, 2, 4, 8, 1, 2, 4, 8)
+CLOSURE_DILATIONS = (1, 2, 4, 1)
 RECEPTIVE_FRAMES = 2 + sum(DILATIONS) + 2 * LATENT_STRIDE  # audio convs + decoder + latent upsampling
 
 
@@ -40,6 +45,8 @@ class VAEConfig:
     codes: int = 32  # expression codes K (the basis size)
     width: int = 192
     latent: int = 16
+    features: tuple[str, ...] = tuple(FEATURE_GROUPS)  # the kinds of audio feature it hears; others are zeroed
+    closure: bool = False  # with the closure head (models before it have none)
 
 
 class _Residual(nn.Module):
@@ -71,10 +78,13 @@ class MotionVAE(nn.Module):
         self.inlet = nn.Conv1d(w + z + SPEAKER_DIMS, w, 1)
         self.blocks = nn.Sequential(*[_Residual(w, d) for d in DILATIONS])
         self.outlet = nn.Sequential(nn.ReLU(), nn.Conv1d(w, k, 1))
+        if config.closure:
+            self.closure = nn.Sequential(*[_Residual(w, d) for d in CLOSURE_DILATIONS], nn.ReLU(), nn.Conv1d(w, 1, 1))
+        self.register_buffer("heard", torch.from_numpy(group_mask(config.features)), persistent=False)
 
     def context(self, audio: Tensor) -> Tensor:
-        """(B, 2T, AUDIO_DIMS) -> (B, width, T)."""
-        return self.audio(audio.transpose(1, 2))
+        """(B, 2T, AUDIO_DIMS) -> (B, width, T); features of the kinds not heard are zeroed."""
+        return self.audio((audio * self.heard).transpose(1, 2))
 
     def encode(self, codes: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior mean and log-variance (B, latent, ceil(T/4)) of (B, T, K) codes."""
@@ -92,10 +102,15 @@ class MotionVAE(nn.Module):
         x = self.inlet(torch.cat([context, z, shape], 1))
         return self.outlet(self.blocks(x)).transpose(1, 2)
 
+    def closure_logits(self, context: Tensor) -> Tensor:
+        """(B, width, T) audio context -> (B, T) logits that the lips are closed."""
+        return self.closure(context)[:, 0]
+
     def forward(self, audio: Tensor, codes: Tensor, speaker: Tensor,
-                keep: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+                keep: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         """Training pass over (B, 2T, A) audio, (B, T, K) codes and (B, S) speaker shapes:
-        (reconstructed codes (B, T, K), posterior mean, log-variance).
+        (reconstructed codes (B, T, K), posterior mean, log-variance, closure logits (B, T)
+        or None without the head).
 
         ``keep`` (B,) bool: sequences decoded from the latent; the others from a zero latent,
         the prior's mean that `generate` uses at temperature 0. Without such sequences the
@@ -106,7 +121,8 @@ class MotionVAE(nn.Module):
         latent = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
         if keep is not None:
             latent = latent * keep[:, None, None].to(latent)
-        return self.decode(context, latent, speaker), mean, log_var
+        closure = self.closure_logits(context) if self.config.closure else None
+        return self.decode(context, latent, speaker), mean, log_var, closure
 
     @torch.no_grad()
     def generate(self, audio: Tensor, speaker: Tensor, temperature: float = 0.0, seed: int = 0,
@@ -122,23 +138,38 @@ class MotionVAE(nn.Module):
         generator = torch.Generator(device="cpu").manual_seed(seed)
         latent = torch.randn(self.config.latent, -(-frames // LATENT_STRIDE), generator=generator)
         latent = (latent * temperature).to(audio)
-        pieces = []
+        pieces = [self.decode(context, latent[None, :, lo // LATENT_STRIDE :], speaker[None].to(audio))[0, inner]
+                  for lo, context, inner in self._chunks(audio, chunk_frames)]
+        return torch.cat(pieces) if pieces else audio.new_zeros(0, self.config.codes)
+
+    @torch.no_grad()
+    def closed_probability(self, audio: Tensor, chunk_frames: int = 1000) -> Tensor | None:
+        """(T,) probability that the lips are closed at each frame of (2T, AUDIO_DIMS)
+        features, chunked as `generate`; None for a model without the closure head."""
+        if not self.config.closure:
+            return None
+        pieces = [torch.sigmoid(self.closure_logits(context))[0, inner] for _, context, inner in self._chunks(audio, chunk_frames)]
+        return torch.cat(pieces) if pieces else audio.new_zeros(0)
+
+    def _chunks(self, audio: Tensor, chunk_frames: int):
+        """(first frame, (1, width, F) audio context, slice of the chunk's own frames in it) per
+        chunk of ``chunk_frames`` frames, each with `RECEPTIVE_FRAMES` of context either side."""
+        frames = len(audio) // 2
         for start in range(0, frames, chunk_frames):
             stop = min(start + chunk_frames, frames)
             # Context rounded out to whole latent steps, so each chunk sees the same latent grid.
             lo = max(0, (start - RECEPTIVE_FRAMES) // LATENT_STRIDE * LATENT_STRIDE)
             hi = min(frames, stop + RECEPTIVE_FRAMES)
-            context = self.context(audio[2 * lo : 2 * hi][None])
-            codes = self.decode(context, latent[None, :, lo // LATENT_STRIDE :], speaker[None].to(audio))
-            pieces.append(codes[0, start - lo : stop - lo])
-        return torch.cat(pieces) if pieces else audio.new_zeros(0, self.config.codes)
+            yield lo, self.context(audio[2 * lo : 2 * hi][None]), slice(start - lo, stop - lo)
 
     def state(self) -> dict:
         return {"config": asdict(self.config), "weights": self.state_dict()}
 
     @classmethod
     def from_state(cls, state: dict) -> "MotionVAE":
-        model = cls(VAEConfig(**state["config"]))
+        config = dict(state["config"])
+        config["features"] = tuple(config.get("features", FEATURE_GROUPS))  # saved as a list; older: all
+        model = cls(VAEConfig(**config))
         model.load_state_dict(state["weights"])
         return model
 

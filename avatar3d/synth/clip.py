@@ -22,33 +22,10 @@ from avatar3d.face.model import FACE_WIDTH
 from avatar3d.synth.actor import build_actor, intrinsics
 from avatar3d.synth.config import SynthConfig
 from avatar3d.synth.scene import Pose, load_background, render_frame
-from avatar3d.synth.speech import Phoneme, Speech, synthesize
+from avatar3d.synth.speech import SENTENCES, Phoneme, Speech, synthesize
 from avatar3d.synth.visemes import VISEME_NAMES, phoneme_at, viseme_track
 from avatar3d.video import VideoWriter
 
-# Harvard sentences (IEEE 1969, public domain): phonetically balanced English.
-SENTENCES = (
-    "The birch canoe slid on the smooth planks.",
-    "Glue the sheet to the dark blue background.",
-    "It's easy to tell the depth of a well.",
-    "These days a chicken leg is a rare dish.",
-    "Rice is often served in round bowls.",
-    "The juice of lemons makes fine punch.",
-    "The box was thrown beside the parked truck.",
-    "The hogs were fed chopped corn and garbage.",
-    "Four hours of steady work faced us.",
-    "A large size in stockings is hard to sell.",
-    "The boy was there when the sun rose.",
-    "A rod is used to catch pink salmon.",
-    "The source of the huge river is the clear spring.",
-    "Kick the ball straight and follow through.",
-    "Help the woman get back to her feet.",
-    "A pot of tea helps to pass the evening.",
-    "Smoky fires lack flame and heat.",
-    "The soft cushion broke the man's fall.",
-    "The salt breeze came across from the sea.",
-    "The girl at the booth sold fifty bonds.",
-)
 LEAD_IN, LEAD_OUT = 0.3, 0.5  # seconds of silence around the speech
 DEFAULT_SECONDS = 10.0
 

@@ -21,7 +21,7 @@ class SynthConfig:
     text: str | None = None
     """What the actor says; unset: Harvard sentences picked by the seed."""
     voice: str = "en-us"
-    """Voice: espeak-ng's en-us, en-us-f, en-us-f2, en-us-f4, en-us-m2, en-us-m7, en-us-klatt, en-gb, en-gb-f, en-gb-m3, en-rp, en-sc, en-sc-f; or Festival's festival-kal, festival-ked (diphones of real men), festival-slt (HTS voice of a real woman) where installed (make festival)."""
+    """Voice: espeak-ng's en-us, en-us-f, en-us-f2, en-us-f4, en-us-m2, en-us-m7, en-us-klatt, en-gb, en-gb-f, en-gb-m3, en-rp, en-sc, en-sc-f; or Festival's festival-kal, festival-ked (diphones of real men), festival-slt (HTS voice of a real woman) and Flite's flite-rms, flite-awb, flite-slt, flite-kal (voices of real speakers) where installed (make festival)."""
     words_per_minute: int = 160
     """Speaking rate, 80-450."""
     seed: int = 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from avatar3d.face import topology as topo
+from avatar3d.face.closure import close_pairs, press_lips
 
 JAW_MAX_DEGREES = 10.0
 
@@ -72,32 +73,6 @@ def build_rig(rest: np.ndarray) -> ExpressionRig:
     return ExpressionRig(rest, jaw_pivot, jaw_weight, lip_weight, mouth_centre, mouth_width, face_width)
 
 
-def _close_pairs(points: np.ndarray, upper, lower, amount: float, upper_share: float,
-                 followers: tuple = ()) -> None:
-    """Moves paired upper/lower points towards each other in place.
-
-    ``amount`` of each pair's gap is closed, ``upper_share`` of that by the upper point.
-    ``followers`` are (indices, source indices, fraction): points that move with a fraction of
-    the named points' displacement (outer lips with inner lips, lid creases with lids).
-    """
-    upper, lower = np.asarray(upper), np.asarray(lower)
-    gap = points[lower] - points[upper]
-    shift_up, shift_low = amount * upper_share * gap, -amount * (1 - upper_share) * gap
-    points[upper] += shift_up
-    points[lower] += shift_low
-    moved = {**dict(zip(upper.tolist(), shift_up)), **dict(zip(lower.tolist(), shift_low))}
-    for indices, sources, fraction in followers:
-        for index, source in zip(indices, sources):
-            points[index] += fraction * moved[source]
-
-
-def press_lips(points: np.ndarray, amount: float) -> None:
-    """Closes ``amount`` (0..1) of the gap between the inner lips of (478, 3) landmarks in place,
-    the lower lip doing 60 % of the work, the outer lips following their inner points."""
-    followers = ((topo.UPPER_LIP_OUTER, topo.UPPER_LIP_INNER, 1.0), (topo.LOWER_LIP_OUTER, topo.LOWER_LIP_INNER, 1.0))
-    _close_pairs(points, topo.UPPER_LIP_INNER, topo.LOWER_LIP_INNER, amount, 0.4, followers)
-
-
 def apply(rig: ExpressionRig, visemes: np.ndarray, blink: float) -> np.ndarray:
     """Landmarks (478, 3) for mouth controls (5,) in VISEME_NAMES order and eyelid closure 0..1."""
     jaw, rounding, stretch, press, tuck = (float(v) for v in visemes)
@@ -123,5 +98,5 @@ def apply(rig: ExpressionRig, visemes: np.ndarray, blink: float) -> np.ndarray:
         (topo.RIGHT_UPPER_LID, topo.RIGHT_LOWER_LID, topo.RIGHT_UPPER_CREASE),
         (topo.LEFT_UPPER_LID, topo.LEFT_LOWER_LID, topo.LEFT_UPPER_CREASE),
     ):
-        _close_pairs(points, upper_lid, lower_lid, 0.95 * blink, 0.85, ((crease, upper_lid, 0.5),))
+        close_pairs(points, upper_lid, lower_lid, 0.95 * blink, 0.85, ((crease, upper_lid, 0.5),))
     return points

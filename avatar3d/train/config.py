@@ -109,8 +109,8 @@ class MotionTrainConfig:
 
     corpus: str = "synthetic"
     """Training corpora, comma-separated: `synthetic` (the virtual actor's voices and mouth rig), `speech:DIR` (recordings with transcripts, aligned and spoken by the rig), a folder of talking videos, or a folder of corpus utterances (*.npz); the first three are prepared under --corpus-root."""
-    voices: str = "espeak,festival"
-    """Synthetic corpus: the synthesisers whose voices speak it (espeak, festival), comma-separated."""
+    voices: str = "espeak,festival,flite"
+    """Synthetic corpus: the synthesisers whose voices speak it (espeak, festival, flite), comma-separated; each utterance draws one, then one of its voices."""
     speech_copies: int = 1
     """speech:DIR corpora: utterances per recording, the clean one and the rest augmented (room, noise, codec, tempo, pitch)."""
     adapt: Path | None = None
@@ -159,10 +159,18 @@ class MotionTrainConfig:
     """Weight of the L1 loss on the inner-lip gap (makes the lips close on p, b, m)."""
     temporal_weight: float = 0.5
     """Weight of the second-difference (acceleration) loss."""
+    closure_head_weight: float = 1.0
+    """Weight of the closure head's loss (binary cross-entropy on frames with closed lips)."""
+    brief_closure_weight: float = 1.0
+    """Weight, within that loss, of the frames of brief closures (p, b, m) against the others."""
     sync_weight: float = 0.02
     """Weight of the sync-expert loss on predicted lips (second half of the VAE stage)."""
     width: int = 128
     """Channels of the VAE."""
+    features: str = "mel,pitch,energy,phones"
+    """The kinds of audio feature the VAE hears, comma-separated (mel, pitch, energy, phones)."""
+    feature_dropout: float = 0.0
+    """Training: share of sequences in which each kind of feature is zeroed (independently), so no one kind carries the model."""
     max_minutes: float | None = None
     """Stop after this many minutes of training (split between the stages as their steps)."""
     checkpoint_every: int = 500
@@ -187,6 +195,12 @@ class MotionTrainConfig:
         unknown = [group for group in self.voice_groups() if group not in VOICE_GROUPS]
         if unknown or not self.voice_groups():
             raise BadArgumentError(f"--voices {self.voices!r}: choose from {', '.join(VOICE_GROUPS)}")
+        from avatar3d.motion.features import FEATURE_GROUPS
+
+        if not self.feature_groups() or any(name not in FEATURE_GROUPS for name in self.feature_groups()):
+            raise BadArgumentError(f"--features {self.features!r}: choose from {', '.join(FEATURE_GROUPS)}")
+        if not 0.0 <= self.feature_dropout < 1.0:
+            raise BadArgumentError(f"--feature-dropout must be within 0..1, got {self.feature_dropout}")
         if self.workers is not None and self.workers < 1:
             raise BadArgumentError(f"--workers must be at least 1, got {self.workers}")
         if self.max_minutes is not None and self.max_minutes <= 0:
@@ -199,3 +213,7 @@ class MotionTrainConfig:
     def voice_groups(self) -> tuple[str, ...]:
         """The ``--voices`` entries."""
         return tuple(part.strip() for part in self.voices.split(",") if part.strip())
+
+    def feature_groups(self) -> tuple[str, ...]:
+        """The ``--features`` entries."""
+        return tuple(part.strip() for part in self.features.split(",") if part.strip())

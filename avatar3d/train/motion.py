@@ -34,6 +34,7 @@ from avatar3d.files import CHECKPOINT, atomic_path, load_checkpoint, save_checkp
 from avatar3d.face import topology as topo
 from avatar3d.motion import corpus as corpora
 from avatar3d.motion.basis import LIP_POINTS, ExpressionBasis, speaker_shape
+from avatar3d.motion.features import FEATURE_GROUPS, group_mask
 from avatar3d.motion.generate import find_motion_model
 from avatar3d.motion.model import MotionModel
 from avatar3d.motion.sync import MAX_SHIFT, SyncConfig, SyncExpert, audio_windows, lip_windows, sync_loss
@@ -74,7 +75,7 @@ def make_synthetic(folder: Path, indices, seed: int, texts: list[str] | None = N
 def heldout_corpus(cfg: MotionTrainConfig, count: int) -> list[Path]:
     """Held-out virtual-actor utterances of the Harvard sentences, espeak-ng voices, clean
     audio (made once): the synthetic scores stay comparable between models."""
-    from avatar3d.synth.clip import SENTENCES
+    from avatar3d.synth.speech import SENTENCES
 
     folder = Path(cfg.corpus_root) / f"heldout-v{corpora.CORPUS_VERSION}-{cfg.seed}"
     indices = range(min(count, len(SENTENCES)))
@@ -122,6 +123,7 @@ class Sequences:
     audio: list[Tensor]  # (2T, AUDIO_DIMS)
     codes: list[Tensor]  # (T, K) whitened
     lips: list[Tensor]  # (T, 40, 3) face widths
+    closed: list[Tensor]  # (T,) 1 where the lips are closed, 2 in brief closures (`closed_frames`)
     speakers: Tensor  # (U, SPEAKER_DIMS) each utterance's `speaker_shape`
 
     @classmethod
@@ -132,17 +134,20 @@ class Sequences:
         return cls([torch.from_numpy(u["audio"]) for u in kept],
                    [model.whiten(u["displacement"].astype(np.float32)) for u in kept],
                    [torch.from_numpy(u["displacement"][:, LIP_POINTS].astype(np.float32)) for u in kept],
+                   [torch.from_numpy(closed_frames(u)) for u in kept],
                    torch.from_numpy(np.stack([speaker_shape(u["neutral"]) for u in kept])))
 
-    def crops(self, rng: np.random.Generator, count: int, frames: int) -> tuple[Tensor, Tensor, Tensor]:
-        """``count`` random crops: audio (B, 2F, A), whitened codes (B, F, K) and speakers (B, S)."""
-        audio, codes, speakers = [], [], []
+    def crops(self, rng: np.random.Generator, count: int, frames: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``count`` random crops: audio (B, 2F, A), whitened codes (B, F, K), closed frames
+        (B, F) and speakers (B, S)."""
+        audio, codes, closed, speakers = [], [], [], []
         for u in rng.integers(len(self.codes), size=count):
             start = int(rng.integers(len(self.codes[u]) - frames + 1))
             audio.append(self.audio[u][2 * start : 2 * (start + frames)])
             codes.append(self.codes[u][start : start + frames])
+            closed.append(self.closed[u][start : start + frames])
             speakers.append(self.speakers[u])
-        return torch.stack(audio), torch.stack(codes), torch.stack(speakers)
+        return torch.stack(audio), torch.stack(codes), torch.stack(closed), torch.stack(speakers)
 
     def sync_batch(self, rng: np.random.Generator, count: int) -> tuple[Tensor, Tensor, Tensor]:
         """Lip windows (B, 5, 40, 3), their audio (B, 10, A) and negatives (B, N, 10, A):
@@ -161,6 +166,25 @@ class Sequences:
 
 
 # --- training ---------------------------------------------------------------------------------
+
+
+BRIEF_CLOSURE_FRAMES = 6
+"""Closures up to this long (0.24 s at 25 fps) are consonants (p, b, m), not pauses."""
+
+
+def closed_frames(utterance: dict) -> np.ndarray:
+    """(T,) float32: 1 where an utterance's lips are closed, below its speaker's closed
+    threshold (`avatar3d.train.motion_eval.closed_threshold`): the closure head's target;
+    2 in brief closures (`BRIEF_CLOSURE_FRAMES`), which the loss weighs more."""
+    from avatar3d.train.motion_eval import closed_threshold, mouth_opening
+
+    opening = mouth_opening(utterance["displacement"].astype(np.float32), utterance["neutral"])
+    closed = (opening < closed_threshold(opening)).astype(np.float32)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], closed, [0]])))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        if stop - start <= BRIEF_CLOSURE_FRAMES:
+            closed[start:stop] = 2.0
+    return closed
 
 
 def inner_lip_gap(displacement: Tensor) -> Tensor:
@@ -219,7 +243,8 @@ class MotionTrainer:
                 basis = ExpressionBasis.fit(displacement, cfg.basis_size)
                 console.print(f"expression basis: {basis.size} codes keep {100 * basis.explained(displacement):.2f} % "
                               f"of {len(displacement)} frames' variance")
-                self.model = MotionModel(basis, MotionVAE(VAEConfig(codes=basis.size, width=cfg.width)),
+                self.model = MotionModel(basis, MotionVAE(VAEConfig(codes=basis.size, width=cfg.width,
+                                                               features=cfg.feature_groups(), closure=True)),
                                          SyncExpert(SyncConfig()))
                 self.stage = "sync"
             self.step, self.elapsed = 0, 0.0
@@ -292,9 +317,9 @@ class MotionTrainer:
 
     def _vae_step(self, progress: float) -> dict:
         cfg, model = self.cfg, self.model
-        audio, codes, speakers = self._batch(*self.data.crops(self.rng, cfg.batch, cfg.crop_frames))
+        audio, codes, closed, speakers = self._batch(*self.data.crops(self.rng, cfg.batch, cfg.crop_frames))
         keep = torch.from_numpy(self.rng.random(len(codes)) >= cfg.latent_dropout).to(self.device)
-        predicted, mean, log_var = model.vae(audio, codes, speakers, keep)
+        predicted, mean, log_var, closure_logits = model.vae(self._drop_features(audio), codes, speakers, keep)
         scale = model.code_scale.to(self.device)
         weight = scale**2 / (scale**2).mean()  # displacement-space error
         reconstruction = ((predicted - codes) ** 2 * weight).mean()
@@ -311,6 +336,11 @@ class MotionTrainer:
                 + cfg.kl_weight * min(1.0, 3 * progress) * kl)
         logs = {"vae/reconstruction": reconstruction.item(), "vae/lips": lip.item(), "vae/closure": closure.item(),
                 "vae/temporal": temporal.item(), "vae/kl": kl.item()}
+        if closure_logits is not None:
+            brief = 1 + (cfg.brief_closure_weight - 1) * (closed == 2).to(closure_logits)
+            head = F.binary_cross_entropy_with_logits(closure_logits, (closed > 0).to(closure_logits), weight=brief)
+            loss = loss + cfg.closure_head_weight * head
+            logs["vae/closure_head"] = head.item()
         if cfg.adapt is not None:  # L2-SP: stay near the corpus model, the subject has only minutes of speech
             drift = sum(((p - a) ** 2).sum() for p, a in zip(model.vae.parameters(), self.anchor))
             loss = loss + cfg.anchor_weight * drift
@@ -321,6 +351,15 @@ class MotionTrainer:
             logs["vae/sync"] = sync.item()
         self._apply(loss)
         return logs | {"vae/loss": loss.item()}
+
+    def _drop_features(self, audio: Tensor) -> Tensor:
+        """(B, 2T, A) audio with each kind of feature zeroed in a random ``feature_dropout``
+        share of the sequences, so the model cannot lean on one kind alone."""
+        if self.cfg.feature_dropout <= 0:
+            return audio
+        groups = torch.from_numpy(np.stack([group_mask([name]) for name in FEATURE_GROUPS])).to(audio)  # (G, A)
+        dropped = torch.from_numpy(self.rng.random((len(audio), len(groups))) < self.cfg.feature_dropout).to(audio)
+        return audio * (1 - (dropped @ groups).clamp(max=1))[:, None, :]
 
     def _predicted_sync_loss(self, audio: Tensor, lips: Tensor) -> Tensor:
         """The frozen expert's loss on predicted lips against their audio and shifted audio."""

@@ -49,12 +49,14 @@ def test_basis_refuses_too_little_or_foreign_data():
 
 def test_vae_shapes_for_any_length_and_kl():
     torch.manual_seed(0)
-    vae = MotionVAE(VAEConfig(codes=6, width=16, latent=4))
+    vae = MotionVAE(VAEConfig(codes=6, width=16, latent=4, closure=True))
     for frames in (1, 7, 48):
-        codes, mean, log_var = vae(torch.randn(2, 2 * frames, AUDIO_DIMS), torch.randn(2, frames, 6),
-                                   torch.randn(2, SPEAKER_DIMS))
-        assert codes.shape == (2, frames, 6)
+        codes, mean, log_var, closure = vae(torch.randn(2, 2 * frames, AUDIO_DIMS), torch.randn(2, frames, 6),
+                                            torch.randn(2, SPEAKER_DIMS))
+        assert codes.shape == (2, frames, 6) and closure.shape == (2, frames)
         assert mean.shape == (2, 4, -(-frames // LATENT_STRIDE))
+        assert vae.closed_probability(torch.randn(2 * frames, AUDIO_DIMS)).shape == (frames,)
+    assert MotionVAE(VAEConfig(codes=6, width=16, latent=4)).closed_probability(torch.randn(8, AUDIO_DIMS)) is None
     assert float(kl_divergence(torch.zeros(3, 4), torch.zeros(3, 4))) == 0.0
     assert float(kl_divergence(torch.ones(3, 4), torch.zeros(3, 4))) == pytest.approx(0.5)
 
@@ -62,14 +64,31 @@ def test_vae_shapes_for_any_length_and_kl():
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_chunked_generation_equals_one_pass(temperature):
     torch.manual_seed(0)
-    vae = MotionVAE(VAEConfig(codes=5, width=16, latent=4)).eval()
+    vae = MotionVAE(VAEConfig(codes=5, width=16, latent=4, closure=True)).eval()
     audio = torch.randn(2 * 203, AUDIO_DIMS)
     speaker = torch.randn(SPEAKER_DIMS)
     whole = vae.generate(audio, speaker, temperature, seed=3, chunk_frames=1000)
     chunked = vae.generate(audio, speaker, temperature, seed=3, chunk_frames=37)
     assert whole.shape == (203, 5)
     assert torch.allclose(whole, chunked, atol=1e-5)
+    assert torch.allclose(vae.closed_probability(audio), vae.closed_probability(audio, chunk_frames=37), atol=1e-6)
     if temperature:
         assert not torch.allclose(whole, vae.generate(audio, speaker, temperature, seed=4))  # the latent matters
     assert not torch.allclose(whole, vae.generate(audio, speaker + 1, temperature, seed=3))  # so does the face
     assert vae.generate(audio[:0], speaker).shape == (0, 5)
+
+
+def test_vae_hears_only_its_kinds_of_feature_and_keeps_them_through_a_checkpoint():
+    from avatar3d.motion.features import FEATURE_GROUPS
+
+    torch.manual_seed(0)
+    vae = MotionVAE(VAEConfig(codes=6, width=16, latent=4, features=("phones", "energy"))).eval()
+    audio, speaker = torch.randn(40, AUDIO_DIMS), torch.randn(SPEAKER_DIMS)
+    other = audio.clone()
+    other[:, list(FEATURE_GROUPS["mel"]) + list(FEATURE_GROUPS["pitch"])] = torch.randn(40, 82)
+    assert torch.equal(vae.generate(audio, speaker), vae.generate(other, speaker))  # mel and pitch unheard
+    other[:, list(FEATURE_GROUPS["phones"])[:3]] += 1.0
+    assert not torch.equal(vae.generate(audio, speaker), vae.generate(other, speaker))
+    again = MotionVAE.from_state(vae.state()).eval()
+    assert again.config.features == ("phones", "energy")
+    assert torch.equal(again.generate(audio, speaker), vae.generate(audio, speaker))

@@ -134,3 +134,40 @@ def test_pose_from_a_reference_video_is_tracked_once_and_keeps_the_subjects_fram
     # the reference's own frames start where the subject's do: retargeted, they are near its median pose
     assert np.abs(np.median(poses, 0) - np.median(subject.poses[:50], 0))[:3].max() < np.radians(2)
     assert _motion(subject_dir, model_path, speech, tmp_path / "m3.npz", "--pose", str(tmp_path / "none.mp4")) == 2
+
+
+def test_a_transcript_closes_the_lips_on_every_bilabial(subject_dir, model_path, tmp_path):
+    """With the shipped model (the tiny one's motion is noise, and takes 30 % of the codes)."""
+    from avatar3d.audio.wav import write_wav
+    from avatar3d.synth.speech import synthesize
+
+    text = "Maybe the bumpy map of Bombay will help me."
+    speech = synthesize(text, "en-gb-f", 170)
+    write_wav(tmp_path / "line.wav", speech.samples, speech.sample_rate)
+    (tmp_path / "line.txt").write_text(text + "\n")
+    out = tmp_path / "metrics.json"
+    assert main(["eval", "motion", str(subject_dir), "--audio", str(tmp_path / "line.wav"), "--text-file",
+                 str(tmp_path / "line.txt"), "--runs", str(tmp_path / "no-runs"), "--metrics", str(out)]) == 0
+    scores = json.loads(out.read_text())
+    assert scores["bilabial_count"] >= 8  # runs of p/b/m, neighbours merged: m, b, mp, m, p, b, mb, p(m)
+    # closed at every p/b/m, and there at most a third of the opening at vowel midpoints
+    assert scores["guided_bilabial_closure"] == 1.0 and scores["guided_closure_ratio"] < 0.35
+    assert scores["vowel_count"] >= 5 and 0.0 <= scores["guided_vowel_open"] <= 1.0
+    assert 0.0 <= scores["bilabial_closure"] <= 1.0  # the audio alone: scored, not required here
+
+    assert _motion(subject_dir, model_path, tmp_path / "line.wav", tmp_path / "guided.npz", "--text", text) == 0
+    assert _motion(subject_dir, model_path, tmp_path / "line.wav", tmp_path / "plain.npz") == 0
+    guided, plain = np.load(tmp_path / "guided.npz"), np.load(tmp_path / "plain.npz")
+    assert guided["landmarks"].shape == plain["landmarks"].shape
+    assert not np.allclose(guided["mouth_opening"], plain["mouth_opening"])
+
+
+def test_a_transcript_of_other_words_is_a_one_line_error(subject_dir, clip_dir, model_path, tmp_path, capsys):
+    speech = write_stereo_speech(clip_dir / "audio.wav", tmp_path / "speech.wav", seconds=3.0)
+    assert _motion(subject_dir, model_path, speech, tmp_path / "m.npz", "--text",
+                   "Zebras quietly juggle seventeen violins in Moscow tonight.") == 2
+    assert _motion(subject_dir, model_path, speech, tmp_path / "m.npz", "--text", "a", "--text-file", "x.txt") == 2
+    assert _motion(subject_dir, model_path, speech, tmp_path / "m.npz", "--text-file", str(tmp_path / "none.txt")) == 2
+    err = capsys.readouterr().err
+    assert "speech.wav" in err and "--text-file" in err and "none.txt" in err and "Traceback" not in err
+    assert not (tmp_path / "m.npz").exists()
