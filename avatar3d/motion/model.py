@@ -21,10 +21,10 @@ from avatar3d.motion.vae import MotionVAE
 MOTION_FORMAT = 1
 PRESS_FROM, PRESS_FULL = 0.3, 0.6
 """Closure-head probabilities where the lips start to be pressed and where they meet."""
-PHONE_FROM, PHONE_FULL = 0.3, 0.6
-"""The same for the phone recogniser's probability of p, b or m."""
-PRESS_SPREAD = 1
-"""Frames either side of a vote that the press also covers."""
+PHONE_FROM, PHONE_FULL = 0.6, 0.9
+"""The same for the phone recogniser's probability of p, b or m ..."""
+PHONE_GATE = 0.1
+"""... which counts only where the closure head gives at least this."""
 BILABIAL_COLUMNS = [FEATURE_GROUPS["phones"][PHONES.index(phone)] for phone in ("P", "B", "M")]
 
 
@@ -72,21 +72,21 @@ class MotionModel:
     def lip_press(self, features: np.ndarray) -> np.ndarray | None:
         """(T,) how much of the lips' gap to close at each frame of (2T, AUDIO_DIMS) features,
         from two votes: the closure head's probability (0 below `PRESS_FROM`, all of it from
-        `PRESS_FULL`) and the phone recogniser's probability of p, b or m (the same from
-        `PHONE_FROM` to `PHONE_FULL`); the larger wins, widened by `PRESS_SPREAD` frames
-        either way (votes are often a frame early or late). None without the closure head.
+        `PRESS_FULL`) and, where the head gives at least `PHONE_GATE`, the phone recogniser's
+        probability of p, b or m (the same from `PHONE_FROM` to `PHONE_FULL`); the larger
+        wins. None without the closure head.
 
-        The recogniser was trained on real speech: on real voices it finds bilabials that
-        the head, trained on synthetic ones, misses (docs/motion.md)."""
-        from scipy.ndimage import maximum_filter1d
-
+        The recogniser was trained on real speech: on real voices it finds bilabials that the
+        head, trained on synthetic ones, misses; on formant synthesis it also hears ones that
+        are not there, which the gate keeps out (docs/motion.md)."""
         probability = self.vae.closed_probability(torch.from_numpy(features))
         if probability is None:
             return None
+        probability = probability.numpy()
         bilabial = features[:, BILABIAL_COLUMNS].sum(1).reshape(-1, 2).max(1)  # two feature rows per frame
-        press = np.maximum(np.clip((probability.numpy() - PRESS_FROM) / (PRESS_FULL - PRESS_FROM), 0, 1),
-                           np.clip((bilabial - PHONE_FROM) / (PHONE_FULL - PHONE_FROM), 0, 1))
-        return maximum_filter1d(press, 2 * PRESS_SPREAD + 1)
+        head = np.clip((probability - PRESS_FROM) / (PRESS_FULL - PRESS_FROM), 0, 1)
+        phones = np.clip((bilabial - PHONE_FROM) / (PHONE_FULL - PHONE_FROM), 0, 1) * (probability >= PHONE_GATE)
+        return np.maximum(head, phones)
 
     def whiten(self, displacement: np.ndarray) -> Tensor:
         """(T, 478, 3) displacements -> (T, K) whitened codes."""

@@ -121,7 +121,7 @@ class MotionTrainConfig:
     """With --adapt: fine-tuning steps."""
     anchor_weight: float = 1.0
     """With --adapt: weight of the pull towards the starting weights (keeps what the corpus taught)."""
-    utterances: int = 1000
+    utterances: int = 3000
     """Synthetic corpus size (utterances of one sentence each, ~3 s)."""
     shard: str | None = None
     """i/n: only make utterances (synthetic, or of the corpus's videos) i, i+n, i+2n ... and stop (split corpus building across machines)."""
@@ -139,9 +139,9 @@ class MotionTrainConfig:
     """Start a new run even if the newest one is unfinished."""
     basis_size: int = 32
     """Expression codes K (PCA components of landmark displacements)."""
-    sync_steps: int = 4000
+    sync_steps: int = 1500
     """Sync-expert steps."""
-    vae_steps: int = 6000
+    vae_steps: int = 3000
     """VAE steps."""
     batch: int = 16
     """Sequences per VAE step (sync expert: 4x as many windows)."""
@@ -161,7 +161,7 @@ class MotionTrainConfig:
     """Weight of the second-difference (acceleration) loss."""
     closure_head_weight: float = 1.0
     """Weight of the closure head's loss (binary cross-entropy on frames with closed lips)."""
-    brief_closure_weight: float = 1.0
+    brief_closure_weight: float = 8.0
     """Weight, within that loss, of the frames of brief closures (p, b, m) against the others."""
     sync_weight: float = 0.02
     """Weight of the sync-expert loss on predicted lips (second half of the VAE stage)."""
@@ -169,8 +169,8 @@ class MotionTrainConfig:
     """Channels of the VAE."""
     features: str = "mel,pitch,energy,phones"
     """The kinds of audio feature the VAE hears, comma-separated (mel, pitch, energy, phones)."""
-    feature_dropout: float = 0.0
-    """Training: share of sequences in which each kind of feature is zeroed (independently), so no one kind carries the model."""
+    feature_dropout: str = "mel:0.2,pitch:0.2,energy:0.2,phones:0.2"
+    """Training: kind:share pairs, comma-separated (mel:0.5,pitch:0.2): the share of sequences in which that kind of feature is zeroed, so the model learns to do without it (the kinds that carry least from synthetic to real speech)."""
     max_minutes: float | None = None
     """Stop after this many minutes of training (split between the stages as their steps)."""
     checkpoint_every: int = 500
@@ -199,8 +199,13 @@ class MotionTrainConfig:
 
         if not self.feature_groups() or any(name not in FEATURE_GROUPS for name in self.feature_groups()):
             raise BadArgumentError(f"--features {self.features!r}: choose from {', '.join(FEATURE_GROUPS)}")
-        if not 0.0 <= self.feature_dropout < 1.0:
-            raise BadArgumentError(f"--feature-dropout must be within 0..1, got {self.feature_dropout}")
+        try:
+            dropout = self.dropout_shares()
+        except ValueError:
+            dropout = None
+        if dropout is None or any(name not in FEATURE_GROUPS or not 0 <= share < 1 for name, share in dropout.items()):
+            raise BadArgumentError(f"--feature-dropout {self.feature_dropout!r}: write kind:share pairs, e.g. "
+                                   f"mel:0.5,pitch:0.2, kinds from {', '.join(FEATURE_GROUPS)}, shares in 0..1")
         if self.workers is not None and self.workers < 1:
             raise BadArgumentError(f"--workers must be at least 1, got {self.workers}")
         if self.max_minutes is not None and self.max_minutes <= 0:
@@ -217,3 +222,8 @@ class MotionTrainConfig:
     def feature_groups(self) -> tuple[str, ...]:
         """The ``--features`` entries."""
         return tuple(part.strip() for part in self.features.split(",") if part.strip())
+
+    def dropout_shares(self) -> dict[str, float]:
+        """The ``--feature-dropout`` pairs as {kind: share}."""
+        pairs = [part.split(":") for part in self.feature_dropout.split(",") if part.strip()]
+        return {name.strip(): float(share) for name, share in pairs}

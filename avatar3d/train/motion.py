@@ -34,7 +34,7 @@ from avatar3d.files import CHECKPOINT, atomic_path, load_checkpoint, save_checkp
 from avatar3d.face import topology as topo
 from avatar3d.motion import corpus as corpora
 from avatar3d.motion.basis import LIP_POINTS, ExpressionBasis, speaker_shape
-from avatar3d.motion.features import FEATURE_GROUPS, group_mask
+from avatar3d.motion.features import group_mask
 from avatar3d.motion.generate import find_motion_model
 from avatar3d.motion.model import MotionModel
 from avatar3d.motion.sync import MAX_SHIFT, SyncConfig, SyncExpert, audio_windows, lip_windows, sync_loss
@@ -353,13 +353,14 @@ class MotionTrainer:
         return logs | {"vae/loss": loss.item()}
 
     def _drop_features(self, audio: Tensor) -> Tensor:
-        """(B, 2T, A) audio with each kind of feature zeroed in a random ``feature_dropout``
-        share of the sequences, so the model cannot lean on one kind alone."""
-        if self.cfg.feature_dropout <= 0:
+        """(B, 2T, A) audio with each kind of feature zeroed in its ``--feature-dropout`` share of
+        the sequences (independently), so the model learns to do without it."""
+        shares = self.cfg.dropout_shares()
+        if not shares:
             return audio
-        groups = torch.from_numpy(np.stack([group_mask([name]) for name in FEATURE_GROUPS])).to(audio)  # (G, A)
-        dropped = torch.from_numpy(self.rng.random((len(audio), len(groups))) < self.cfg.feature_dropout).to(audio)
-        return audio * (1 - (dropped @ groups).clamp(max=1))[:, None, :]
+        groups = torch.from_numpy(np.stack([group_mask([name]) for name in shares])).to(audio)  # (G, A)
+        dropped = torch.from_numpy(self.rng.random((len(audio), len(shares))) < np.array(list(shares.values())))
+        return audio * (1 - (dropped.to(audio) @ groups).clamp(max=1))[:, None, :]
 
     def _predicted_sync_loss(self, audio: Tensor, lips: Tensor) -> Tensor:
         """The frozen expert's loss on predicted lips against their audio and shifted audio."""

@@ -68,7 +68,7 @@ def test_train_motion_on_speech_and_synthetic_corpora_together(recordings, tmp_p
     args = ["train", "motion", "--corpus", f"synthetic,speech:{recordings}", "--utterances", "2", "--voices", "espeak",
             "--corpus-root", str(tmp_path / "corpora"), "--run", str(tmp_path / "run"), "--heldout", "1",
             "--sync-steps", "3", "--vae-steps", "3", "--crop-frames", "40", "--width", "16", "--batch", "2",
-            "--features", "phones,energy", "--feature-dropout", "0.3"]
+            "--features", "phones,energy", "--feature-dropout", "phones:0.3"]
     assert main(args) == 0
     assert (tmp_path / "run" / "motion.pt").exists()
     assert len(list((tmp_path / "corpora").glob("speech-*/*.npz"))) == 2

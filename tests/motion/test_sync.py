@@ -34,7 +34,7 @@ def test_trained_expert_finds_the_offset_of_shifted_audio():
     mixing = rng.normal(size=(120, AUDIO_DIMS)).astype(np.float32) * 3
     clips = [_clip(rng, 60, mixing) for _ in range(8)]
     data = Sequences([audio for _, audio in clips], [torch.zeros(len(lips), 1) for lips, _ in clips],
-                     [lips for lips, _ in clips], torch.zeros(len(clips), 6))
+                     [lips for lips, _ in clips], [torch.zeros(len(lips)) for lips, _ in clips], torch.zeros(len(clips), 6))
     expert = SyncExpert(SyncConfig(width=32, embedding=16))
     optimizer = torch.optim.Adam(expert.parameters(), lr=3e-3)
     losses = []

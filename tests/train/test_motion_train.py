@@ -35,15 +35,17 @@ def test_train_writes_a_loadable_model_and_heldout_metrics(corpus_root, tmp_path
     assert (tmp_path / "run" / FINISHED).exists()
 
 
-def test_vae_loss_falls(corpus_root, tmp_path):
+def test_vae_and_closure_head_losses_fall(corpus_root, tmp_path):
     torch.manual_seed(0)
     cfg = MotionTrainConfig(utterances=6, heldout=2, crop_frames=40, width=32, batch=4, corpus_root=corpus_root,
-                            run=tmp_path / "run", sync_weight=0.0)
+                            run=tmp_path / "run", sync_weight=0.0, feature_dropout="")  # no dropout: a clean curve
     trainer = MotionTrainer(cfg)
     trainer.stage = "vae"
     trainer.optimizer = trainer._stage_optimizer()
-    losses = [trainer._vae_step(0.1)["vae/reconstruction"] for _ in range(80)]
+    logs = [trainer._vae_step(0.1) for _ in range(80)]
+    losses, head = [log["vae/reconstruction"] for log in logs], [log["vae/closure_head"] for log in logs]
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
+    assert np.mean(head[-10:]) < 0.5 * np.mean(head[:10])
 
 
 def test_interrupted_training_resumes_where_it_stopped(corpus_root, tmp_path, monkeypatch):
@@ -66,14 +68,19 @@ def test_interrupted_training_resumes_where_it_stopped(corpus_root, tmp_path, mo
 
 def test_shard_makes_only_its_share(tmp_path):
     assert main(["train", "motion", "--utterances", "6", "--shard", "1/3", "--corpus-root", str(tmp_path)]) == 0
-    assert sorted(p.name for p in (tmp_path / "synthetic-0").glob("*.npz")) == ["000001.npz", "000004.npz"]
+    [folder] = tmp_path.glob("synthetic-*")
+    assert sorted(p.name for p in folder.glob("*.npz")) == ["000001.npz", "000004.npz"]
 
 
 def test_bad_arguments_are_one_line_exit_2(tmp_path, capsys):
     assert main(["train", "motion", "--shard", "3/3"]) == 2
     assert main(["train", "motion", "--corpus", str(tmp_path), "--run", str(tmp_path / "r")]) == 2
+    assert main(["train", "motion", "--feature-dropout", "mel=0.5"]) == 2
+    assert main(["train", "motion", "--feature-dropout", "lips:0.5"]) == 2
+    assert main(["train", "motion", "--voices", "espeak,klingon"]) == 2
     (tmp_path / "broken.pt").write_bytes(b"junk")
     with pytest.raises(Exception, match="broken.pt"):
         MotionModel.load(tmp_path / "broken.pt")
     err = capsys.readouterr().err
     assert "--shard" in err and str(tmp_path) in err and "Traceback" not in err
+    assert "--feature-dropout 'mel=0.5'" in err and "--voices" in err
