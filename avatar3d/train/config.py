@@ -161,7 +161,7 @@ class MotionTrainConfig:
     """Weight of the second-difference (acceleration) loss."""
     closure_head_weight: float = 1.0
     """Weight of the closure head's loss (binary cross-entropy on frames with closed lips)."""
-    brief_closure_weight: float = 8.0
+    brief_closure_weight: float = 4.0
     """Weight, within that loss, of the frames of brief closures (p, b, m) against the others."""
     sync_weight: float = 0.02
     """Weight of the sync-expert loss on predicted lips (second half of the VAE stage)."""
