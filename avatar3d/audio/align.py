@@ -36,9 +36,9 @@ PHONE_WORD = "phone_"
 """Prefix of the dictionary words that stand for one phone each (``phone_p``)."""
 
 MIN_SCORE = -3.6
-"""Lowest mean acoustic score per speech frame (natural log, relative to the best senone of
-each frame; 0 is the best the model could do) of a transcript that matches its audio. On 9
-real recordings of 8 speakers, matching transcripts scored -1.7 to -2.7 (-3.5 with the
+"""Lowest mean acoustic score per speech frame (the natural log of pocketsphinx's segment
+scores, which are relative to the best senone of each frame: 0 is the best the model could
+do) of a transcript that matches its audio. On 9 real recordings of at least 7 speakers, matching transcripts scored -1.7 to -2.7 (-3.5 with the
 corpus augmentation: noise, rooms, codecs); another recording's transcript, where it
 aligned at all, -3.8 to -4.8; one with a third of its words wrong, -2.5 to -3.5 (mostly
 refused by the word pass)."""
@@ -193,25 +193,32 @@ def align(samples: np.ndarray, sample_rate: int, text: str,
     if segments is None:
         raise TranscriptMismatch(f"{name}: its transcript cannot be aligned to the audio (other words, or "
                                  "the wrong file?)")
-    aligned, score, frames = [Segment("SIL", 0.0, 0.0)], 0.0, 0
+    phones, score = _phone_segments(segments, len(x) / SAMPLE_RATE)
+    if score < MIN_SCORE:
+        raise TranscriptMismatch(f"{name}: its transcript fits the audio badly (acoustic score {score:.1f} per "
+                                 f"frame, matching speech scores above {MIN_SCORE:.1f}): other words, or the "
+                                 "wrong file?")
+    word_times = [Segment(s.word.split("(")[0], s.start_frame * FRAME_S, (s.end_frame + 1) * FRAME_S)
+                  for s in spoken if not s.word.startswith(("<", "[", "+"))]
+    return Alignment(word_times, phones, score)
+
+
+def _phone_segments(segments: list, duration: float) -> tuple[list[Segment], float]:
+    """The phone pass's segments as contiguous phones over [0, ``duration``) seconds (pauses,
+    fillers and the gaps between segments merged into ``SIL``), and their mean acoustic score
+    per speech frame."""
+    phones, score, frames = [], 0.0, 0
     for segment in segments:
-        start, end = segment.start_frame * FRAME_S, (segment.end_frame + 1) * FRAME_S
+        end = (segment.end_frame + 1) * FRAME_S
         label = segment.word[len(PHONE_WORD):].upper() if segment.word.startswith(PHONE_WORD) else "SIL"
         if label != "SIL":
             score += math.log(max(segment.ascore, 1e-300))
             frames += segment.end_frame + 1 - segment.start_frame
-        if aligned[-1].label == label == "SIL":
-            aligned[-1] = Segment(label, aligned[-1].start, end)
-        else:
-            aligned.append(Segment(label, aligned[-1].end, end))
-    duration = len(x) / SAMPLE_RATE
-    if aligned[-1].end < duration:
-        aligned.append(Segment("SIL", aligned[-1].end, duration))
-    word_times = [Segment(s.word.split("(")[0], s.start_frame * FRAME_S, (s.end_frame + 1) * FRAME_S)
-                  for s in spoken if not s.word.startswith(("<", "[", "+"))]
-    score /= max(frames, 1)
-    if score < MIN_SCORE:
-        raise TranscriptMismatch(f"{name}: its transcript fits the audio badly (acoustic score {score:.1f} per "
-                                 f"frame, matching speech scores above {MIN_SCORE:.0f}): other words, or the "
-                                 "wrong file?")
-    return Alignment(word_times, aligned, score)
+        start = phones[-1].end if phones else 0.0
+        if phones and phones[-1].label == label == "SIL":
+            phones[-1] = Segment(label, phones[-1].start, end)
+        elif end > start:
+            phones.append(Segment(label, start, end))
+    if not phones or phones[-1].end < duration:
+        phones.append(Segment("SIL", phones[-1].end if phones else 0.0, duration))
+    return phones, score / max(frames, 1)
