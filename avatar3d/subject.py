@@ -112,6 +112,14 @@ class Subject:
                                 "run `avatar3d prep` again with --force masks")
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
+    def require_steps(self, steps: tuple[str, ...], purpose: str) -> None:
+        """Raises BadInputError naming the first of ``steps`` (prep steps) that has not run."""
+        done = self.manifest.get("steps", {})
+        for step in steps:
+            if step not in done:
+                raise BadInputError(f"{self.root}: prep step {step!r}, which {purpose} needs, has not run; run "
+                                    f"`avatar3d prep VIDEO --out {self.root}` to finish it")
+
     def arrays(self, name: str) -> dict[str, np.ndarray]:
         """All arrays of ``name``.npz (e.g. "landmarks", "face_fit", "signals")."""
         with np.load(self.root / f"{name}.npz") as data:

@@ -99,30 +99,3 @@ def read_frames(path: Path) -> Iterator[np.ndarray]:
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
             yield frame.to_ndarray(format="rgb24")
-
-
-def read_audio(path: Path, rate: int | None = None) -> tuple[np.ndarray, int]:
-    """Decodes the first audio stream, mixed to mono: (N,) float32 samples and the rate in Hz.
-
-    Args:
-        path: a media file with an audio stream.
-        rate: resample to this rate (Hz); None keeps the stream's own.
-
-    Samples start at the audio stream's own start time and are trimmed to its recorded
-    duration (decoders also return the last AAC frame's padding).
-
-    Raises:
-        BadInputError: the audio stream is corrupt.
-    """
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        rate = rate or stream.rate
-        resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate)
-        try:
-            chunks = [out.to_ndarray()[0] for frame in container.decode(stream) for out in resampler.resample(frame)]
-        except av.error.FFmpegError as error:
-            raise BadInputError(f"{path}: the audio stream is corrupt ({error.strerror or error})") from None
-        samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-        if stream.duration:
-            samples = samples[: int(round(stream.duration * stream.time_base * rate))]
-        return samples, rate

@@ -24,8 +24,8 @@ from avatar3d.motion.model import MotionModel
 
 
 def speech(seconds: float) -> tuple[np.ndarray, int]:
-    from avatar3d.synth.speech import SENTENCES
-    from avatar3d.synth.speech import synthesize
+    from avatar3d.rig.speech import SENTENCES
+    from avatar3d.rig.speech import synthesize
 
     parts, total, index = [], 0, 0
     while True:

@@ -16,7 +16,8 @@ import math
 import torch
 import trimesh
 
-from avatar3d.render import camera, rasterizer
+from avatar3d import camera
+from avatar3d.render import rasterizer
 from timing import median_seconds
 
 

@@ -15,12 +15,11 @@ import av
 import cv2
 import numpy as np
 
-from avatar3d.audio.wav import write_wav
+from avatar3d.audio.io import read_audio, resample, write_wav
 from avatar3d.errors import BadInputError
 from avatar3d.face.detection import FaceDetector
 from avatar3d.runtime import progress
 from avatar3d.subject import frame_name
-from avatar3d.video import read_audio
 
 AUDIO_RATE = 16000
 DETECT_HZ = 4.0  # face-track samples per second of video when choosing the crop
@@ -73,7 +72,7 @@ def source_frames(path) -> Iterator[tuple[float, av.VideoFrame]]:
         raise BadInputError(f"{path}: the video stream is corrupt ({error.strerror or error}); re-export it") from None
 
 
-def resample(frames: Iterator[tuple[float, av.VideoFrame]], fps: float) -> Iterator[tuple[int, av.VideoFrame]]:
+def resample_frames(frames: Iterator[tuple[float, av.VideoFrame]], fps: float) -> Iterator[tuple[int, av.VideoFrame]]:
     """Frames at exactly ``fps``: for target time k/fps, the last source frame shown by then.
 
     Works for any source rate, including variable ones; a source frame may repeat (upsampling)
@@ -182,7 +181,7 @@ def write_frames(path, crop: Crop, fps: float, resolution: int, quality: int, fo
     """Writes every resampled, cropped frame as JPEG; returns the count (``expected`` sizes the bar)."""
     count = 0
     params = [cv2.IMWRITE_JPEG_QUALITY, quality]
-    for index, frame in progress(resample(source_frames(path), fps), expected, "decode"):
+    for index, frame in progress(resample_frames(source_frames(path), fps), expected, "decode"):
         image = crop.apply(frame.to_ndarray(format="bgr24"), resolution)
         if not cv2.imwrite(str(folder / frame_name(index, ".jpg")), image, params):
             raise OSError(f"cannot write frame {index} to {folder}")
@@ -197,7 +196,8 @@ def write_audio(path, num_frames: int, fps: float, target) -> bool:
             return False
         starts = [stream.start_time * float(stream.time_base) if stream.start_time is not None else 0.0
                   for stream in (container.streams.video[0], container.streams.audio[0])]
-    samples, _ = read_audio(path, AUDIO_RATE)
+    samples, rate = read_audio(path)
+    samples = resample(samples, rate, AUDIO_RATE)
     offset = int(round((starts[1] - starts[0]) * AUDIO_RATE))  # audio that starts late is padded
     samples = np.concatenate([np.zeros(max(offset, 0), np.float32), samples[max(-offset, 0):]])
     length = int(round(num_frames / fps * AUDIO_RATE))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from avatar3d.audio import features as audio_features
-from avatar3d.audio.wav import read_wav
+from avatar3d.audio.io import read_audio
 from avatar3d.errors import BadInputError, OutputError
 from avatar3d.face import signals as face_signals
 from avatar3d.face.fit import FitConfig, fit_face
@@ -190,7 +190,7 @@ def run_audio_features(ctx: Context) -> dict:
     path.unlink(missing_ok=True)
     if not ctx.manifest["source"].get("has_audio"):
         return {"present": False}
-    samples, rate = read_wav(ctx.root / "audio.wav")
+    samples, rate = read_audio(ctx.root / "audio.wav")
     with console.status("audio features"):
         features = audio_features.extract(samples, rate, ctx.num_frames, ctx.config.fps)
     _save_npz(path, **features)
@@ -202,7 +202,7 @@ def run_preview(ctx: Context) -> dict:
         detected = data["landmarks"]
     with np.load(ctx.root / "face_fit.npz") as data:
         fitted = preview.fitted_landmarks_px(dict(data))
-    audio, rate = read_wav(ctx.root / "audio.wav") if ctx.manifest["source"].get("has_audio") else (None, 0)
+    audio, rate = read_audio(ctx.root / "audio.wav") if ctx.manifest["source"].get("has_audio") else (None, 0)
 
     preview.write_preview(ctx.frames("preview"), lambda index: read_labels(ctx.root, index), detected, fitted, ctx.config.fps, audio, rate,
                           ctx.root / "preview.mp4")

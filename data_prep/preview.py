@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 import torch
 
+from avatar3d.camera import project
 from avatar3d.face import topology as topo
-from avatar3d.render.camera import project
+from avatar3d.face.model import fitted_landmarks
 from avatar3d.video import VideoWriter
 
 PREVIEW_SIDE = 256
@@ -22,7 +23,7 @@ _TINTS = np.array([[0, 0, 0], [255, 140, 0], [40, 110, 255]], np.uint8)  # by la
 
 def fitted_landmarks_px(face_fit: dict) -> np.ndarray:
     """Landmarks (T, 478, 2) in pixels as the fitted model, pose and camera put them."""
-    shapes = face_fit["canonical"] + np.einsum("tk,kpc->tpc", face_fit["expression"], face_fit["basis"])
+    shapes = fitted_landmarks(face_fit)
     camera = np.einsum("tij,tpj->tpi", face_fit["rotation"], shapes) + face_fit["translation"][:, None]
     return project(torch.as_tensor(camera), torch.as_tensor(face_fit["intrinsics"]))[..., :2].numpy()
 

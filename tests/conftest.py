@@ -39,9 +39,9 @@ def write_stereo_speech(source, path, seconds=None, rate=44100):
     cut to ``seconds``: the kind of file a studio hands over."""
     import av
 
-    from avatar3d.audio.wav import read_wav, resample
+    from avatar3d.audio.io import read_audio, resample
 
-    samples, source_rate = read_wav(source)
+    samples, source_rate = read_audio(source)
     samples = resample(samples, source_rate, rate)[: int(rate * seconds) if seconds else None]
     with av.open(str(path), "w") as container:
         stream = container.add_stream("pcm_s16le", rate=rate, layout="stereo")

@@ -55,7 +55,7 @@ def test_console_script_exits_2_without_traceback(tmp_path):
 
 def test_help_names_every_voice_and_light_preset(capsys):
     from avatar3d.render.sh import LIGHT_PRESETS
-    from avatar3d.synth.speech import VOICES
+    from avatar3d.rig.speech import VOICES
 
     with pytest.raises(SystemExit):
         main(["synth", "--help"])

@@ -9,7 +9,8 @@ import pytest
 from avatar3d.cli import main
 from avatar3d.drive import Avatar
 from avatar3d.subject import Subject
-from avatar3d.video import VideoWriter, read_audio, read_frames
+from avatar3d.audio.io import read_audio
+from avatar3d.video import VideoWriter, read_frames
 from conftest import write_stereo_speech  # tests/ is on sys.path (pytest rootdir conftest)
 
 
@@ -36,9 +37,9 @@ def test_audio_and_video_stay_in_sync(tmp_path, fps):
         for index in range(int(round(seconds * fps))):
             video.write(np.full((size, size, 3), 255 if index == flash else 0, np.uint8))
     brightness = np.array([frame.mean() for frame in read_frames(tmp_path / "sync.mp4")])
-    decoded, _ = read_audio(tmp_path / "sync.mp4", rate)
+    decoded, decoded_rate = read_audio(tmp_path / "sync.mp4")
     flash_seconds = int(np.argmax(brightness)) / fps
-    click_seconds = int(np.argmax(np.abs(decoded) > 0.3)) / rate
+    click_seconds = int(np.argmax(np.abs(decoded) > 0.3)) / decoded_rate
     assert abs(flash_seconds - click_seconds) <= 1 / fps
     with av.open(str(tmp_path / "sync.mp4")) as container:
         assert container.streams.video[0].average_rate == Fraction(fps).limit_denominator(1001)

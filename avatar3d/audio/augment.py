@@ -27,7 +27,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from avatar3d.audio.wav import resample
+from avatar3d.audio.io import resample
 
 RATE = 16000
 CODECS = (("libmp3lame", "mp3"), ("aac", "mp4"), ("libopus", "ogg"))  # (encoder, container) with no lead-in delay

@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from avatar3d.audio.wav import resample
+from avatar3d.audio.io import resample
 from avatar3d.errors import BadArgumentError
 from avatar3d.runtime import usable_cpus
 

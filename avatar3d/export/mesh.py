@@ -33,6 +33,7 @@ from avatar3d.errors import BadArgumentError, OutputError
 from avatar3d.export.config import MeshConfig
 from avatar3d.face import signals
 from avatar3d.face import topology as topo
+from avatar3d.files import to_uint8
 from avatar3d.render.avatar import Avatar, find_run, load_avatar
 from avatar3d.render.conditions import (Conditions, canonical_landmarks, head_extent, intrinsics, spread_frames,
                                         subject_conditions)
@@ -121,7 +122,7 @@ class SilhouetteHull:
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """(N,) bool for (N, 3) head-space points; a point no frame sees is kept."""
-        from avatar3d.render.camera import project
+        from avatar3d.camera import project
 
         height, width = self.masks.shape[1:]
         inside = np.zeros(len(points))
@@ -204,7 +205,7 @@ def vertex_colours(avatar: Avatar, conditions: Conditions, vertices: np.ndarray,
         directions = torch.tensor([0.0, 0.0, -1.0], device=device).expand_as(origins)
         out = avatar.render_head(origins, directions, [len(points)], codes)
         colours.append((out["rgb"] / out["alpha"].clamp(min=1e-3)[:, None]).cpu())  # straight, not premultiplied
-    seen = (torch.cat(colours).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+    seen = to_uint8(torch.cat(colours).numpy())
     rgb = np.empty((len(vertices), 3), np.uint8)
     rgb[facing] = seen
     if not facing.all():

@@ -1,6 +1,6 @@
 """Closing paired landmarks in place: the lips (a press) and the eyelids.
 
-Shared by the virtual actor's rig (`avatar3d.synth.expression`) and driven motion, which
+Shared by the virtual actor's rig (`avatar3d.rig.expression`) and driven motion, which
 presses the lips where a transcript or the motion model's closure head says they meet.
 """
 

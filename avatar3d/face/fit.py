@@ -25,7 +25,7 @@ weak term on MediaPipe's relative depth, with Adam. Poses and
 expressions are smoothed in time by second differences, so frames without a detection
 (no data term) follow their neighbours.
 
-Conventions: ``render.camera`` (OpenGL-style camera space, principal point at the image
+Conventions: ``avatar3d.camera`` (OpenGL-style camera space, principal point at the image
 centre); ``x_cam = R @ x_head + t``.
 """
 
@@ -40,6 +40,7 @@ import torch
 from scipy.spatial.transform import Rotation
 from torch import Tensor
 
+from avatar3d.camera import intrinsics, project, rodrigues, unproject
 from avatar3d.errors import BadArgumentError, BadInputError
 from avatar3d.face import topology as topo
 from avatar3d.face.model import FACE_WIDTH, HEAD_CENTRE_DEPTH, LinearFaceModel
@@ -187,13 +188,12 @@ def fit_face(landmarks_px: np.ndarray, depth_px: np.ndarray, detected: np.ndarra
         cam = _to_camera(model.landmarks(expression), omega, trans)
         error = (_project(cam, focal, image_size) - obs.uv).norm(dim=-1).median(dim=-1).values
     error[obs.mask == 0] = float("nan")
-    centre = image_size / 2
     return FaceFit(
         model=model,
         expression=expression.numpy(),
         rotation=rodrigues(omega).numpy(),
         translation=_translation(trans).numpy(),
-        intrinsics=np.array([[focal, 0, centre], [0, focal, centre], [0, 0, 1]], dtype=np.float32),
+        intrinsics=intrinsics(focal, image_size, image_size).numpy(),
         reprojection_px=error.numpy(),
     )
 
@@ -244,21 +244,6 @@ class _StepCounter:
 # --- geometry ---------------------------------------------------------------------------
 
 
-def rodrigues(omega: Tensor) -> Tensor:
-    """Rotation matrices (..., 3, 3) from axis-angle vectors (..., 3), radians."""
-    theta2 = (omega * omega).sum(-1, keepdim=True)[..., None]
-    # sin(θ)/θ and (1 - cos θ)/θ² by their Taylor series near 0, where the exact forms divide 0 by 0.
-    small = theta2 < 1e-8
-    theta = theta2.clamp_min(1e-8).sqrt()
-    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
-    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2.clamp_min(1e-8))
-    x, y, z = omega.unbind(-1)
-    zero = torch.zeros_like(x)
-    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*omega.shape[:-1], 3, 3)
-    eye = torch.eye(3, dtype=omega.dtype).expand_as(cross)
-    return eye + a * cross + b * (cross @ cross)
-
-
 def _translation(trans: Tensor) -> Tensor:
     """Camera-space translations (T, 3) from (x/depth, y/depth, log depth) parameters (T, 3).
 
@@ -275,10 +260,8 @@ def _to_camera(points: Tensor, omega: Tensor, trans: Tensor) -> Tensor:
 
 
 def _project(cam: Tensor, focal: float, image_size: int) -> Tensor:
-    """Pixels (..., 2) of camera-space points (..., 3); see ``render.camera.project``."""
-    depth = -cam[..., 2]
-    centre = image_size / 2
-    return torch.stack([centre + focal * cam[..., 0] / depth, centre - focal * cam[..., 1] / depth], -1)
+    """Pixels (..., 2) of camera-space points (..., 3) through a centred square camera."""
+    return project(cam, intrinsics(focal, image_size, image_size))[..., :2]
 
 
 def _similarity(src: Tensor, dst: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
@@ -355,9 +338,7 @@ def _lift(obs: _Observations, focal: float) -> tuple[Tensor, Tensor, Tensor]:
     scale, _, _ = _similarity(canonical.expand_as(weak), weak, rigid)
     scale = torch.where(detected, scale, torch.ones_like(scale))
     depth = (focal + obs.depth.double()) / scale[:, None]
-    centre = obs.image_size / 2
-    u, v = obs.uv.double().unbind(-1)
-    clouds = torch.stack([(u - centre) * depth / focal, -(v - centre) * depth / focal, -depth], -1)
+    clouds = unproject(obs.uv.double(), depth, intrinsics(focal, obs.image_size, obs.image_size))
     return clouds, *_rigid_mean(clouds[detected])
 
 
@@ -598,10 +579,10 @@ def _fit_expression(obs: _Observations, canonical: Tensor, basis: Tensor, coeffi
     # With an orthonormal basis, a coefficient vector's squared norm is the sum over
     # landmarks of the squared displacements: size and roughness are measured per landmark.
     scale = FACE_WIDTH * config.huber
+    model = LinearFaceModel(canonical.numpy(), basis.numpy())
 
     def loss() -> Tensor:
-        points = canonical + torch.einsum("tk,kld->tld", expression, basis)
-        cost = _data_loss(_to_camera(points, omega, trans), obs, focal, config)
+        cost = _data_loss(_to_camera(model.landmarks(expression), omega, trans), obs, focal, config)
         smooth = (config.smooth_pose * _motion_roughness(canonical, omega, trans, config.huber)
                   + config.smooth_expression * _roughness(expression, config.huber))
         size = 0.5 * (expression / scale).pow(2).sum(-1).mean() / topo.NUM_LANDMARKS

@@ -86,3 +86,10 @@ class LinearFaceModel:
                 return cls(data["canonical"], data["basis"])
         except (OSError, KeyError, ValueError) as error:
             raise BadInputError(f"{path}: not a face model file ({error}); fit one with avatar3d") from error
+
+
+def fitted_landmarks(fit: dict[str, np.ndarray]) -> np.ndarray:
+    """(T, 478, 3) float32 head-space landmarks of every frame of a face fit (the arrays of
+    ``face_fit.npz``: ``canonical``, ``basis``, ``expression``), through `LinearFaceModel`."""
+    model = LinearFaceModel(fit["canonical"], fit["basis"])
+    return model.landmarks(torch.as_tensor(fit["expression"], dtype=torch.float32)).numpy()

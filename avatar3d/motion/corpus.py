@@ -28,9 +28,10 @@ from typing import Callable
 import numpy as np
 
 from avatar3d.errors import BadInputError
+from avatar3d.face.model import fitted_landmarks
 from avatar3d.files import atomic_path
 from avatar3d.motion.basis import displacements
-from avatar3d.motion.features import clip_features
+from avatar3d.motion.features import clip_features, feature_matrix
 from avatar3d.runtime import console, progress, usable_cpus
 
 FPS = 25.0
@@ -123,7 +124,7 @@ def synthetic_spec(seed: int, index: int, text: str | None = None,
 @functools.cache
 def _actor_rest() -> np.ndarray:
     """(478, 3) the virtual actor's neutral landmarks (MediaPipe on its photo: built once)."""
-    from avatar3d.synth.actor import build_actor
+    from avatar3d.rig.actor import build_actor
 
     return build_actor().rig.rest.astype(np.float64)
 
@@ -136,7 +137,7 @@ def speak(spec: SyntheticSpec) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]
         rate in Hz, (T, 478, 3) the speaker's head-frame landmarks per frame at ``FPS`` and
         (T,) the phoneme label at each frame's centre.
     """
-    from avatar3d.synth.speech import Phoneme, synthesize
+    from avatar3d.rig.speech import Phoneme, synthesize
 
     speech = synthesize(spec.text, spec.voice, spec.words_per_minute, spec.pitch)
     rate = speech.sample_rate
@@ -161,7 +162,7 @@ def rig_motion(phonemes: list, sample_rate: int, num_frames: int, fps: float, re
     """The virtual actor's mouth rig speaking timed phonemes, on a face with neutral ``rest``.
 
     Args:
-        phonemes: `avatar3d.synth.speech.Phoneme` s (espeak-ng mnemonics), sample positions
+        phonemes: `avatar3d.rig.speech.Phoneme` s (espeak-ng mnemonics), sample positions
             at ``sample_rate``.
         num_frames, fps: the frames to make (frame i at its centre, (i + 0.5) / fps seconds).
         rest: (478, 3) neutral landmarks, head frame.
@@ -169,10 +170,10 @@ def rig_motion(phonemes: list, sample_rate: int, num_frames: int, fps: float, re
 
     Returns:
         (T, 478, 3) head-frame landmarks (no blinks), (T, 5) the viseme controls that moved
-        them (`avatar3d.synth.visemes.VISEME_NAMES`) and (T,) the phoneme at each frame's centre.
+        them (`avatar3d.rig.visemes.VISEME_NAMES`) and (T,) the phoneme at each frame's centre.
     """
-    from avatar3d.synth import expression
-    from avatar3d.synth.visemes import phoneme_at, viseme_track
+    from avatar3d.rig import expression
+    from avatar3d.rig.visemes import phoneme_at, viseme_track
 
     times = (np.arange(num_frames) + 0.5) / fps
     visemes = viseme_track(phonemes, sample_rate, times) * articulation
@@ -273,3 +274,26 @@ def prepare_in_workers(folder: Path, jobs: dict[str, tuple], prepare: Callable[.
     refused = sorted(folder.glob("*.failed"))
     console.print(f"corpus {folder}: {usable} utterances" + (
         f", {len(refused)} sources left out (reasons in {folder}/*.failed)" if refused else ""))
+
+
+def prepared_utterance(root: Path) -> dict[str, np.ndarray]:
+    """A prepared clip (decode, landmarks, face_fit and audio_features done) as one utterance.
+
+    Returns the corpus arrays of `avatar3d.motion.corpus`: ``audio`` (2T, A), ``displacement``
+    (T, 478, 3) float32 face widths, ``neutral`` (478, 3), ``phoneme`` (T,) all "" (unknown),
+    ``fps``.
+    """
+    from avatar3d.subject import Subject
+
+    subject = Subject.load(root)
+    if not (root / "audio_features.npz").exists():
+        raise BadInputError(f"{root}: the video has no audio track")
+    fit = subject.arrays("face_fit")
+    landmarks = fitted_landmarks(fit)
+    return {
+        "audio": feature_matrix(subject.arrays("audio_features")),
+        "displacement": displacements(landmarks, fit["canonical"]).astype(np.float32),
+        "neutral": fit["canonical"].astype(np.float32),
+        "phoneme": np.full(len(landmarks), ""),
+        "fps": np.float32(subject.fps),
+    }

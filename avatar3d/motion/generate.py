@@ -16,10 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avatar3d.camera import pose_vectors, rotation_matrix
 from avatar3d.errors import BadArgumentError, BadInputError
 from avatar3d.face import signals
 from avatar3d.face import topology as topo
 from avatar3d.face.closure import press_lips
+from avatar3d.face.model import fitted_landmarks
+from avatar3d.files import newest_finished_run, runs_folder
 from avatar3d.motion import pose_blink
 from avatar3d.motion.basis import displacements, to_landmarks
 from avatar3d.motion.calibrate import CodeMap, fit_code_map
@@ -41,25 +44,13 @@ DEFAULT_MODEL = Path(__file__).with_name("default_motion.pt")
 
 
 def load_speech(path: Path) -> tuple[np.ndarray, int]:
-    """(N,) mono float32 samples and their rate from any file PyAV reads.
+    """(N,) mono float32 samples and their rate from any file PyAV reads (`avatar3d.audio.io.read_audio`).
 
     Raises:
         BadInputError: missing, unreadable, without an audio stream, or empty.
     """
-    import av
+    from avatar3d.audio.io import read_audio
 
-    from avatar3d.video import read_audio
-
-    path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"--audio {path}: no such file")
-    try:
-        with av.open(str(path)) as container:
-            has_audio = bool(container.streams.audio)
-    except av.error.FFmpegError as error:
-        raise BadInputError(f"--audio {path}: not a readable audio file ({error.strerror or error})") from None
-    if not has_audio:
-        raise BadInputError(f"--audio {path}: the file has no audio stream")
     samples, rate = read_audio(path)
     if len(samples) < rate // 25:
         raise BadInputError(f"--audio {path}: the audio is empty (under one frame long)")
@@ -67,20 +58,23 @@ def load_speech(path: Path) -> tuple[np.ndarray, int]:
 
 
 def find_motion_model(checkpoint: Path | None, runs: Path, subject: Path | None = None) -> Path:
-    """``checkpoint`` if given, else the newest model adapted to ``subject``, else the newest
-    corpus-trained one (under ``runs/motion-<subject>`` and ``runs/motion``), else the
-    model shipped in the package."""
+    """``checkpoint`` if given, else the newest finished model adapted to ``subject``, else the
+    newest finished corpus-trained one (`avatar3d.files.newest_finished_run` of stage
+    ``motion``), else the model shipped in the package."""
     if checkpoint is not None:
         return Path(checkpoint)
-    folders = ([f"motion-{Path(subject).resolve().name}"] if subject is not None else []) + ["motion"]
-    for folder in folders:
-        done = sorted((Path(runs) / folder).glob(f"*/{MODEL}"))
-        if done:
-            return done[-1]
+    for owner in ([subject] if subject is not None else []) + [None]:
+        run = newest_finished_run(runs, "motion", owner)
+        if run is not None:
+            return run / MODEL
     if DEFAULT_MODEL.exists():
         return DEFAULT_MODEL
-    raise BadInputError(f"no motion model under {Path(runs) / 'motion'}; run `avatar3d train motion` "
+    raise BadInputError(f"no motion model under {runs_folder(runs, 'motion')}; run `avatar3d train motion` "
                         "first or pass --motion")
+
+
+REQUIRED_STEPS = ("face_fit", "signals", "audio_features")
+"""Prep steps driven motion reads (neutral face, poses and expressions, eye signal, the speech's features)."""
 
 
 @dataclass
@@ -96,14 +90,16 @@ class SubjectMotion:
 
     @classmethod
     def load(cls, root: Path) -> "SubjectMotion":
-        from avatar3d.render.conditions import subject_conditions
         from avatar3d.subject import Subject
 
         subject = Subject.load(root)
-        start, stop = subject.manifest["split"]["train"]
-        conditions = subject_conditions(subject).select(torch.arange(start, stop))
-        return cls(subject.arrays("face_fit")["canonical"], conditions.landmarks.numpy(),
-                   conditions.pose_vector().numpy(), conditions.eye.numpy(), subject_features(subject, "train"),
+        subject.require_steps(REQUIRED_STEPS, "drive motion")
+        train = slice(*subject.manifest["split"]["train"])
+        fit = subject.arrays("face_fit")
+        poses = pose_vectors(torch.from_numpy(fit["rotation"][train]).float(),
+                             torch.from_numpy(fit["translation"][train]).float())
+        return cls(fit["canonical"], fitted_landmarks(fit)[train], poses.numpy(),
+                   subject.arrays("signals")["eye_normalised"][train], subject_features(subject, "train"),
                    float(subject.fps))
 
     @cached_property
@@ -154,37 +150,17 @@ def make_poses(cfg: MotionConfig, subject: SubjectMotion, num_frames: int, energ
     if cfg.pose in pose_blink.POSE_MODES:
         return pose_blink.make_poses(cfg.pose, subject.poses, num_frames, subject.fps, cfg.seed, energy)
     reference = Path(cfg.pose)
-    if reference.is_file():
-        reference = prepared_reference(reference, cfg.runs, subject.fps)
+    if reference.is_file():  # the avatar3d command tracks a video first (data_prep.pose_reference)
+        raise BadArgumentError(f"--pose {cfg.pose}: a video must be tracked first; give the folder "
+                               f"`avatar3d prep {cfg.pose} --out DIR` makes, or run the avatar3d command")
     if reference.is_dir():
         return pose_blink.pose_from_reference(reference_poses(reference), subject.poses, num_frames)
     raise BadArgumentError(f"--pose {cfg.pose!r}: use {', '.join(pose_blink.POSE_MODES)}, a video or a prepared "
                            "subject folder")
 
 
-REFERENCE_STEPS = ("decode", "landmarks", "face_fit")
-"""The prep steps a pose reference needs: its head poses come from the face fit alone."""
-
-
-def prepared_reference(video: Path, runs: Path, fps: float) -> Path:
-    """The folder of a reference video tracked by ``avatar3d prep`` (`REFERENCE_STEPS`, 256
-    pixels): once, then kept under RUNS/pose-references by its name, size and time (prep
-    resumes if interrupted)."""
-    import hashlib
-
-    from data_prep.config import PrepConfig
-    from data_prep.pipeline import run_prep
-
-    stat = video.stat()
-    key = hashlib.sha1(f"{video.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:10]
-    out = Path(runs) / "pose-references" / f"{video.stem}-{key}"
-    console.print(f"--pose {video}: tracking its head (kept in {out})")
-    return run_prep(PrepConfig(video=video, out=out, fps=fps, resolution=256, allow_short=True), REFERENCE_STEPS)
-
-
 def reference_poses(root: Path) -> np.ndarray:
     """(M, 6) head poses of every frame of a prepared folder (a subject, or a tracked video)."""
-    from avatar3d.render.conditions import pose_vectors
     from avatar3d.subject import Subject
 
     subject = Subject.load(root)
@@ -213,7 +189,7 @@ def transcript_codes(model: MotionModel, subject: SubjectMotion, phonemes: list,
                      num_frames: int) -> tuple[np.ndarray, np.ndarray]:
     """The mouth rig speaking aligned phonemes (`avatar3d.motion.transcript`) on the subject's
     neutral face: (T, D) its codes in the model's basis (what a model trained on the rig
-    would say) and (T, 5) its viseme controls (`avatar3d.synth.visemes.VISEME_NAMES`)."""
+    would say) and (T, 5) its viseme controls (`avatar3d.rig.visemes.VISEME_NAMES`)."""
     from avatar3d.motion.corpus import rig_motion
 
     landmarks, visemes, _ = rig_motion(phonemes, sample_rate, num_frames, subject.fps, subject.neutral)
@@ -233,7 +209,6 @@ def generate_motion(cfg: MotionConfig, speech: tuple[np.ndarray, int] | None = N
     applied to the result; without one, the model's own (`MotionModel.lip_press`).
     """
     from avatar3d.motion.transcript import aligned_phonemes, read_transcript
-    from avatar3d.render.camera import rotation_matrix
 
     subject = SubjectMotion.load(cfg.subject)
     model = MotionModel.load(find_motion_model(cfg.motion, cfg.runs, cfg.subject))

@@ -1,7 +1,7 @@
 """Head pose and eye blinks for a driven avatar: the non-speech motion that goes with the lips.
 
 Everything is per video frame. A head pose is a 6-vector ``[yaw, pitch, roll, tx, ty, tz]``:
-the angles in radians with the convention of `avatar3d.render.camera.rotation_matrix`
+the angles in radians with the convention of `avatar3d.camera.rotation_matrix`
 (``R = Ry(yaw) @ Rx(pitch) @ Rz(roll)``; positive yaw turns the face to the viewer's right,
 positive pitch looks down, positive roll tips the head to the viewer's left), the translation in
 head-space units. A subject's training poses are an (N, 6) array of such vectors, one per frame

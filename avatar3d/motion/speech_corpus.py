@@ -70,7 +70,7 @@ def prepare_recording(audio: Path, text: str, copy: int, target: Path) -> str | 
     it cannot be used, or None."""
     from avatar3d.motion.generate import load_speech
     from avatar3d.motion.transcript import aligned_phonemes
-    from avatar3d.synth.speech import Phoneme
+    from avatar3d.rig.speech import Phoneme
 
     try:
         samples, rate = load_speech(audio)

@@ -1,7 +1,7 @@
 """Transcripts of speech: the words said, aligned to the audio, as the mouth rig's phonemes.
 
 `avatar3d.audio.align` finds when each ARPAbet phone is spoken; here the phones become the
-espeak-ng mnemonics the virtual actor's viseme rig reads (`avatar3d.synth.speech`), so real
+espeak-ng mnemonics the virtual actor's viseme rig reads (`avatar3d.rig.speech`), so real
 speech with its transcript moves the rig exactly as synthesised speech does: closures on
 p/b/m, the lower lip under the teeth on f/v, rounding. Words missing from the pronouncing
 dictionary get espeak-ng's letter-to-sound phones.
@@ -45,14 +45,14 @@ def aligned_phonemes(samples: np.ndarray, sample_rate: int, text: str, name: str
         name: what to call the audio in errors.
 
     Returns:
-        Contiguous `avatar3d.synth.speech.Phoneme` s covering the audio, positions in samples
+        Contiguous `avatar3d.rig.speech.Phoneme` s covering the audio, positions in samples
         at ``sample_rate``; pauses are ``"_"``.
 
     Raises:
         avatar3d.audio.align.TranscriptMismatch: the transcript does not fit the audio.
     """
     from avatar3d.audio.align import align
-    from avatar3d.synth.speech import Phoneme, from_arpabet, pronounce_arpabet
+    from avatar3d.rig.speech import Phoneme, from_arpabet, pronounce_arpabet
 
     alignment = align(samples, sample_rate, text, pronounce_arpabet, name)
     return [Phoneme(from_arpabet(p.label), int(round(p.start * sample_rate)), int(round(p.end * sample_rate)))

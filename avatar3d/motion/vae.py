@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from avatar3d.motion.basis import SPEAKER_DIMS
 from avatar3d.motion.features import AUDIO_DIMS, FEATURE_GROUPS, group_mask
-from avatar3d.render.layers import Standardise
+from avatar3d.layers import Standardise
 
 LATENT_STRIDE = 4
 DILATIONS = (1, 2, 4, 8, 1, 2, 4, 8)

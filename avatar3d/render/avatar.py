@@ -19,13 +19,13 @@ import torch
 from torch import Tensor, nn
 
 from avatar3d import files
-from avatar3d.files import CHECKPOINT, FINISHED
+from avatar3d.camera import rodrigues
 from avatar3d.errors import BadInputError
-from avatar3d.face.fit import rodrigues
+from avatar3d.files import CHECKPOINT
+from avatar3d.layers import Standardise
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.encoding import config_from_dict
 from avatar3d.render.head import HeadConfig, HeadField
-from avatar3d.render.layers import Standardise
 from avatar3d.render.rays import frame_pixels, pixel_rays
 from avatar3d.render.torso import TorsoConfig, TorsoField, raw_head_code
 from avatar3d.render.volume import OccupancyGrid, composite, march, ray_box_interval
@@ -371,11 +371,6 @@ class Avatar(nn.Module):
 # --- runs ------------------------------------------------------------------------------------
 
 
-def runs_folder(runs: Path, subject_root: Path) -> Path:
-    """Where a subject's render runs live: ``runs/<subject folder name>/render``."""
-    return Path(runs) / Path(subject_root).resolve().name / "render"
-
-
 def load_checkpoint(path: Path) -> dict:
     """`avatar3d.files.load_checkpoint` of a render checkpoint."""
     return files.load_checkpoint(path, "avatar3d train render SUBJECT")
@@ -388,12 +383,12 @@ def find_run(subject_root: Path, run: Path | None, runs: Path = Path("runs")) ->
         BadInputError: No such run, or it has no checkpoint (naming the command to run).
     """
     if run is None:
-        parent = runs_folder(runs, subject_root)
-        done = sorted(p for p in parent.glob("*") if (p / FINISHED).exists()) if parent.is_dir() else []
-        if not done:
-            raise BadInputError(f"no finished render run for {subject_root} under {parent}; "
+        run = files.newest_finished_run(runs, "render", subject_root)
+        if run is None:
+            raise BadInputError(f"no finished render run for {subject_root} under "
+                                f"{files.runs_folder(runs, 'render', subject_root)}; "
                                 f"run `avatar3d train render {subject_root}` first (or pass --run)")
-        return done[-1]
+        return run
     if not (Path(run) / CHECKPOINT).exists():
         raise BadInputError(f"{run} has no {CHECKPOINT}; run `avatar3d train render {subject_root} --run {run}`")
     return Path(run)

@@ -16,8 +16,8 @@ from torch import Tensor
 
 from avatar3d.errors import BadInputError
 from avatar3d.face import signals
-from avatar3d.face.model import FACE_WIDTH
-from avatar3d.render.camera import rotation_angles
+from avatar3d.camera import pose_vectors
+from avatar3d.face.model import FACE_WIDTH, fitted_landmarks
 from avatar3d.subject import LABEL_HEAD
 
 REQUIRED_STEPS = ("decode", "masks", "face_fit", "signals")
@@ -69,29 +69,9 @@ class Conditions:
         return R, -(R @ self.translation[:, :, None])[:, :, 0]
 
 
-def check_subject(subject) -> None:
-    """Raises BadInputError naming the first prep step the renderer needs and the subject lacks."""
-    steps = subject.manifest.get("steps", {})
-    for step in REQUIRED_STEPS:
-        if step not in steps:
-            raise BadInputError(f"{subject.root}: prep step {step!r} has not run; run "
-                                f"`avatar3d prep VIDEO --out {subject.root}` to finish it")
-
-
-def pose_vectors(rotation: Tensor, translation: Tensor) -> Tensor:
-    """(T, 6) yaw, pitch, roll (radians) and translation of (T, 3, 3) rotations and (T, 3) translations."""
-    yaw, pitch, roll = rotation_angles(rotation)
-    return torch.cat([torch.stack([yaw, pitch, roll], 1), translation], 1)
-
-
-def fitted_landmarks(fit: dict[str, np.ndarray]) -> np.ndarray:
-    """(T, 478, 3) head-frame landmarks of every frame of a face fit (``face_fit.npz``'s arrays)."""
-    return fit["canonical"][None] + np.einsum("tk,knd->tnd", fit["expression"], fit["basis"])
-
-
 def subject_conditions(subject) -> Conditions:
     """Conditions of every frame of a prepared subject, from its face fit and signals."""
-    check_subject(subject)
+    subject.require_steps(REQUIRED_STEPS, "the renderer")
     fit = subject.arrays("face_fit")
     signals = subject.arrays("signals")
     landmarks = fitted_landmarks(fit)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from avatar3d.render.camera import project
+from avatar3d.camera import project
 from avatar3d.render.rasterizer import rasterize
 from avatar3d.render.rays import camera_directions
 

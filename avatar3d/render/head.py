@@ -31,7 +31,7 @@ from avatar3d.face.model import FACE_WIDTH
 from avatar3d.render import backend
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.encoding import HashGrid, HashGridConfig
-from avatar3d.render.layers import mlp, positional_encoding, trunc_exp
+from avatar3d.layers import mlp, positional_encoding, trunc_exp
 from avatar3d.render.sh import sh_basis
 
 DISPLACEMENT_SCALE = 0.01

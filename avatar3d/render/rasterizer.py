@@ -1,7 +1,7 @@
 """Z-buffered triangle rasterizer in pure PyTorch (vectorised, CPU-friendly).
 
 Input vertices are already in screen space: ``(u, v, depth)`` as returned by
-`avatar3d.render.camera.project` (u right, v down, in pixels; depth = -z > 0).
+`avatar3d.camera.project` (u right, v down, in pixels; depth = -z > 0).
 Pixel (row i, column j) is sampled at its centre ``(j + 0.5, i + 0.5)``.
 
 Algorithm: every triangle is cut into spans, one per pixel row of its

@@ -1,6 +1,6 @@
 """Camera rays through pixels, for volume rendering.
 
-Conventions are those of `avatar3d.render.camera`: camera space is
+Conventions are those of `avatar3d.camera`: camera space is
 OpenGL-style (x right, y up, looking along -z), ``K`` is in pixels, and pixel
 (row i, column j) has its centre at ``(u, v) = (j + 0.5, i + 0.5)``.
 
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from avatar3d.camera import unproject
 
 
 def _split_c2w(c2w: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
@@ -31,7 +33,7 @@ def pixel_rays(
 
     The camera-space direction through ``(u, v)`` is
     ``((u - cx) / fx, -(v - cy) / fy, -1)`` (the inverse of
-    `avatar3d.render.camera.project`), rotated by ``c2w`` and normalised.
+    `avatar3d.camera.project`), rotated by ``c2w`` and normalised.
 
     Args:
         K: (3, 3) intrinsics in pixels.
@@ -60,9 +62,7 @@ def camera_directions(K: Tensor, pixels: Tensor) -> Tensor:
     Returns:
         (..., 3) unit vectors along ``((u - cx) / fx, -(v - cy) / fy, -1)``.
     """
-    K = K.to(pixels)
-    u, v = pixels.unbind(-1)
-    directions = torch.stack([(u - K[0, 2]) / K[0, 0], -(v - K[1, 2]) / K[1, 1], -torch.ones_like(u)], dim=-1)
+    directions = unproject(pixels, torch.ones_like(pixels[..., 0]), K)  # the point at depth 1
     return directions / directions.norm(dim=-1, keepdim=True)
 
 

@@ -16,7 +16,7 @@ import torch
 
 from avatar3d.errors import BadArgumentError
 from avatar3d.render.avatar import find_run, load_avatar
-from avatar3d.render.camera import rotation_matrix
+from avatar3d.camera import rotation_matrix
 from avatar3d.render.config import RenderFramesConfig
 from avatar3d.render.conditions import Conditions, subject_conditions
 from avatar3d.runtime import progress

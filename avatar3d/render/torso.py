@@ -18,10 +18,10 @@ import torch
 from torch import Tensor, nn
 
 from avatar3d.face import topology as topo
-from avatar3d.render.camera import project
+from avatar3d.camera import project
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.encoding import HashGrid, HashGridConfig
-from avatar3d.render.layers import Standardise, mlp, positional_encoding
+from avatar3d.layers import Standardise, mlp, positional_encoding
 
 JAW_POINTS = (topo.CHIN, 172, 397)
 """Chin and the two jaw corners: where the head meets the neck."""

@@ -10,20 +10,21 @@ import numpy as np
 import torch
 
 from avatar3d import config as config_io
-from avatar3d.audio.wav import write_wav
+from avatar3d.audio.io import write_wav
+from avatar3d.camera import project, rotation_matrix
 from avatar3d.errors import BadArgumentError, OutputError
-from avatar3d.files import write_png
 from avatar3d.face import signals
-from avatar3d.render.camera import project, rotation_matrix
-from avatar3d.render.sh import load_light
-from avatar3d.runtime import console, progress
-from avatar3d.synth import expression, motion
 from avatar3d.face.model import FACE_WIDTH
-from avatar3d.synth.actor import build_actor, intrinsics
+from avatar3d.files import to_uint8, write_png
+from avatar3d.render.sh import load_light
+from avatar3d.rig import expression
+from avatar3d.rig.actor import build_actor, intrinsics
+from avatar3d.rig.speech import SENTENCES, Phoneme, Speech, synthesize
+from avatar3d.rig.visemes import VISEME_NAMES, phoneme_at, viseme_track
+from avatar3d.runtime import console, progress
+from avatar3d.synth import motion
 from avatar3d.synth.config import SynthConfig
 from avatar3d.synth.scene import Pose, load_background, render_frame
-from avatar3d.synth.speech import SENTENCES, Phoneme, Speech, synthesize
-from avatar3d.synth.visemes import VISEME_NAMES, phoneme_at, viseme_track
 from avatar3d.video import VideoWriter
 
 LEAD_IN, LEAD_OUT = 0.3, 0.5  # seconds of silence around the speech
@@ -96,7 +97,7 @@ def _prepare_output(out: Path) -> Path:
 
 
 def _save_png(path: Path, image: torch.Tensor) -> None:
-    array = (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+    array = to_uint8(image.numpy())
     write_png(path, array.squeeze(-1) if array.shape[-1] == 1 else array)
 
 
@@ -153,7 +154,7 @@ def _render(cfg: SynthConfig, speech: Speech, light: torch.Tensor, background: t
             pose = Pose(head_rotation, head_translation, rotation_matrix(*torch.as_tensor(torso_angles[index])),
                         rest + 0.5 * torch.as_tensor(head_shift[index]))
             frame = render_frame(actor, landmarks, pose, light, background, cfg.supersample)
-            video.write((frame.rgb * 255 + 0.5).to(torch.uint8).numpy())
+            video.write(to_uint8(frame.rgb.numpy()))
             for name in cfg.pass_list:
                 image = {"albedo": torch.cat([frame.albedo, frame.alpha], -1),
                          "normal": torch.cat([(frame.normal + 1) / 2, frame.alpha], -1),

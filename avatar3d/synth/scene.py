@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from avatar3d.errors import BadArgumentError
-from avatar3d.render.camera import project
+from avatar3d.camera import project
 from avatar3d.render.rasterizer import interpolate, rasterize
 from avatar3d.render.sh import shade
 from avatar3d.render.texture import sample_texture
-from avatar3d.synth.actor import Actor, intrinsics, mouth_plane
+from avatar3d.rig.actor import Actor, intrinsics, mouth_plane
 
 BACKGROUND_PHOTOS = ("coffee", "rocket", "brick", "chelsea", "hubble_deep_field")
 """scikit-image photos usable as backgrounds by name."""

@@ -132,7 +132,7 @@ class MotionTrainConfig:
     heldout: int = 20
     """Held-out virtual-actor utterances (Harvard sentences, at most 20) scored into RUN/metrics.json."""
     run: Path | None = None
-    """Run folder; an unfinished one resumes. Default: runs/motion/TIMESTAMP, or the newest unfinished one there."""
+    """Run folder; an unfinished one resumes. Default: runs/all-subjects/motion/TIMESTAMP (with --adapt: runs/SUBJECT/motion/TIMESTAMP), or the newest unfinished one there."""
     runs: Path = Path("runs")
     """Root folder of runs."""
     fresh: bool = False

@@ -1,8 +1,9 @@
 """``avatar3d train motion``: expression basis, sync expert, then the audio-to-expression VAE.
 
 1. Corpus: ``synthetic`` makes any missing utterances of the virtual-actor corpus under
-   ``corpus_root``; a folder of videos is prepared into utterances there
-   (`avatar3d.motion.video_corpus`). Both resume, and ``--shard i/n`` makes one share and
+   ``corpus_root``; ``speech:DIR`` aligns recordings there (`avatar3d.motion.speech_corpus`);
+   a folder of videos has been prepared into utterances by the command
+   (`data_prep.video_corpus`). They resume, and ``--shard i/n`` makes one share and
    stops. A folder of utterance files is read as it is. Held-out utterances (the Harvard sentences, never in training) are made the
    same way and score the model after training.
 2. Basis: PCA of every training frame's landmark displacements.
@@ -30,17 +31,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from avatar3d.errors import BadInputError
-from avatar3d.files import CHECKPOINT, atomic_path, load_checkpoint, save_checkpoint
+from avatar3d.files import CHECKPOINT, atomic_path, load_checkpoint, runs_folder, save_checkpoint
 from avatar3d.face import topology as topo
 from avatar3d.motion import corpus as corpora
 from avatar3d.motion.basis import LIP_POINTS, ExpressionBasis, speaker_shape
 from avatar3d.motion.features import group_mask
-from avatar3d.motion.generate import find_motion_model
+from avatar3d.motion.generate import REQUIRED_STEPS, find_motion_model
 from avatar3d.motion.model import MotionModel
 from avatar3d.motion.sync import MAX_SHIFT, SyncConfig, SyncExpert, audio_windows, lip_windows, sync_loss
 from avatar3d.motion.vae import MotionVAE, VAEConfig, kl_divergence
 from avatar3d.motion.speech_corpus import PREFIX, prepare_speech_corpus
-from avatar3d.motion.video_corpus import find_videos, prepare_video_corpus, prepared_utterance
 from avatar3d.runtime import console, progress, set_quiet
 from avatar3d.train import distributed, loop
 from avatar3d.train.distributed import Workers
@@ -75,7 +75,7 @@ def make_synthetic(folder: Path, indices, seed: int, texts: list[str] | None = N
 def heldout_corpus(cfg: MotionTrainConfig, count: int) -> list[Path]:
     """Held-out virtual-actor utterances of the Harvard sentences, espeak-ng voices, clean
     audio (made once): the synthetic scores stay comparable between models."""
-    from avatar3d.synth.speech import SENTENCES
+    from avatar3d.rig.speech import SENTENCES
 
     folder = Path(cfg.corpus_root) / f"heldout-v{corpora.CORPUS_VERSION}-{cfg.seed}"
     indices = range(min(count, len(SENTENCES)))
@@ -92,8 +92,6 @@ def corpus_files(cfg: MotionTrainConfig, spec: str, shard: tuple[int, int] = (0,
         return [corpora.utterance_path(folder, i) for i in indices]
     if spec.startswith(PREFIX):
         folder = prepare_speech_corpus(Path(spec[len(PREFIX):]), cfg.corpus_root, shard, cfg.workers, cfg.speech_copies)
-    elif Path(spec).is_dir() and find_videos(Path(spec)):
-        folder = prepare_video_corpus(Path(spec), cfg.corpus_root, shard, cfg.workers)
     else:
         folder = Path(spec)
     files = sorted(folder.glob("*.npz")) if folder.is_dir() else []
@@ -194,12 +192,11 @@ def inner_lip_gap(displacement: Tensor) -> Tensor:
 
 def subject_utterance(root: Path) -> tuple[dict, dict]:
     """A prepared subject's training and validation frames as corpus utterances."""
-    from avatar3d.render.conditions import check_subject
     from avatar3d.subject import Subject
 
     subject = Subject.load(root)
-    check_subject(subject)
-    whole = prepared_utterance(root)
+    subject.require_steps(REQUIRED_STEPS, "fine-tuning on a subject")
+    whole = corpora.prepared_utterance(root)
     parts = []
     for name in ("train", "val"):
         start, stop = subject.manifest["split"][name]
@@ -210,8 +207,7 @@ def subject_utterance(root: Path) -> tuple[dict, dict]:
 
 def choose_run(cfg: MotionTrainConfig) -> Path:
     """``--run``, else the newest unfinished motion run (of the subject, with --adapt), else a new one."""
-    parent = Path(cfg.runs) / ("motion" if cfg.adapt is None else f"motion-{Path(cfg.adapt).resolve().name}")
-    return loop.choose_run(cfg.run, parent, cfg.fresh)
+    return loop.choose_run(cfg.run, runs_folder(cfg.runs, "motion", cfg.adapt), cfg.fresh)
 
 
 class MotionTrainer:

@@ -35,7 +35,7 @@ def mouth_opening(displacement: np.ndarray, neutral: np.ndarray) -> np.ndarray:
 
 def bilabial_segments(phonemes: np.ndarray) -> list[np.ndarray]:
     """Frame indices of each run of p/b/m frames (phoneme labels at frame centres)."""
-    from avatar3d.synth.speech import phoneme_class
+    from avatar3d.rig.speech import phoneme_class
 
     is_bilabial = np.array([bool(p) and phoneme_class(str(p)) == "bilabial" for p in phonemes])
     edges = np.flatnonzero(np.diff(np.concatenate([[0], is_bilabial.astype(int), [0]])))
@@ -44,7 +44,7 @@ def bilabial_segments(phonemes: np.ndarray) -> list[np.ndarray]:
 
 def silent_windows(phonemes: np.ndarray) -> np.ndarray:
     """(T,) bool: the 5-frame sync window centred on each frame holds only silence."""
-    from avatar3d.synth.speech import phoneme_class
+    from avatar3d.rig.speech import phoneme_class
 
     silent = np.array([phoneme_class(str(p)) == "silence" for p in phonemes])
     padded = np.pad(silent, MOUTH_FRAMES // 2, mode="edge")
@@ -145,7 +145,7 @@ def transcript_scores(opening: np.ndarray, phonemes: list, sample_rate: int, fps
 
     Args:
         opening: (T,) mouth opening per video frame (`avatar3d.face.signals.mouth_opening`).
-        phonemes: the speech's `avatar3d.synth.speech.Phoneme` s, sample positions.
+        phonemes: the speech's `avatar3d.rig.speech.Phoneme` s, sample positions.
         sample_rate, fps: the phonemes' sample rate and the track's frame rate.
         subject_opening: the subject's own mouth openings, which set its thresholds.
 
@@ -156,7 +156,7 @@ def transcript_scores(opening: np.ndarray, phonemes: list, sample_rate: int, fps
         midpoints; ``vowel_open``: fraction of vowels of `MIN_VOWEL_S` or more whose largest
         opening passes the `OPEN_FRACTION` threshold; and the counts.
     """
-    from avatar3d.synth.speech import phoneme_class
+    from avatar3d.rig.speech import phoneme_class
 
     classes = [phoneme_class(p.label) for p in phonemes]
     frames = [phone_frames(p.start, p.end, sample_rate, fps, len(opening)) for p in phonemes]

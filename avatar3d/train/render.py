@@ -28,9 +28,8 @@ import torch
 from torch import Tensor
 
 from avatar3d.errors import BadInputError, UserError
-from avatar3d.files import save_checkpoint
-from avatar3d.files import CHECKPOINT
-from avatar3d.render.avatar import Avatar, MarchConfig, load_checkpoint, runs_folder
+from avatar3d.files import CHECKPOINT, runs_folder, save_checkpoint
+from avatar3d.render.avatar import Avatar, MarchConfig, load_checkpoint
 from avatar3d.render.conditions import Conditions, head_box, intrinsics, subject_conditions
 from avatar3d.render.encoding import HashGridConfig
 from avatar3d.render.face_prior import face_distances
@@ -63,7 +62,7 @@ MAX_BAD_STEPS = 20
 
 def choose_run(cfg: RenderTrainConfig, subject_root: Path) -> Path:
     """The run folder: ``--run``, else the newest unfinished run of the subject, else a new one."""
-    return loop.choose_run(cfg.run, runs_folder(cfg.runs, subject_root), cfg.fresh)
+    return loop.choose_run(cfg.run, runs_folder(cfg.runs, "render", subject_root), cfg.fresh)
 
 
 # --- building ------------------------------------------------------------------------------

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from avatar3d.audio.align import TranscriptMismatch, align, transcript_words
-from avatar3d.audio.wav import read_wav
+from avatar3d.audio.io import read_audio
 from avatar3d.errors import BadInputError
-from avatar3d.synth.speech import phoneme_class, pronounce_arpabet, synthesize
+from avatar3d.rig.speech import phoneme_class, pronounce_arpabet, synthesize
 
 BILABIAL = {"P", "B", "M"}
 
@@ -18,7 +18,7 @@ def _labelled_phones(path):
 
 
 def test_arctic_bilabials_land_within_two_frames_of_their_labels(speech_dev):
-    samples, rate = read_wav(speech_dev / "arctic_a0009.wav")
+    samples, rate = read_audio(speech_dev / "arctic_a0009.wav")
     alignment = align(samples, rate, (speech_dev / "arctic_a0009.txt").read_text(), pronounce_arpabet)
     labelled = [(s, e) for phone, s, e in _labelled_phones(speech_dev / "arctic_a0009.lab") if phone in BILABIAL]
     aligned = [(p.start, p.end) for p in alignment.phones if p.label in BILABIAL]
@@ -43,7 +43,7 @@ def test_synthetic_speech_aligns_with_its_own_phoneme_timing():
 
 
 def test_a_transcript_of_other_words_is_refused(speech_dev):
-    samples, rate = read_wav(speech_dev / "arctic_a0007.wav")
+    samples, rate = read_audio(speech_dev / "arctic_a0007.wav")
     with pytest.raises(TranscriptMismatch, match="arctic_a0007"):
         align(samples, rate, (speech_dev / "arctic_a0009.txt").read_text(), name="arctic_a0007.wav")
     with pytest.raises(TranscriptMismatch):

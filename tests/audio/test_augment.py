@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from avatar3d.audio.augment import CODECS, RATE, augment, codec_round_trip
-from avatar3d.synth.speech import synthesize
+from avatar3d.rig.speech import synthesize
 
 
 @pytest.fixture(scope="module")

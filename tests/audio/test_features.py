@@ -14,9 +14,9 @@ from avatar3d.audio.features import (
     pitch,
     register_encoder,
 )
-from avatar3d.audio.wav import resample
+from avatar3d.audio.io import resample
 from avatar3d.errors import BadArgumentError
-from avatar3d.synth.speech import phoneme_class, synthesize
+from avatar3d.rig.speech import phoneme_class, synthesize
 
 SR = 16000
 LEAD_S = 0.5  # silence put before synthesised speech

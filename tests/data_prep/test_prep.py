@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from avatar3d.audio.wav import read_wav
+from avatar3d.audio.io import read_audio
 from avatar3d.cli import main
 from avatar3d.face.signals import face_width, mouth_opening
 from avatar3d.subject import Subject
@@ -15,7 +15,7 @@ from avatar3d.synth.clip import make_clip
 from avatar3d.synth.config import SynthConfig
 from data_prep import pipeline
 from data_prep.config import PrepConfig
-from data_prep.decode import resample
+from data_prep.decode import resample_frames
 from data_prep.pipeline import run_prep
 
 
@@ -58,10 +58,10 @@ def test_masks_background_split_and_audio(subject):
     assert rows[labels == 2].mean() < rows[labels == 1].mean()  # head above torso
     assert (labels == 0).mean() > 0.2
     assert subject.manifest["split"] == {"train": [0, 135], "val": [135, 150]}
-    samples, rate = read_wav(subject.root / "audio.wav")
+    samples, rate = read_audio(subject.root / "audio.wav")
     assert rate == 16000 and len(samples) == 6 * 16000 and subject.stats["audio.present"]
     assert subject.frame(0).shape == (256, 256, 3)
-    from avatar3d.video import read_audio, read_frames
+    from avatar3d.video import read_frames
 
     preview = list(read_frames(subject.root / "preview.mp4"))
     assert len(preview) == 150 and preview[0].shape == (256, 256, 3)
@@ -111,7 +111,7 @@ def _write_video(path, frames, rate, audio=None):
 
 def test_resample_picks_the_frame_on_screen():
     source = [(i * 1001 / 30000, i) for i in range(300)]  # 29.97 fps for ~10 s
-    picked = list(resample(iter(source), 25))
+    picked = list(resample_frames(iter(source), 25))
     assert len(picked) == int(300 * 1001 / 30000 * 25)
     for index, frame in picked:
         assert source[frame][0] <= index / 25 + 1e-6 < source[frame][0] + 1001 / 30000

@@ -41,7 +41,7 @@ def test_mouth_amplitude_zero_keeps_the_mouth_neutral(subject_dir, clip_dir, mod
 
 
 def test_silent_audio_warns_and_bad_audio_is_refused(subject_dir, model_path, tmp_path, capsys):
-    from avatar3d.audio.wav import write_wav
+    from avatar3d.audio.io import write_wav
 
     write_wav(tmp_path / "silence.wav", np.zeros(16000, np.float32), 16000)
     assert _motion(subject_dir, model_path, tmp_path / "silence.wav", tmp_path / "m.npz") == 0
@@ -81,11 +81,11 @@ def test_adaptation_fine_tunes_on_the_subject_and_the_anchor_holds_it(subject_di
 
 
 def test_speech_detector_tells_speech_from_noise_and_hum(clip_dir):
-    from avatar3d.audio.wav import read_wav
+    from avatar3d.audio.io import read_audio
     from avatar3d.motion.features import clip_features
     from avatar3d.motion.generate import is_speech
 
-    speech, rate = read_wav(clip_dir / "audio.wav")
+    speech, rate = read_audio(clip_dir / "audio.wav")
     speech = speech[: 3 * rate]
     times = np.arange(3 * rate) / rate
     noise = np.random.default_rng(0).normal(scale=0.1, size=3 * rate).astype(np.float32)
@@ -103,6 +103,26 @@ def test_shipped_model_is_small_and_is_the_fallback(tmp_path):
     model = MotionModel.load(DEFAULT_MODEL)
     assert model.vae.config.codes == model.basis.size
     assert find_motion_model(None, tmp_path / "no-runs") == DEFAULT_MODEL
+
+
+def test_motion_and_render_runs_share_one_layout_and_the_newest_finished_one_is_found(tmp_path):
+    from avatar3d.files import FINISHED, newest_finished_run, runs_folder
+    from avatar3d.motion.generate import find_motion_model
+
+    subject = tmp_path / "actor"
+    runs = tmp_path / "runs"
+    assert runs_folder(runs, "render", subject) == runs / "actor" / "render"
+    for owner, stamp, finished in ((None, "20260101-000000", True), (None, "20260102-000000", False),
+                                   (subject, "20260101-000000", True), (subject, "20260103-000000", True),
+                                   (subject, "20260104-000000", False)):
+        run = runs_folder(runs, "motion", owner) / stamp
+        run.mkdir(parents=True)
+        if finished:
+            (run / FINISHED).write_text("")
+    assert newest_finished_run(runs, "motion") == runs / "all-subjects" / "motion" / "20260101-000000"
+    assert newest_finished_run(runs, "render", subject) is None
+    assert find_motion_model(None, runs, subject) == runs / "actor" / "motion" / "20260103-000000" / "motion.pt"
+    assert find_motion_model(None, runs, tmp_path / "other") == runs / "all-subjects" / "motion" / "20260101-000000" / "motion.pt"
 
 
 def test_calibration_brings_the_models_codes_to_the_subjects_own(subject_dir):
@@ -138,8 +158,8 @@ def test_pose_from_a_reference_video_is_tracked_once_and_keeps_the_subjects_fram
 
 def test_a_transcript_closes_the_lips_on_every_bilabial(subject_dir, model_path, tmp_path):
     """With the shipped model (the tiny one's motion is noise, and takes 30 % of the codes)."""
-    from avatar3d.audio.wav import write_wav
-    from avatar3d.synth.speech import synthesize
+    from avatar3d.audio.io import write_wav
+    from avatar3d.rig.speech import synthesize
 
     text = "Maybe the bumpy map of Bombay will help me."
     speech = synthesize(text, "en-gb-f", 170)

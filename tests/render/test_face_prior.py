@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from avatar3d.face import topology as topo
-from avatar3d.render.camera import intrinsics, rotation_matrix
+from avatar3d.camera import intrinsics, rotation_matrix
 from avatar3d.render.face_prior import face_depth_maps, face_distances, ray_distance
 from avatar3d.render.rays import frame_pixels, pixel_rays
 from avatar3d.train.losses import face_depth_error

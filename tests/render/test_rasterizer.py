@@ -6,7 +6,7 @@ import torch
 import trimesh
 from scipy.spatial import ConvexHull
 
-from avatar3d.render import camera
+from avatar3d import camera
 from avatar3d.render.rasterizer import interpolate, rasterize
 
 

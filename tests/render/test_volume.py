@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from avatar3d.render import camera
+from avatar3d import camera
 from avatar3d.render.rays import frame_pixels, pixel_rays
 from avatar3d.render.volume import OccupancyGrid, composite, march
 

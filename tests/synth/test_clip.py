@@ -4,22 +4,22 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avatar3d.audio.wav import read_wav
+from avatar3d.audio.io import read_audio
 from avatar3d.cli import main
 from avatar3d.face.landmarks import FaceMeshTracker
 from avatar3d.face.signals import face_width, mouth_opening
 from avatar3d.synth import clip as clip_module
 from avatar3d.synth.clip import make_clip
 from avatar3d.synth.config import SynthConfig
-from avatar3d.synth.speech import phoneme_class
-from avatar3d.video import read_audio, read_frames
+from avatar3d.rig.speech import phoneme_class
+from avatar3d.video import read_frames
 
 
 def test_video_audio_and_truth_have_the_same_length(clip_dir, truth):
     frames = list(read_frames(clip_dir / "video.mp4"))
     assert len(frames) == len(truth["blink"]) == 4 * 25
     assert frames[0].shape == (256, 256, 3)
-    samples, rate = read_wav(clip_dir / "audio.wav")
+    samples, rate = read_audio(clip_dir / "audio.wav")
     assert abs(len(samples) / rate - len(frames) / 25) < 1 / 25
     muxed, muxed_rate = read_audio(clip_dir / "video.mp4")
     assert abs(len(muxed) / muxed_rate - len(frames) / 25) < 1 / 25

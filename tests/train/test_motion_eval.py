@@ -37,7 +37,7 @@ def test_rank_accuracy_leaves_out_silence_against_silence():
 
 
 def test_transcript_scores_count_closures_and_open_vowels():
-    from avatar3d.synth.speech import Phoneme
+    from avatar3d.rig.speech import Phoneme
     from avatar3d.train.motion_eval import transcript_scores
 
     rate, fps = 16000, 25.0

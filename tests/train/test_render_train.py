@@ -9,7 +9,8 @@ import torch
 
 from avatar3d.cli import main
 from avatar3d.errors import UserError
-from avatar3d.render.avatar import CHECKPOINT, FINISHED, load_avatar, load_checkpoint
+from avatar3d.files import FINISHED
+from avatar3d.render.avatar import CHECKPOINT, load_avatar, load_checkpoint
 from avatar3d.render.config import RenderFramesConfig
 from avatar3d.render.sequence import render_frames
 from avatar3d.subject import LABEL_HEAD, Subject

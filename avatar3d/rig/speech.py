@@ -488,7 +488,7 @@ def synthesize(
     Args:
         text: what to say (UTF-8; several sentences are fine).
         voice: a key of :data:`VOICES`, or of
-            `avatar3d.synth.festival.FESTIVAL_VOICES` (Festival's voices, if installed).
+            `avatar3d.rig.festival.FESTIVAL_VOICES` (Festival's voices, if installed).
         words_per_minute: speaking rate, 80..450.
         pitch: base pitch, 0..100 (50 is the voice's normal pitch).
 
@@ -501,7 +501,7 @@ def synthesize(
     """
     if not isinstance(text, str) or not text.strip():
         raise BadArgumentError("text is empty: give a sentence to speak")
-    from avatar3d.synth.festival import FESTIVAL_VOICES, synthesize_festival
+    from avatar3d.rig.festival import FESTIVAL_VOICES, synthesize_festival
 
     if voice not in VOICES and voice not in FESTIVAL_VOICES:
         raise BadArgumentError(

@@ -1,11 +1,11 @@
-"""Tests for avatar3d.render.camera and avatar3d.render.texture (image/uv conventions)."""
+"""Tests for avatar3d.camera and avatar3d.render.texture (image/uv conventions)."""
 
 import math
 
 import pytest
 import torch
 
-from avatar3d.render.camera import intrinsics, project, rotation_angles, rotation_matrix, unproject
+from avatar3d.camera import intrinsics, project, rotation_angles, rotation_matrix, unproject
 from avatar3d.render.texture import sample_texture
 
 

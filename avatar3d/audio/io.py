@@ -1,4 +1,4 @@
-"""WAV file input/output and resampling.
+"""Audio files: reading any format PyAV reads, writing WAV, resampling: the one path for each.
 
 Samples are handled as float32 in [-1, 1]; mono audio is a 1-D array of shape
 (N,), multi-channel audio has shape (N, C). Rates are in Hz.
@@ -16,62 +16,46 @@ import numpy as np
 from avatar3d.errors import BadArgumentError, BadInputError, OutputError
 from avatar3d.files import atomic_path
 
-__all__ = ["read_wav", "write_wav", "resample"]
+__all__ = ["read_audio", "write_wav", "resample"]
 
 
-def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read a WAV file.
+def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Decodes the first audio stream of any file PyAV reads (WAV, FLAC, MP3, AAC, a video's
+    track ...), mixed to mono, at the stream's own rate (`resample` changes it).
 
-    Handles integer PCM (8, 16, 24, 32 bit) and IEEE float WAVs.
-
-    Args:
-        path: WAV file to read.
+    Samples start at the audio stream's own start time and are trimmed to its recorded
+    duration (decoders also return the last AAC frame's padding).
 
     Returns:
-        ``(samples, sample_rate)``: float32 samples in [-1, 1], shape (N,) for
-        mono or (N, C) for C channels, and the sample rate in Hz.
+        ``(samples, rate)``: (N,) float32 samples in [-1, 1] and the rate in Hz.
 
     Raises:
-        BadInputError: the file is missing, unreadable or not a supported WAV.
+        BadInputError: the file is missing, unreadable, has no audio stream or a corrupt one.
     """
+    import av
+
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"audio file {str(path)!r} does not exist: check the path")
-    import scipy.io.wavfile
-    import warnings
-
     try:
-        with warnings.catch_warnings():
-            # scipy warns about unknown chunks (LIST, cue, ...); they are harmless.
-            warnings.simplefilter("ignore", scipy.io.wavfile.WavFileWarning)
-            rate, data = scipy.io.wavfile.read(str(path), mmap=False)
-    except Exception as exc:  # scipy raises ValueError, OSError, struct errors...
-        raise BadInputError(
-            f"cannot read {str(path)!r} as WAV ({exc}): give a 16-bit PCM or float WAV file"
-        ) from None
-    data = np.asarray(data)
-    if data.size == 0:
-        raise BadInputError(f"audio file {str(path)!r} holds no samples: give a non-empty WAV file")
-    if data.dtype == np.uint8:
-        samples = (data.astype(np.float32) - 128.0) / 128.0
-    elif data.dtype == np.int16:
-        samples = data.astype(np.float32) / 32768.0
-    elif data.dtype == np.int32:
-        # 24-bit files are returned left-aligned in int32 by scipy.
-        samples = (data.astype(np.float64) / 2147483648.0).astype(np.float32)
-    elif data.dtype.kind == "f":
-        samples = data.astype(np.float32)
-        if not np.all(np.isfinite(samples)):
-            raise BadInputError(
-                f"audio file {str(path)!r} holds NaN or infinite samples: re-export it"
-            )
-    else:
-        raise BadInputError(
-            f"audio file {str(path)!r} has unsupported sample type {data.dtype}: "
-            "convert it to 16-bit PCM WAV"
-        )
-    np.clip(samples, -1.0, 1.0, out=samples)
-    return samples, int(rate)
+        container = av.open(str(path))
+    except av.error.FFmpegError as error:
+        raise BadInputError(f"{path}: not a readable audio file ({error.strerror or error})") from None
+    with container:
+        if not container.streams.audio:
+            raise BadInputError(f"{path}: the file has no audio stream")
+        stream = container.streams.audio[0]
+        # Planar float at the stream's own layout and rate; the channels are averaged here
+        # (FFmpeg's own downmix adds them at 1/sqrt(2) each, which can clip).
+        planar = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
+        try:
+            chunks = [out.to_ndarray().mean(0) for frame in container.decode(stream) for out in planar.resample(frame)]
+        except av.error.FFmpegError as error:
+            raise BadInputError(f"{path}: the audio stream is corrupt ({error.strerror or error})") from None
+        samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+        if stream.duration:
+            samples = samples[: int(round(stream.duration * stream.time_base * stream.rate))]
+    return np.clip(samples, -1.0, 1.0), int(stream.rate)
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:

@@ -1,4 +1,4 @@
-"""Tests for avatar3d.audio.wav."""
+"""Tests for avatar3d.audio.io."""
 
 import os
 import wave
@@ -6,7 +6,7 @@ import wave
 import numpy as np
 import pytest
 
-from avatar3d.audio.wav import read_wav, resample, write_wav
+from avatar3d.audio.io import read_audio, resample, write_wav
 from avatar3d.errors import BadArgumentError, BadInputError, OutputError
 
 
@@ -24,7 +24,7 @@ def test_round_trip(tmp_path):
     x = _sine(440, 16000, 0.5)
     path = tmp_path / "a.wav"
     write_wav(path, x, 16000)
-    y, rate = read_wav(path)
+    y, rate = read_audio(path)
     assert rate == 16000
     assert y.dtype == np.float32 and y.shape == x.shape
     assert np.max(np.abs(y - x)) < 2 / 32768
@@ -37,31 +37,47 @@ def test_write_clips_and_overwrites(tmp_path):
     path = tmp_path / "b.wav"
     write_wav(path, np.zeros(10, np.float32), 8000)
     write_wav(path, np.array([2.0, -3.0, 0.25], np.float32), 8000)
-    y, _ = read_wav(path)
+    y, _ = read_audio(path)
     assert y.shape == (3,)
     assert y[0] == pytest.approx(32767 / 32768)
     assert y[1] == pytest.approx(-32767 / 32768)
     assert y[2] == pytest.approx(0.25, abs=1e-4)
 
 
-def test_read_float_and_stereo(tmp_path):
+def test_read_float_and_stereo_mixes_to_the_channels_mean(tmp_path):
     import scipy.io.wavfile
 
-    stereo = np.stack([_sine(200, 8000, 0.1), _sine(300, 8000, 0.1)], axis=1)
+    stereo = np.stack([_sine(200, 8000, 0.1), _sine(300, 8000, 0.1, amp=0.3)], axis=1)
     path = tmp_path / "f.wav"
     scipy.io.wavfile.write(path, 8000, stereo)
-    y, rate = read_wav(path)
-    assert rate == 8000 and y.shape == stereo.shape and y.dtype == np.float32
-    np.testing.assert_allclose(y, stereo, atol=1e-6)
+    y, rate = read_audio(path)
+    assert rate == 8000 and y.shape == (len(stereo),) and y.dtype == np.float32
+    np.testing.assert_allclose(y, stereo.mean(1), atol=1e-6)
+
+
+def test_reads_a_compressed_track_at_its_own_rate(tmp_path):
+    import av
+
+    x = _sine(440, 22050, 0.5)
+    path = tmp_path / "a.flac"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("flac", rate=22050, layout="mono")
+        frame = av.AudioFrame.from_ndarray((x * 32767).astype(np.int16)[None], format="s16", layout="mono")
+        frame.sample_rate = 22050
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    y, rate = read_audio(path)
+    assert rate == 22050 and len(y) == len(x)
+    assert np.max(np.abs(y - x)) < 2 / 32768
 
 
 def test_read_missing_and_garbage(tmp_path):
     with pytest.raises(BadInputError, match="nope.wav"):
-        read_wav(tmp_path / "nope.wav")
+        read_audio(tmp_path / "nope.wav")
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"this is not a wav file at all")
     with pytest.raises(BadInputError, match="bad.wav"):
-        read_wav(bad)
+        read_audio(bad)
 
 
 def test_write_errors(tmp_path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from avatar3d.synth.speech import Phoneme, phoneme_class
+from avatar3d.rig.speech import Phoneme, phoneme_class
 
 VISEME_NAMES = ("jaw_open", "lip_round", "lip_stretch", "lip_press", "lip_tuck")
 """jaw_open 0 closed .. 1 wide; lip_round (oo, w); lip_stretch (ee); lip_press: the lips

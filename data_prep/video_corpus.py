@@ -16,6 +16,7 @@ with the reason instead, and is not tried again. ``--shard i/n`` prepares videos
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 from pathlib import Path
@@ -23,9 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from avatar3d.errors import BadInputError
-from avatar3d.motion.basis import displacements
-from avatar3d.motion.corpus import prepare_in_workers, write_utterance
-from avatar3d.motion.features import feature_matrix
+from avatar3d.motion.corpus import prepare_in_workers, prepared_utterance, write_utterance
+from avatar3d.train.config import MotionTrainConfig
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"})
 PREP_STEPS = ("decode", "landmarks", "face_fit", "audio_features")
@@ -50,39 +50,15 @@ def utterance_stem(video: Path, videos: Path) -> str:
     return "__".join(Path(video).relative_to(videos).with_suffix("").parts)
 
 
-def prepared_utterance(root: Path) -> dict[str, np.ndarray]:
-    """A prepared clip (decode, landmarks, face_fit and audio_features done) as one utterance.
-
-    Returns the corpus arrays of `avatar3d.motion.corpus`: ``audio`` (2T, A), ``displacement``
-    (T, 478, 3) float32 face widths, ``neutral`` (478, 3), ``phoneme`` (T,) all "" (unknown),
-    ``fps``.
-    """
-    from avatar3d.render.conditions import fitted_landmarks
-    from avatar3d.subject import Subject
-
-    subject = Subject.load(root)
-    if not (root / "audio_features.npz").exists():
-        raise BadInputError(f"{root}: the video has no audio track")
-    fit = subject.arrays("face_fit")
-    landmarks = fitted_landmarks(fit)
-    return {
-        "audio": feature_matrix(subject.arrays("audio_features")),
-        "displacement": displacements(landmarks, fit["canonical"]).astype(np.float32),
-        "neutral": fit["canonical"].astype(np.float32),
-        "phoneme": np.full(len(landmarks), ""),
-        "fps": np.float32(subject.fps),
-    }
-
-
 def prepare_video(video: Path, target: Path, work: Path) -> str | None:
     """Prepares one video into the utterance file ``target``; returns why not, or None.
 
     The prep folder ``work`` is kept while the video is being prepared (an interrupted prep
     resumes) and removed once the video is done with, used or not.
     """
+    from avatar3d.subject import Subject
     from data_prep.config import PrepConfig
     from data_prep.pipeline import run_prep
-    from avatar3d.subject import Subject
 
     reason = None
     try:
@@ -123,6 +99,15 @@ def prepare_video_corpus(videos: Path, corpus_root: Path, shard: tuple[int, int]
     jobs = {utterance_stem(video, videos): (video,) for video in found}
     prepare_in_workers(folder, jobs, _prepare_job, shard, workers, "corpus videos")
     return folder
+
+
+def with_prepared_videos(cfg: MotionTrainConfig) -> MotionTrainConfig:
+    """``cfg`` with each ``--corpus`` entry that is a folder of videos prepared (this
+    ``--shard``'s videos) and replaced by the folder of its utterances."""
+    shard = tuple(int(part) for part in cfg.shard.split("/")) if cfg.shard else (0, 1)
+    corpora = [str(prepare_video_corpus(Path(spec), cfg.corpus_root, shard, cfg.workers))
+               if Path(spec).is_dir() and find_videos(Path(spec)) else spec for spec in cfg.corpora()]
+    return dataclasses.replace(cfg, corpus=",".join(corpora))
 
 
 def _prepare_job(video: Path, target: Path) -> str | None:

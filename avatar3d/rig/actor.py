@@ -31,8 +31,9 @@ from avatar3d.face import topology as topo
 from avatar3d.face.landmarks import detect_landmarks
 from avatar3d.face.model import FACE_WIDTH, HEAD_CENTRE_DEPTH
 from avatar3d.face.segmentation import PersonSegmenter
-from avatar3d.render.camera import project, unproject
-from avatar3d.synth.expression import ExpressionRig, build_rig, smoothstep
+from avatar3d.camera import intrinsics as camera_intrinsics
+from avatar3d.camera import project, unproject
+from avatar3d.rig.expression import ExpressionRig, build_rig, smoothstep
 
 FRAME_FACE_FRACTION = 0.33
 """Face width over frame width: head and shoulders framing, like interview footage."""
@@ -63,9 +64,7 @@ class Actor:
 
 def intrinsics(resolution: int) -> torch.Tensor:
     """(3, 3) intrinsics of the actor's camera for a square frame of ``resolution`` pixels."""
-    focal = FOCAL_PER_WIDTH * resolution
-    return torch.tensor([[focal, 0, resolution / 2], [0, focal, resolution / 2], [0, 0, 1]],
-                        dtype=torch.float32)
+    return camera_intrinsics(FOCAL_PER_WIDTH * resolution, resolution, resolution)
 
 
 def _lift(uv: np.ndarray, depth: np.ndarray, K: torch.Tensor) -> np.ndarray:

@@ -9,7 +9,7 @@ learns less of one synthesiser's timbre. Each call runs the program once (Festiv
 ``festival.scm``, about 0.2 s; Flite about 0.05 s) and reads the waveform and the
 synthesiser's own segment timing, so the phonemes are exact, as espeak-ng's are. Phones
 are the radio phone set (ARPAbet in lower case), reported as espeak-ng mnemonics
-(`avatar3d.synth.speech.from_arpabet`).
+(`avatar3d.rig.speech.from_arpabet`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def festival_available(program: str = "festival") -> bool:
 
 def _speak(program: str, voice: str, text: str, stretch: float, semitones: float):
     """Runs the synthesiser once: (N,) samples, their rate, and (phone, end seconds) per segment."""
-    from avatar3d.audio.wav import read_wav
+    from avatar3d.audio.io import read_audio
 
     with tempfile.TemporaryDirectory() as scratch:
         wav = Path(scratch) / "speech.wav"
@@ -62,7 +62,7 @@ def _speak(program: str, voice: str, text: str, stretch: float, semitones: float
         if done.returncode != 0 or not wav.exists():
             raise BadInputError(f"voice {voice}: {program} failed ({(done.stderr or done.stdout).strip()[-200:]}); "
                                 f"run `make festival` to install {PACKAGES}")
-        samples, rate = read_wav(wav)
+        samples, rate = read_audio(wav)
     if program == "festival":  # lines "SEG name end"
         ends = [(line.split()[1], float(line.split()[2])) for line in done.stdout.splitlines() if line.startswith("SEG ")]
     else:  # "pau:0.136 p:0.234 ..."
@@ -80,14 +80,14 @@ def synthesize_festival(text: str, voice: str, words_per_minute: int = 160, pitc
         pitch: 0..100, 50 the voice's own (Festival's diphone voices only).
 
     Returns:
-        `avatar3d.synth.speech.Speech`: 16 kHz (32 kHz for Festival's HTS voice) samples
+        `avatar3d.rig.speech.Speech`: 16 kHz (32 kHz for Festival's HTS voice) samples
         and contiguous phonemes as espeak-ng mnemonics.
 
     Raises:
         BadArgumentError: an unknown voice, or text with nothing to say.
         BadInputError: the program or the voice is not installed, or it failed.
     """
-    from avatar3d.synth.speech import Phoneme, Speech, from_arpabet
+    from avatar3d.rig.speech import Phoneme, Speech, from_arpabet
 
     if voice not in FESTIVAL_VOICES:
         raise BadArgumentError(f"unknown Festival voice {voice!r}: choose one of {', '.join(FESTIVAL_VOICES)}")

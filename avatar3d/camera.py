@@ -1,6 +1,6 @@
 """Pinhole camera: intrinsics, projection to pixels and head-pose rotations.
 
-Conventions used throughout ``avatar3d.render``:
+Conventions used throughout avatar3d (face fit, renderer, virtual actor):
 
 * Camera space is OpenGL-style: x right, y up, the camera looks along -z, so a
   visible point has depth ``-z > 0``. Head space at rest is aligned with it
@@ -137,3 +137,23 @@ def rotation_angles(R: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     roll = torch.atan2(R[..., 1, 0], R[..., 1, 1])
     return yaw, pitch, roll
 
+
+def rodrigues(omega: Tensor) -> Tensor:
+    """Rotation matrices (..., 3, 3) from axis-angle vectors (..., 3), radians."""
+    theta2 = (omega * omega).sum(-1, keepdim=True)[..., None]
+    # sin(θ)/θ and (1 - cos θ)/θ² by their Taylor series near 0, where the exact forms divide 0 by 0.
+    small = theta2 < 1e-8
+    theta = theta2.clamp_min(1e-8).sqrt()
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2.clamp_min(1e-8))
+    x, y, z = omega.unbind(-1)
+    zero = torch.zeros_like(x)
+    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*omega.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=omega.dtype).expand_as(cross)
+    return eye + a * cross + b * (cross @ cross)
+
+
+def pose_vectors(rotation: Tensor, translation: Tensor) -> Tensor:
+    """(T, 6) yaw, pitch, roll (radians) and translation of (T, 3, 3) rotations and (T, 3) translations."""
+    yaw, pitch, roll = rotation_angles(rotation)
+    return torch.cat([torch.stack([yaw, pitch, roll], 1), translation], 1)

@@ -6,13 +6,13 @@ import torch
 
 from avatar3d.face import signals
 from avatar3d.face import topology as topo
-from avatar3d.render.camera import project, rotation_matrix
+from avatar3d.camera import project, rotation_matrix
 from avatar3d.render.sh import LIGHT_PRESETS, shade
-from avatar3d.synth import expression
-from avatar3d.synth.actor import FACE_WIDTH, build_actor, intrinsics
+from avatar3d.rig import expression
+from avatar3d.rig.actor import FACE_WIDTH, build_actor, intrinsics
 from avatar3d.synth.scene import HEAD, TORSO, Pose, load_background, render_frame
-from avatar3d.synth.speech import phoneme_class, synthesize
-from avatar3d.synth.visemes import viseme_track
+from avatar3d.rig.speech import phoneme_class, synthesize
+from avatar3d.rig.visemes import viseme_track
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for avatar3d.synth.speech (espeak-ng through ctypes)."""
+"""Tests for avatar3d.rig.speech (espeak-ng through ctypes)."""
 
 import os
 import subprocess
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from avatar3d.errors import BadArgumentError
-from avatar3d.synth import speech
-from avatar3d.synth.speech import (
+from avatar3d.rig import speech
+from avatar3d.rig.speech import (
     ARTICULATION_CLASSES,
     PHONEME_CLASSES,
     Phoneme,
@@ -39,7 +39,7 @@ def pangram_speech() -> dict[str, Speech]:
 
 def test_import_does_not_load_library():
     code = (
-        "import avatar3d.synth.speech, sys;"
+        "import avatar3d.rig.speech, sys;"
         "maps = open('/proc/self/maps').read();"
         "sys.exit(1 if 'espeak' in maps else 0)"
     )

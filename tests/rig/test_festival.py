@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from avatar3d.errors import BadArgumentError
-from avatar3d.synth.festival import FESTIVAL_VOICES, festival_available
-from avatar3d.synth.speech import phoneme_class, synthesize
+from avatar3d.rig.festival import FESTIVAL_VOICES, festival_available
+from avatar3d.rig.speech import phoneme_class, synthesize
 
 
 def installed(voice: str) -> bool:

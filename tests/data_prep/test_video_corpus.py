@@ -8,7 +8,7 @@ import pytest
 from avatar3d.cli import main
 from avatar3d.errors import BadInputError
 from avatar3d.motion.corpus import load_utterance
-from avatar3d.motion.video_corpus import corpus_folder, prepare_video_corpus
+from data_prep.video_corpus import corpus_folder, prepare_video_corpus
 from avatar3d.train.motion_eval import mouth_opening
 
 
