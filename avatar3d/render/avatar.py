@@ -219,7 +219,7 @@ class Avatar(nn.Module):
         -1) get the linear part only.
 
         Two things keep the linear part from running away (once it moved the camera by 10 %
-        of its distance over a clip and held-out frames fell to 19 dB, docs/render.md):
+        of its distance over a clip and held-out frames fell to 19 dB; commits 742a29c, c2bbc56):
         - its shift along head z, towards the camera, has no constant term and does not follow
           the mouth (`Z_SHIFT`): moving every camera along its view and scaling the field to match gives
           the same images, so nothing would hold such a shift in place;

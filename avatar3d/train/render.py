@@ -53,7 +53,7 @@ POSE_LR_SCALE = 0.1
 POSE_PRIOR = 1.0
 """Weight of the squared pose drift (radians, tenths of head-space units). The linear part is
 not penalised (at 1.0 or 0.01 it cost the 30 s actor 1.3 and 0.9 dB), only logged: once it
-ran away (docs/render.md, Limits)."""
+ran away (commits 742a29c, f39884e, c2bbc56)."""
 MAX_BAD_STEPS = 20
 """Consecutive non-finite steps after which training stops."""
 
