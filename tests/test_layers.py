@@ -36,6 +36,7 @@ def test_the_package_keeps_its_import_contracts():
 @pytest.mark.parametrize(("module", "line", "contract"), [
     ("render/volume.py", "import avatar3d.motion.sync", "know nothing of each other"),
     ("face/signals.py", "import data_prep.config", "fronts data_prep"),
+    ("drive.py", "import viewer", "fronts data_prep and the viewer"),
     ("files.py", "import avatar3d.face.topology", "Layers"),
 ])
 def test_a_forbidden_import_breaks_a_contract(tmp_path, module, line, contract):
