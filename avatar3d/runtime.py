@@ -76,9 +76,7 @@ def set_threads(count: int | str | None = None) -> int:
         count = 0
     if count < 1:
         raise BadArgumentError(f"--threads {given}: give a whole number of threads, at least 1")
-    for name in _THREAD_VARIABLES:
-        os.environ[name] = str(count)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    _set_variables(count)
     # Libraries loaded already read their variables too late. Not loaded (the command line):
     # torch sizes its pool from OMP_NUM_THREADS when it loads, and `avatar3d --help` does not
     # wait for torch; its inter-op pool then keeps its default size, but nothing here runs
@@ -93,6 +91,12 @@ def set_threads(count: int | str | None = None) -> int:
     return count
 
 
+def _set_variables(count: int) -> None:
+    for name in _THREAD_VARIABLES:
+        os.environ[name] = str(count)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def worker_count(jobs: int, workers: int | None = None) -> int:
     """Processes to run ``jobs`` independent jobs side by side: ``workers``, by default one per
     thread of this process (`threads`), never more than the jobs."""
@@ -104,17 +108,22 @@ def worker_pool(workers: int, start: str = "spawn") -> ProcessPoolExecutor:
 
     Args:
         workers: the pool's size (`worker_count`).
-        start: multiprocessing's start method; ``spawn`` unless the jobs need this process's
-            memory (a fork copies the threads of MediaPipe and torch mid-work).
+        start: multiprocessing's start method. ``spawn`` (a fresh interpreter) sizes every
+            library to the worker's share as it loads. ``fork`` copies the libraries of this
+            process with their pools, which must not be resized there (OpenCV's deadlocks), so
+            it suits single-threaded jobs only; only what the worker starts gets the share.
     """
     share = max(1, threads() // workers)
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start),
-                               initializer=_start_worker, initargs=(share,))
+                               initializer=_start_worker, initargs=(share, start == "fork"))
 
 
-def _start_worker(share: int) -> None:
-    # Runs before the worker unpickles its first job, so before that job imports numpy or torch.
-    set_threads(share)
+def _start_worker(share: int, forked: bool) -> None:
+    # Runs before the worker unpickles its first job, so before a spawned one imports numpy or torch.
+    if forked:
+        _set_variables(share)
+    else:
+        set_threads(share)
     set_quiet(True)
 
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -61,10 +62,21 @@ def test_worker_pool_shares_the_threads_among_its_workers(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "4")
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     assert runtime.worker_count(10) == 4 and runtime.worker_count(3) == 3 and runtime.worker_count(10, 6) == 6
-    with runtime.worker_pool(2, "fork") as pool:
+    with runtime.worker_pool(2) as pool:  # spawned: the share reaches torch as it loads
         shares = list(pool.map(_thread_settings, range(2)))
     assert shares == [("2", 2, "PASSIVE")] * 2
 
 
+def test_forked_workers_leave_the_copied_pools_alone(monkeypatch):
+    cv2.resize(np.zeros((512, 512), np.float32), (256, 256))  # OpenCV's pool has started
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    with runtime.worker_pool(2, "fork") as pool:  # resizing the copied pools hangs or kills a worker
+        shares = list(pool.map(_thread_settings, range(2)))
+    assert [share[0] for share in shares] == ["1", "1"]  # for what the worker starts
+
+
 def _thread_settings(_):
+    import torch  # loaded in the worker, after its initializer
+
+    cv2.resize(np.zeros((512, 512), np.float32), (256, 256))
     return os.environ["OMP_NUM_THREADS"], torch.get_num_threads(), os.environ["OMP_WAIT_POLICY"]
