@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from avatar3d.audio import features as audio_features
 from avatar3d.motion.features import feature_matrix
