@@ -1,6 +1,6 @@
 """The ``avatar3d`` command: parses, builds a config, calls one function.
 
-    avatar3d [--device auto|cpu|cuda] [--quiet] [--config FILE.yaml] COMMAND [--flags] [key=value ...]
+    avatar3d [--device auto|cpu|cuda] [--threads N] [--quiet] [--config FILE.yaml] COMMAND [--flags] [key=value ...]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from avatar3d import config as config_io
 from avatar3d.errors import UserError
-from avatar3d.runtime import console, hide_native_logs, resolve_device, set_quiet
+from avatar3d.runtime import console, hide_native_logs, resolve_device, set_quiet, set_threads
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,9 @@ def _global_options(defaults: bool) -> argparse.ArgumentParser:
     suppress = argparse.SUPPRESS
     parser.add_argument("--device", default="auto" if defaults else suppress,
                         help="where to compute: auto (a GPU if usable), cpu or cuda (default: auto)")
+    parser.add_argument("--threads", default=None if defaults else suppress, metavar="N",
+                        help="CPU threads to use, worker processes included (default: the CPUs this process "
+                             "may run on, or OMP_NUM_THREADS where set)")
     parser.add_argument("--quiet", action="store_true", default=False if defaults else suppress,
                         help="print errors only")
     parser.add_argument("--config", default=None if defaults else suppress, metavar="FILE.yaml",
@@ -178,6 +181,13 @@ def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for user errors, 130 when interrupted)."""
+    # First, with the flag picked out of argv: numpy and torch size their pools when they load.
+    early = argparse.ArgumentParser(add_help=False, allow_abbrev=False, parents=[_global_options(True)])
+    try:
+        set_threads(early.parse_known_args(argv)[0].threads)
+    except UserError as error:
+        console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
+        return 2
     commands = _commands()
     args = vars(build_parser(commands).parse_args(argv))
     name = args.pop("command")
@@ -188,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     hide_native_logs()
     config_file = args.pop("config")
     device_spec = args.pop("device")
+    args.pop("threads")  # applied above
     overrides = args.pop("overrides", [])
     try:
         device = resolve_device(device_spec)

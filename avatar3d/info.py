@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 import avatar3d
+from avatar3d.runtime import usable_cpus
 
 _PACKAGES = ("torch", "numpy", "mediapipe", "av", "scikit-image", "trimesh", "pocketsphinx", "espeakng-loader")
 
@@ -47,6 +48,7 @@ def print_info(device: torch.device) -> None:
     for package in _PACKAGES:
         table.add_row(package, _version(package))
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    table.add_row("threads", f"{torch.get_num_threads()} (--threads; {usable_cpus()} CPUs usable)")
     table.add_row("device", f"{device} (GPU: {gpu}, torch CUDA build: {torch.version.cuda or 'no'})")
     for name, state in kernel_backends().items():
         table.add_row(f"backend {name}", state)

@@ -23,6 +23,7 @@ from avatar3d.render.backend import ENV_VAR, cpu_kernels_available
 from avatar3d.render.encoding import HashGrid
 from avatar3d.render.head import HeadConfig, warp_to_neutral
 from avatar3d.render.torso import TorsoConfig
+from avatar3d.runtime import set_threads
 from timing import median_seconds
 
 SAMPLES = 2**15
@@ -65,10 +66,10 @@ def warp_case():
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--threads", type=int, help="as avatar3d --threads (default: every usable CPU)")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args.threads = set_threads(args.threads)
     torch.manual_seed(0)
     backends = ["torch"] + (["cpu"] if cpu_kernels_available() else [])
     print(f"torch {torch.__version__}, CPU, {args.threads} threads, median of {args.repeats}, {SAMPLES} samples")

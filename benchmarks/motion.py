@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from avatar3d.audio import features as audio_features
 from avatar3d.motion.features import feature_matrix
 from avatar3d.motion.generate import SubjectMotion, subject_code_map
 from avatar3d.motion.lle import LLEProjector
 from avatar3d.motion.model import MotionModel
+from avatar3d.runtime import set_threads
 
 
 def speech(seconds: float) -> tuple[np.ndarray, int]:
@@ -48,9 +48,9 @@ def main() -> None:
     parser.add_argument("subject", type=Path)
     parser.add_argument("--motion", type=Path, required=True)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--threads", type=int, help="as avatar3d --threads (default: every usable CPU)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args.threads = set_threads(args.threads)
     samples, rate = speech(args.seconds)
     subject = SubjectMotion.load(args.subject)
     model = MotionModel.load(args.motion)

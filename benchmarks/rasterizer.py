@@ -18,6 +18,7 @@ import trimesh
 
 from avatar3d import camera
 from avatar3d.render import rasterizer
+from avatar3d.runtime import set_threads
 from timing import median_seconds
 
 
@@ -44,10 +45,10 @@ def time_frame(points: torch.Tensor, faces: torch.Tensor, size: int, repeats: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--threads", type=int, help="as avatar3d --threads (default: every usable CPU)")
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args.threads = set_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, median of {args.repeats}")
     print(f"{'triangles':>9} {'resolution':>10} {'ms/frame':>9} {'covered':>8}")
     for target in (1_000, 10_000, 50_000):

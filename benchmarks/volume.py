@@ -21,6 +21,7 @@ import torch
 from avatar3d import camera
 from avatar3d.render.rays import frame_pixels, pixel_rays
 from avatar3d.render.volume import OccupancyGrid, composite, march
+from avatar3d.runtime import set_threads
 from timing import median_seconds
 
 RADIUS = 0.6
@@ -67,12 +68,12 @@ def bench(grid: OccupancyGrid, n_rays: int, samples: int, repeats: int) -> tuple
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--threads", type=int, help="as avatar3d --threads (default: every usable CPU)")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--rays", type=int, default=4096)
     parser.add_argument("--samples", type=int, default=64)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args.threads = set_threads(args.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {args.threads} threads, median of {args.repeats}, "
           f"{args.rays} rays x {args.samples} samples")

@@ -18,7 +18,7 @@ import numpy as np
 from avatar3d.audio.io import read_audio, resample, write_wav
 from avatar3d.errors import BadInputError
 from avatar3d.face.detection import FaceDetector
-from avatar3d.runtime import progress
+from avatar3d.runtime import progress, threads
 from avatar3d.subject import frame_name
 
 AUDIO_RATE = 16000
@@ -62,6 +62,7 @@ def source_frames(path) -> Iterator[tuple[float, av.VideoFrame]]:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = threads()
             start = None
             for frame in container.decode(stream):
                 if frame.time is None:

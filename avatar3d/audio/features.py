@@ -21,14 +21,13 @@ import math
 import multiprocessing
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from avatar3d.audio.io import resample
 from avatar3d.errors import BadArgumentError
-from avatar3d.runtime import usable_cpus
+from avatar3d.runtime import worker_count, worker_pool
 
 __all__ = [
     "ROWS_PER_FRAME",
@@ -431,20 +430,21 @@ def _start_decode(x: np.ndarray, hop: int) -> Callable[[], list[tuple[int, int, 
     frames ``hop`` samples on a grid starting at sample 0 and ``end``
     exclusive. Decoding takes about 45 ms per second of audio on one core
     and pocketsphinx holds the GIL, so several chunks decode in forked
-    worker processes, one per CPU, while the caller computes other features.
+    worker processes, one per thread (`avatar3d.runtime.worker_count`), while the caller
+    computes other features.
     Where fork is unsafe or unavailable (not Linux, or inside a daemon
     process) chunks decode here, in order, with the same result.
     """
     bounds = _chunks(x, hop)
     inputs = [decoder_pcm(x[start:end], hop) for start, end in bounds]
-    workers = min(len(inputs), usable_cpus())
+    workers = worker_count(len(inputs))
     parallel = (
         workers > 1
         and sys.platform == "linux"
         and not multiprocessing.current_process().daemon
     )
     if parallel:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        pool = worker_pool(workers, "fork")
         pending = [pool.submit(_decode_chunk, pcm) for pcm in inputs]
         pool.shutdown(wait=False)  # workers exit once their chunks are done
 

@@ -19,8 +19,6 @@ index), so a run can be interrupted and resumed, or split into shards across mac
 from __future__ import annotations
 
 import functools
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -32,7 +30,7 @@ from avatar3d.face.model import fitted_landmarks
 from avatar3d.files import atomic_path
 from avatar3d.motion.basis import displacements
 from avatar3d.motion.features import clip_features, feature_matrix
-from avatar3d.runtime import console, progress, usable_cpus
+from avatar3d.runtime import console, progress, worker_count, worker_pool
 
 FPS = 25.0
 PAUSE_SECONDS = (0.2, 0.6)  # silence before and after each sentence
@@ -230,16 +228,6 @@ def load_utterance(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _quiet_worker() -> None:
-    """Worker processes: one torch thread each (they run side by side) and no progress bars."""
-    import torch
-
-    from avatar3d.runtime import set_quiet
-
-    torch.set_num_threads(1)
-    set_quiet(True)
-
-
 def prepare_in_workers(folder: Path, jobs: dict[str, tuple], prepare: Callable[..., str | None],
                        shard: tuple[int, int] = (0, 1), workers: int | None = None,
                        description: str = "corpus") -> None:
@@ -250,7 +238,7 @@ def prepare_in_workers(folder: Path, jobs: dict[str, tuple], prepare: Callable[.
         jobs: ``STEM -> arguments``, in a stable order; ``prepare(*arguments, target)`` writes
             ``target`` and returns None, or returns why the source cannot be used.
         shard: (i, n): only jobs i, i + n, i + 2n ... (to split the work across machines).
-        workers: processes side by side (default: one per CPU).
+        workers: processes side by side (default: one per thread, `avatar3d.runtime.worker_count`).
         description: the progress bar's label.
 
     Done utterances are kept and a source that failed before (``STEM.failed``, holding the
@@ -261,10 +249,8 @@ def prepare_in_workers(folder: Path, jobs: dict[str, tuple], prepare: Callable[.
     pending = [(stem, arguments) for stem, arguments in list(jobs.items())[index::count]
                if not (folder / f"{stem}.npz").exists() and not (folder / f"{stem}.failed").exists()]
     if pending:
-        workers = max(1, min(workers or usable_cpus(), len(pending)))
         # spawn, not fork: MediaPipe, torch and pocketsphinx keep threads that a fork would copy mid-work.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
+        with worker_pool(worker_count(len(pending), workers), "spawn") as pool:
             futures = [pool.submit(prepare, *arguments, folder / f"{stem}.npz") for stem, arguments in pending]
             for (stem, arguments), future in progress(zip(pending, futures), len(pending), description):
                 reason = future.result()

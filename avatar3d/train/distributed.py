@@ -63,10 +63,6 @@ class Workers:
         dist.broadcast_object_list(box, src=0, device=self.device if self.device.type == "cuda" else None)
         return box[0]
 
-    def wait_for_all(self) -> None:
-        if self.world > 1:
-            dist.barrier()
-
 
 def join(device: torch.device) -> Workers:
     """This process's `Workers`: one process on ``device`` unless torchrun started several.

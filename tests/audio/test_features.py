@@ -158,17 +158,17 @@ def test_chunks_decode_the_same_in_worker_processes(monkeypatch):
     monkeypatch.setattr(features, "_MAX_CHUNK_S", 1.5)
     x, _ = _speech("Papa and mama. Papa and mama. Papa and mama.")
     T = _num_frames(x, 25)
-    monkeypatch.setattr(features, "usable_cpus", lambda: 1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # avatar3d.runtime.threads(): one thread, no workers
     in_order, _ = phone_posteriors(x, SR, T, 25)
     spawned = []
-    real_pool = features.ProcessPoolExecutor
+    real_pool = features.worker_pool
 
-    def pool(workers, **kwargs):
+    def pool(workers, start):
         spawned.append(workers)
-        return real_pool(workers, **kwargs)
+        return real_pool(workers, start)
 
-    monkeypatch.setattr(features, "usable_cpus", lambda: 2)
-    monkeypatch.setattr(features, "ProcessPoolExecutor", pool)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setattr(features, "worker_pool", pool)
     in_workers, _ = phone_posteriors(x, SR, T, 25)
     assert spawned == [2]
     np.testing.assert_array_equal(in_workers, in_order)
