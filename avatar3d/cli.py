@@ -192,6 +192,22 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for user errors, 130 when interrupted)."""
+    try:
+        _run(argv)
+    except UserError as error:
+        console.quiet = False
+        console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.quiet = False
+        console.print("interrupted; finished outputs are kept, unfinished ones removed")
+        return 130
+    return 0
+
+
+def _run(argv: list[str] | None) -> None:
+    """Parses the command line (the help reads the presets: a broken one is a UserError too),
+    builds the command's config and runs the command, or prints the config."""
     commands = _commands()
     args = _parse(build_parser(commands), argv)
     name = args.pop("command")
@@ -204,26 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     device_spec = args.pop("device")
     overrides = args.pop("overrides", [])
     print_config = args.pop("print_config", False)
-    preset = args.pop("preset", None)
-    try:
-        config = None
-        if command.config is not None:
-            from_file = config_io.load_yaml(config_file) if config_file else {}
-            config = config_io.build(command.config, config_io.load_preset(command.config, preset), from_file, args,
-                                     config_io.parse_overrides(overrides))
-        if print_config:
-            print(config_io.to_yaml(config), end="")
-            return 0
+    config = None
+    if command.config is not None:
+        from_file = config_io.load_yaml(config_file) if config_file else {}
+        config = config_io.build(command.config, config_io.load_preset(command.config, args.pop("preset", None)),
+                                 from_file, args, config_io.parse_overrides(overrides))
+    if print_config:
+        print(config_io.to_yaml(config), end="")
+    else:
         command.run(config, resolve_device(device_spec))
-    except UserError as error:
-        console.quiet = False
-        console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
-        return 2
-    except KeyboardInterrupt:
-        console.quiet = False
-        console.print("interrupted; finished outputs are kept, unfinished ones removed")
-        return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -122,3 +122,13 @@ def test_help_and_config_classes_do_not_import_torch():
             "assert 'torch' not in sys.modules, 'torch imported'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_broken_preset_file_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    for shipped in config_io.PRESET_FOLDER.glob("*.yaml"):
+        (tmp_path / shipped.name).write_text(shipped.read_text())
+    (tmp_path / "render-fast.yaml").write_text("head: [unclosed\n")
+    monkeypatch.setattr(config_io, "PRESET_FOLDER", tmp_path)
+    assert main(["train", "render", "subj", "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert "render-fast.yaml is not valid YAML" in err and "Traceback" not in err
