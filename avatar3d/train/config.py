@@ -11,7 +11,8 @@ from avatar3d.render.config import HeadConfig, MarchConfig, TorsoConfig
 
 @dataclass
 class RenderTrainConfig:
-    """Settings of ``avatar3d train render``; its presets are configs/render-*.yaml."""
+    """Settings of ``avatar3d train render``; its presets are configs/render-*.yaml (the command
+    starts from one; constructed directly, the sizes are the fast preset's, without its time limit)."""
 
     POSITIONAL = ("subject",)
     PRESETS = "render"
