@@ -1,6 +1,7 @@
 """The ``avatar3d`` command: parses, builds a config, calls one function.
 
-    avatar3d [--device auto|cpu|cuda] [--threads N] [--quiet] [--config FILE.yaml] COMMAND [--flags] [key=value ...]
+    avatar3d [--device auto|cpu|cuda] [--threads N] [--quiet] [--config FILE.yaml] COMMAND [--preset NAME]
+             [--flags] [key=value ...] [--print-config]
 """
 
 from __future__ import annotations
@@ -175,8 +176,24 @@ def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
             formatter_class=_HelpFormatter)
         if command.config is not None:
             config_io.add_arguments(child, command.config)
-            child.add_argument("overrides", nargs="*", metavar="key=value", help="override any setting")
+            child.add_argument("--print-config", action="store_true", default=False,
+                               help="print the merged settings as YAML and exit without running")
+            child.add_argument("overrides", nargs="*", metavar="key=value",
+                               help="override any setting, nested ones by their dotted path (head.grid.levels=12)")
     return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> dict[str, Any]:
+    """Parsed arguments; ``key=value`` words are taken anywhere after the command (argparse alone
+    takes them only right after its positional arguments)."""
+    namespace, extra = parser.parse_known_args(argv)
+    args = vars(namespace)
+    stray = [word for word in extra if word.startswith("-") or "=" not in word or "overrides" not in args]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args["overrides"] = args["overrides"] + extra
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,25 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
         return 2
-    commands = _commands()
-    args = vars(build_parser(commands).parse_args(argv))
-    name = args.pop("command")
-    if f"{name}_command" in args:  # a two-word command such as "train render"
-        name = f"{name} {args.pop(f'{name}_command')}"
-    command = commands[name]
-    set_quiet(args.pop("quiet"))
-    hide_native_logs()
-    config_file = args.pop("config")
-    device_spec = args.pop("device")
-    args.pop("threads")  # applied above
-    overrides = args.pop("overrides", [])
     try:
-        device = resolve_device(device_spec)
-        config = None
-        if command.config is not None:
-            from_file = config_io.load_yaml(config_file) if config_file else {}
-            config = config_io.build(command.config, from_file, args, config_io.parse_overrides(overrides))
-        command.run(config, device)
+        _run(argv)
     except UserError as error:
         console.quiet = False
         console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
@@ -216,6 +216,33 @@ def main(argv: list[str] | None = None) -> int:
         console.print("interrupted; finished outputs are kept, unfinished ones removed")
         return 130
     return 0
+
+
+def _run(argv: list[str] | None) -> None:
+    """Parses the command line (the help reads the presets: a broken one is a UserError too),
+    builds the command's config and runs the command, or prints the config."""
+    commands = _commands()
+    args = _parse(build_parser(commands), argv)
+    name = args.pop("command")
+    if f"{name}_command" in args:  # a two-word command such as "train render"
+        name = f"{name} {args.pop(f'{name}_command')}"
+    command = commands[name]
+    set_quiet(args.pop("quiet"))
+    hide_native_logs()
+    config_file = args.pop("config")
+    device_spec = args.pop("device")
+    args.pop("threads")  # applied first, in main
+    overrides = args.pop("overrides", [])
+    print_config = args.pop("print_config", False)
+    config = None
+    if command.config is not None:
+        from_file = config_io.load_yaml(config_file) if config_file else {}
+        config = config_io.build(command.config, config_io.load_preset(command.config, args.pop("preset", None)),
+                                 from_file, args, config_io.parse_overrides(overrides))
+    if print_config:
+        print(config_io.to_yaml(config), end="")
+    else:
+        command.run(config, resolve_device(device_spec))
 
 
 if __name__ == "__main__":

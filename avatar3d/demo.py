@@ -50,6 +50,7 @@ def run_demo(cfg: DemoConfig, device) -> dict:
     from data_prep.config import PrepConfig
     from data_prep.pipeline import run_prep  # the demo fronts every stage, like the CLI
 
+    from avatar3d import config as config_io
     from avatar3d.drive import drive
     from avatar3d.export.config import DriveConfig, MeshConfig
     from avatar3d.export.mesh import export_mesh
@@ -63,14 +64,17 @@ def run_demo(cfg: DemoConfig, device) -> dict:
         video = make_clip(SynthConfig(out=out / "actor", seconds=cfg.seconds, resolution=cfg.resolution,
                                       seed=cfg.seed, passes="albedo,normal,label"))
     with stages("prep"):
-        subject = run_prep(PrepConfig(video=video, out=out / "subject", resolution=cfg.resolution))
+        subject = run_prep(config_io.build(PrepConfig, config_io.load_preset(PrepConfig),
+                                           {"video": video, "out": out / "subject", "resolution": cfg.resolution}))
     # Minutes the stages after training take: eval 0.9, drive 3.3 (86 frames), mesh 0.3 on e8f1a1e's
     # machine; eval 1.2, drive 3.9, mesh 0.4 on a machine about 20 % slower (96f4215), where a
     # reserve of 4.5 made the demo 15.1 min. Machines differ from session to session.
     reserve = 5.0
     train_minutes = max(1.0, min(cfg.train_minutes, cfg.minutes - reserve - stages.minutes()))
     with stages("train render", f"{train_minutes:.1f} min budget"):
-        run = train_render(RenderTrainConfig(subject=subject, run=out / "render", max_minutes=train_minutes), device)
+        train = config_io.build(RenderTrainConfig, config_io.load_preset(RenderTrainConfig),
+                                {"subject": subject, "run": out / "render", "max_minutes": train_minutes})
+        run = train_render(train, device)
     with stages("eval render"):
         scores = evaluate_render(RenderEvalConfig(subject=subject, run=run, max_frames=25), device)
     with stages("new sentence"):

@@ -20,9 +20,9 @@ import torch
 
 from avatar3d.face.model import FACE_WIDTH
 from avatar3d.render.backend import ENV_VAR, cpu_kernels_available
+from avatar3d.render.config import HeadConfig, TorsoConfig
 from avatar3d.render.encoding import HashGrid
-from avatar3d.render.head import HeadConfig, warp_to_neutral
-from avatar3d.render.torso import TorsoConfig
+from avatar3d.render.head import warp_to_neutral
 from avatar3d.runtime import set_threads
 from timing import median_seconds
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from avatar3d import config as config_io
 from avatar3d.render.avatar import load_avatar
 from avatar3d.render.backend import CPU_OPS, ENV_VAR, cpu_kernels_available, cuda_kernels_available
 from avatar3d.render.conditions import subject_conditions
@@ -32,9 +33,14 @@ from avatar3d.train.render import WARMUP_STEPS, RenderTrainer
 from timing import median_seconds
 
 
+def fast_preset(subject: Path, run: Path) -> RenderTrainConfig:
+    return config_io.build(RenderTrainConfig, config_io.load_preset(RenderTrainConfig, "fast"),
+                           {"subject": subject, "run": run})
+
+
 def training_rays_per_second(subject: Path, device: torch.device, steps: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = RenderTrainer(RenderTrainConfig(subject=subject, run=Path(tmp) / "run"), device)
+        trainer = RenderTrainer(fast_preset(subject, Path(tmp) / "run"), device)
         for step in range(WARMUP_STEPS + 1):  # carve the grid first: steady-state cost
             trainer.step = step
             trainer._step(0.0)
@@ -51,7 +57,7 @@ def rendering_fps(subject: Path, run: Path | None, device: torch.device, size: i
     prepared = Subject.load(subject)
     if run is None:
         with tempfile.TemporaryDirectory() as tmp:
-            trainer = RenderTrainer(RenderTrainConfig(subject=subject, run=Path(tmp) / "run"), device)
+            trainer = RenderTrainer(fast_preset(subject, Path(tmp) / "run"), device)
             avatar = trainer.avatar.eval()
     else:
         avatar = load_avatar(run, device)

@@ -13,7 +13,9 @@ STEP_NAMES = ("decode", "landmarks", "masks", "face_fit", "signals", "audio_feat
 
 @dataclass
 class PrepConfig:
-    """Settings of ``avatar3d prep``."""
+    """Settings of ``avatar3d prep``; its presets are configs/prep*.yaml."""
+
+    PRESETS = "prep"
 
     video: Path
     """The talking video to prepare (any container and codec PyAV reads)."""

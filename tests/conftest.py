@@ -53,9 +53,10 @@ def write_stereo_speech(source, path, seconds=None, rate=44100):
     return path
 
 
-TINY_RENDER = dict(grid_levels=4, grid_log2_table=12, grid_finest=64, occupancy_resolution=16, steps_per_diagonal=64,
-                   frames_per_batch=2, rays_per_frame=256, validate_every=1000, checkpoint_every=10)
-"""Render training settings small enough for tests (seconds on a CPU)."""
+TINY_RENDER = {"head": {"grid": {"levels": 4, "log2_table_size": 12, "finest_resolution": 64}},
+               "march": {"grid_resolution": 16, "steps_per_diagonal": 64},
+               "frames_per_batch": 2, "rays_per_frame": 256, "validate_every": 1000, "checkpoint_every": 10}
+"""Render training settings small enough for tests (seconds on a CPU), a `config.build` layer."""
 
 
 @pytest.fixture(scope="session")
@@ -63,12 +64,14 @@ def trained_run(subject_dir, tmp_path_factory):
     """A finished render run of the session subject with tiny networks (60 head + 20 torso steps)."""
     import torch
 
+    from avatar3d import config as config_io
     from avatar3d.train.config import RenderTrainConfig
     from avatar3d.train.render import train_render
 
     torch.manual_seed(0)
     run = tmp_path_factory.mktemp("runs") / "run"
-    train_render(RenderTrainConfig(subject=subject_dir, run=run, **TINY_RENDER, head_steps=60, torso_steps=20),
+    train_render(config_io.build(RenderTrainConfig, TINY_RENDER,
+                                 {"subject": subject_dir, "run": run, "head_steps": 60, "torso_steps": 20}),
                  torch.device("cpu"))
     return run
 

@@ -12,22 +12,23 @@ nothing (``alpha`` then makes an RGBA frame with premultiplied colour).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from avatar3d import config as config_io
 from avatar3d import files
 from avatar3d.camera import rodrigues
-from avatar3d.errors import BadInputError
+from avatar3d.errors import BadArgumentError, BadInputError
 from avatar3d.files import CHECKPOINT
 from avatar3d.layers import Standardise
 from avatar3d.render.conditions import Conditions
-from avatar3d.render.encoding import config_from_dict
-from avatar3d.render.head import HeadConfig, HeadField
+from avatar3d.render.config import HeadConfig, MarchConfig, TorsoConfig
+from avatar3d.render.head import HeadField
 from avatar3d.render.rays import frame_pixels, pixel_rays
-from avatar3d.render.torso import TorsoConfig, TorsoField, raw_head_code
+from avatar3d.render.torso import TorsoField, raw_head_code
 from avatar3d.render.volume import OccupancyGrid, composite, march, ray_box_interval
 
 CHECKPOINT_FORMAT = 5  # 2: pose and head-code statistics kept as Standardise modules; 3: pose drift curve;
@@ -72,18 +73,6 @@ class PoseDrift(nn.Module):
         right_share = (position - left)[:, None]
         value = self.knots[left] * (1 - right_share) + self.knots[left + 1] * right_share
         return value * (frame_ids >= 0)[:, None].to(value)
-
-
-@dataclass(frozen=True)
-class MarchConfig:
-    """How rays are sampled through the head box."""
-
-    grid_resolution: int = 64
-    """Occupancy cells per axis."""
-    steps_per_diagonal: int = 256
-    """Sample spacing: the box diagonal over this."""
-    surface_band: float = 0.025
-    """Depth kept behind the predicted surface, head-space units (covers the mouth's inside)."""
 
 
 class Avatar(nn.Module):
@@ -354,13 +343,14 @@ class Avatar(nn.Module):
                 raise BadInputError(f"{source}: checkpoint format {payload.get('format')} is not "
                                     f"{CHECKPOINT_FORMAT}; train again with `avatar3d train render`")
             state = payload["state"]
-            head = HeadField(config_from_dict(HeadConfig, payload["head_config"]), state["head.box_min"],
+            head = HeadField(config_io.build(HeadConfig, payload["head_config"]), state["head.box_min"],
                              state["head.box_max"], state["head.canonical"], state["head.warp_index"],
                              int(payload["num_frames"]))
-            torso = TorsoField(config_from_dict(TorsoConfig, payload["torso_config"]))
-            avatar = cls(head, torso, state["K"], int(payload["resolution"]), MarchConfig(**payload["march_config"]))
+            torso = TorsoField(config_io.build(TorsoConfig, payload["torso_config"]))
+            march = config_io.build(MarchConfig, payload["march_config"])
+            avatar = cls(head, torso, state["K"], int(payload["resolution"]), march)
             avatar.load_state_dict(state)
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        except (KeyError, TypeError, ValueError, RuntimeError, BadArgumentError) as error:
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise BadInputError(f"{source} is not a usable avatar checkpoint ({message}); "
                                 "train again with `avatar3d train render`") from None

@@ -1,8 +1,9 @@
-"""Settings of ``avatar3d render`` (light: no torch import, for fast --help)."""
+"""Settings of the renderer's components and of ``avatar3d render`` (light: no torch import,
+for fast --help; the training configs nest the component configs)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from avatar3d.errors import BadArgumentError
@@ -13,6 +14,87 @@ def check_resolution(resolution: int | None) -> None:
     means the subject's own."""
     if resolution is not None and (resolution < 16 or resolution % 2):
         raise BadArgumentError(f"--resolution {resolution}: use an even number of pixels, at least 16")
+
+
+@dataclass(frozen=True)
+class HashGridConfig:
+    """Size of a multi-resolution hash grid (`avatar3d.render.encoding`)."""
+
+    levels: int = 16
+    """Number of resolution levels L."""
+    features_per_level: int = 2
+    """Features F stored per grid vertex and level; the encoding has L*F channels."""
+    log2_table_size: int = 19
+    """log2 of the table rows T per level (16 to 19 is typical); finer levels hash into it."""
+    base_resolution: int = 16
+    """Cells per axis of the coarsest level."""
+    finest_resolution: int = 2048
+    """Cells per axis of the finest level."""
+
+    def __post_init__(self):
+        limits = {
+            "levels": (1, 64),
+            "features_per_level": (1, 64),
+            "log2_table_size": (1, 30),
+            "base_resolution": (1, 2**20),
+            "finest_resolution": (self.base_resolution, 2**20),
+        }
+        for name, (low, high) in limits.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or not low <= value <= high:
+                raise BadArgumentError(
+                    f"hash grid {name}={value!r} is out of range: use an integer in [{low}, {high}]"
+                )
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Size of the head field (`avatar3d.render.head`)."""
+
+    grid: HashGridConfig = field(default_factory=lambda: HashGridConfig(
+        levels=8, log2_table_size=16, base_resolution=16, finest_resolution=512))
+    """Hash grid over the head box."""
+    hidden: int = 64
+    """Width of the hidden layers."""
+    geometry_features: int = 15
+    """Features passed from the density network to the colour network."""
+    ambient_dims: int = 2
+    """Ambient (hyper-space) coordinates per sample."""
+    region_code_dims: int = 16
+    """Size of each of the mouth, eye and rest codes."""
+    appearance_dims: int = 4
+    """Size of the per-frame appearance code."""
+    warp_landmarks: int = 96
+    """Moving landmarks that drive the warp."""
+    warp_radius: float = 0.012
+    """Gaussian radius of a landmark's pull on nearby samples, head-space units (0.08 face widths)."""
+
+
+@dataclass(frozen=True)
+class TorsoConfig:
+    """Size of the torso field (`avatar3d.render.torso`)."""
+
+    grid: HashGridConfig = field(default_factory=lambda: HashGridConfig(
+        levels=10, log2_table_size=15, base_resolution=8, finest_resolution=512))
+    """2D hash grid over the canonical image."""
+    hidden: int = 64
+    """Width of the hidden layers."""
+    frequencies: int = 4
+    """Positional-encoding frequencies of the pixel position fed to the deformation."""
+    max_offset: float = 0.05
+    """Largest deformation, as a fraction of the frame side."""
+
+
+@dataclass(frozen=True)
+class MarchConfig:
+    """How rays are sampled through the head box (`avatar3d.render.avatar`)."""
+
+    grid_resolution: int = 64
+    """Occupancy cells per axis."""
+    steps_per_diagonal: int = 256
+    """Sample spacing: the box diagonal over this."""
+    surface_band: float = 0.025
+    """Depth kept behind the predicted surface, head-space units (covers the mouth's inside)."""
 
 
 @dataclass

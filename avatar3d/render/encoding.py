@@ -31,42 +31,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from avatar3d.errors import BadArgumentError
 from avatar3d.render import backend
+from avatar3d.render.config import HashGridConfig
 
 PRIMES = (1, 2654435761, 805459861)
 """Per-axis hash multipliers (x, y, z); the first is 1 so x stays coherent in memory."""
 
 INIT_RANGE = 1e-4
 """Table entries start uniform in ``[-INIT_RANGE, INIT_RANGE]``."""
-
-
-@dataclass(frozen=True)
-class HashGridConfig:
-    """Size of a multi-resolution hash grid."""
-
-    levels: int = 16
-    """Number of resolution levels L."""
-    features_per_level: int = 2
-    """Features F stored per grid vertex and level; the encoding has L*F channels."""
-    log2_table_size: int = 19
-    """log2 of the table rows T per level (16 to 19 is typical); finer levels hash into it."""
-    base_resolution: int = 16
-    """Cells per axis of the coarsest level."""
-    finest_resolution: int = 2048
-    """Cells per axis of the finest level."""
-
-
-def config_from_dict(cls, values: dict):
-    """Rebuilds a frozen field config (with a ``grid: HashGridConfig``) from ``dataclasses.asdict``."""
-    values = dict(values)
-    values["grid"] = HashGridConfig(**values["grid"])
-    return cls(**values)
 
 
 def level_resolutions(config: HashGridConfig) -> tuple[int, ...]:
@@ -138,10 +115,11 @@ class HashGrid(torch.nn.Module):
         """Builds the table, initialised uniform in ``[-INIT_RANGE, INIT_RANGE]``.
 
         Raises:
-            BadArgumentError: A config field is out of range, or dims is not 2 or 3.
+            BadArgumentError: dims is not 2 or 3 (`HashGridConfig` checks its own fields).
         """
         super().__init__()
-        _validate(config, dims)
+        if dims not in (2, 3):
+            raise BadArgumentError(f"hash grid dims must be 2 or 3, got {dims}")
         self.config = config
         self.dims = dims
         self.resolutions = level_resolutions(config)
@@ -161,25 +139,6 @@ class HashGrid(torch.nn.Module):
         if points.ndim != 2 or points.shape[1] != self.dims:
             raise ValueError(f"points must be (N, {self.dims}), got {tuple(points.shape)}")
         return encode(points, self.table, self.resolutions)
-
-
-def _validate(config: HashGridConfig, dims: int) -> None:
-    """Raises BadArgumentError naming the first field out of range."""
-    if dims not in (2, 3):
-        raise BadArgumentError(f"hash grid dims must be 2 or 3, got {dims}")
-    limits = {
-        "levels": (1, 64),
-        "features_per_level": (1, 64),
-        "log2_table_size": (1, 30),
-        "base_resolution": (1, 2**20),
-        "finest_resolution": (config.base_resolution, 2**20),
-    }
-    for name, (low, high) in limits.items():
-        value = getattr(config, name)
-        if not isinstance(value, int) or not low <= value <= high:
-            raise BadArgumentError(
-                f"hash grid {name}={value!r} is out of range: use an integer in [{low}, {high}]"
-            )
 
 
 def _check(points: Tensor, table: Tensor, resolutions: Sequence[int]) -> None:

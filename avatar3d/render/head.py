@@ -21,8 +21,6 @@ A sample at head-space point x of frame b is evaluated in four steps:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import Tensor, nn
 
@@ -30,8 +28,9 @@ from avatar3d.face import topology as topo
 from avatar3d.face.model import FACE_WIDTH
 from avatar3d.render import backend
 from avatar3d.render.conditions import Conditions
-from avatar3d.render.encoding import HashGrid, HashGridConfig
 from avatar3d.layers import mlp, positional_encoding, trunc_exp
+from avatar3d.render.config import HeadConfig
+from avatar3d.render.encoding import HashGrid
 from avatar3d.render.sh import sh_basis
 
 DISPLACEMENT_SCALE = 0.01
@@ -40,29 +39,6 @@ REGIONS = ("mouth", "eyes", "rest")
 """Landmark groups with a code each (`region_masks`); the eye code also sees the eye signal."""
 AMBIENT_FREQUENCIES = 2
 """Sine/cosine frequencies of the ambient coordinates fed to the density network."""
-
-
-@dataclass(frozen=True)
-class HeadConfig:
-    """Size of the head field."""
-
-    grid: HashGridConfig = field(default_factory=lambda: HashGridConfig(
-        levels=8, log2_table_size=16, base_resolution=16, finest_resolution=512))
-    """Hash grid over the head box (the training presets set it)."""
-    hidden: int = 64
-    """Width of the hidden layers."""
-    geometry_features: int = 15
-    """Features passed from the density network to the colour network."""
-    ambient_dims: int = 2
-    """Ambient (hyper-space) coordinates per sample."""
-    region_code_dims: int = 16
-    """Size of each of the mouth, eye and rest codes."""
-    appearance_dims: int = 4
-    """Size of the per-frame appearance code."""
-    warp_landmarks: int = 96
-    """Moving landmarks that drive the warp."""
-    warp_radius: float = 0.08 * FACE_WIDTH
-    """Gaussian radius of a landmark's pull on nearby samples, head-space units."""
 
 
 def region_masks(canonical: Tensor) -> Tensor:

@@ -12,37 +12,21 @@ seam. It is trained after the head, with the head frozen.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import Tensor, nn
 
 from avatar3d.face import topology as topo
 from avatar3d.camera import project
 from avatar3d.render.conditions import Conditions
-from avatar3d.render.encoding import HashGrid, HashGridConfig
 from avatar3d.layers import Standardise, mlp, positional_encoding
+from avatar3d.render.config import TorsoConfig
+from avatar3d.render.encoding import HashGrid
 
 JAW_POINTS = (topo.CHIN, 172, 397)
 """Chin and the two jaw corners: where the head meets the neck."""
 
 HEAD_CODE_DIMS = 3 + 3 + 2 * len(JAW_POINTS)
 """Rotation angles, translation and projected jaw points."""
-
-
-@dataclass(frozen=True)
-class TorsoConfig:
-    """Size of the torso field."""
-
-    grid: HashGridConfig = field(default_factory=lambda: HashGridConfig(
-        levels=10, log2_table_size=15, base_resolution=8, finest_resolution=512))
-    """2D hash grid over the canonical image."""
-    hidden: int = 64
-    """Width of the hidden layers."""
-    frequencies: int = 4
-    """Positional-encoding frequencies of the pixel position fed to the deformation."""
-    max_offset: float = 0.05
-    """Largest deformation, as a fraction of the frame side."""
 
 
 class TorsoField(nn.Module):

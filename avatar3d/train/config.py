@@ -2,57 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from avatar3d.errors import BadArgumentError
-
-PRESETS = {
-    "fast": dict(max_minutes=9.0, head_steps=3000, torso_steps=1500, frames_per_batch=4, rays_per_frame=512,
-                 grid_levels=8, grid_log2_table=16, grid_finest=512, occupancy_resolution=64,
-                 steps_per_diagonal=256),
-    "quality": dict(max_minutes=None, head_steps=30000, torso_steps=6000, frames_per_batch=8, rays_per_frame=4096,
-                    grid_levels=16, grid_log2_table=19, grid_finest=2048, occupancy_resolution=128,
-                    steps_per_diagonal=512),
-}
+from avatar3d.render.config import HeadConfig, MarchConfig, TorsoConfig
 
 
 @dataclass
 class RenderTrainConfig:
-    """Settings of ``avatar3d train render``; unset sizes come from the preset."""
+    """Settings of ``avatar3d train render``; its presets are configs/render-*.yaml (the command
+    starts from one; constructed directly, the sizes are the fast preset's, without its time limit)."""
 
     POSITIONAL = ("subject",)
+    PRESETS = "render"
+    DEFAULT_PRESET = "fast"
 
     subject: Path
     """Prepared subject folder (from `avatar3d prep`)."""
-    preset: str = "fast"
-    """fast (a CPU in minutes) or quality (a GPU, 512 pixels)."""
     max_minutes: float | None = None
-    """Stop after this many minutes of training in all (fast: 9; quality: no limit)."""
+    """Stop after this many minutes of training in all; null: no time limit."""
     run: Path | None = None
     """Run folder; an unfinished one resumes. Default: runs/SUBJECT/render/TIMESTAMP, or the newest unfinished one there."""
     runs: Path = Path("runs")
     """Root folder of runs."""
     fresh: bool = False
     """Start a new run even if the newest one is unfinished."""
-    head_steps: int | None = None
-    """Head-stage steps, an upper bound under a time budget (fast: 3000)."""
-    torso_steps: int | None = None
-    """Torso-stage steps, an upper bound under a time budget (fast: 1500)."""
-    frames_per_batch: int | None = None
+    head_steps: int = 3000
+    """Head-stage steps, an upper bound under a time budget."""
+    torso_steps: int = 1500
+    """Torso-stage steps, an upper bound under a time budget."""
+    frames_per_batch: int = 4
     """Frames per step."""
-    rays_per_frame: int | None = None
+    rays_per_frame: int = 512
     """Rays per frame per step; halved automatically if a GPU runs out of memory."""
-    grid_levels: int | None = None
-    """Head hash-grid levels."""
-    grid_log2_table: int | None = None
-    """log2 of head hash-grid rows per level."""
-    grid_finest: int | None = None
-    """Head hash-grid finest resolution (cells per axis)."""
-    occupancy_resolution: int | None = None
-    """Occupancy grid cells per axis."""
-    steps_per_diagonal: int | None = None
-    """Ray samples across the head box's diagonal."""
     learning_rate: float = 0.01
     """Adam learning rate at the start (decays tenfold over a stage). At 0.02 the head could stay a noise cloud for hundreds of steps, once for a whole demo run."""
     lip_weight: float = 2.0
@@ -72,13 +55,14 @@ class RenderTrainConfig:
     """Steps between validation renders (TensorBoard, curve.json)."""
     seed: int = 0
     """Random seed."""
+    head: HeadConfig = field(default_factory=HeadConfig)
+    """The head field's size."""
+    torso: TorsoConfig = field(default_factory=TorsoConfig)
+    """The torso field's size."""
+    march: MarchConfig = field(default_factory=MarchConfig)
+    """Ray sampling through the head box."""
 
     def __post_init__(self):
-        if self.preset not in PRESETS:
-            raise BadArgumentError(f"--preset {self.preset!r}: use {' or '.join(PRESETS)}")
-        for name, value in PRESETS[self.preset].items():
-            if getattr(self, name) is None:
-                setattr(self, name, value)
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise BadArgumentError(f"--max-minutes must be positive, got {self.max_minutes}")
 
@@ -105,7 +89,9 @@ class RenderEvalConfig:
 
 @dataclass
 class MotionTrainConfig:
-    """Settings of ``avatar3d train motion``."""
+    """Settings of ``avatar3d train motion``; its presets are configs/motion*.yaml."""
+
+    PRESETS = "motion"
 
     corpus: str = "synthetic"
     """Training corpora, comma-separated: `synthetic` (the virtual actor's voices and mouth rig), `speech:DIR` (recordings with transcripts, aligned and spoken by the rig), a folder of talking videos, or a folder of corpus utterances (*.npz); the first three are prepared under --corpus-root."""

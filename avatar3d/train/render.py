@@ -29,12 +29,11 @@ from torch import Tensor
 
 from avatar3d.errors import BadInputError, UserError
 from avatar3d.files import CHECKPOINT, runs_folder, save_checkpoint
-from avatar3d.render.avatar import Avatar, MarchConfig, load_checkpoint
+from avatar3d.render.avatar import Avatar, load_checkpoint
 from avatar3d.render.conditions import Conditions, head_box, intrinsics, subject_conditions
-from avatar3d.render.encoding import HashGridConfig
 from avatar3d.render.face_prior import face_distances
-from avatar3d.render.head import HeadConfig, HeadField, moving_landmarks
-from avatar3d.render.torso import TorsoConfig, TorsoField, raw_head_code
+from avatar3d.render.head import HeadField, moving_landmarks
+from avatar3d.render.torso import TorsoField, raw_head_code
 from avatar3d.runtime import console
 from avatar3d.subject import LABEL_HEAD
 from avatar3d.train import loop
@@ -74,16 +73,13 @@ def build_avatar(cfg: RenderTrainConfig, subject, conditions: Conditions, train_
 
     box_min, box_max = head_box(subject, conditions)
     canonical = canonical_landmarks(subject)
-    warp = moving_landmarks(canonical, conditions.landmarks[train_frames], HeadConfig().warp_landmarks)
-    grid = HashGridConfig(levels=cfg.grid_levels, log2_table_size=cfg.grid_log2_table, base_resolution=16,
-                          finest_resolution=cfg.grid_finest)
-    head = HeadField(HeadConfig(grid=grid), box_min, box_max, canonical, warp, subject.num_frames)
+    warp = moving_landmarks(canonical, conditions.landmarks[train_frames], cfg.head.warp_landmarks)
+    head = HeadField(cfg.head, box_min, box_max, canonical, warp, subject.num_frames)
     K = intrinsics(subject)
     training = conditions.select(torch.from_numpy(train_frames))
-    torso = TorsoField(TorsoConfig())
+    torso = TorsoField(cfg.torso)
     torso.head_code.fit(raw_head_code(training, K, subject.resolution), min_scale=1e-3)
-    march = MarchConfig(grid_resolution=cfg.occupancy_resolution, steps_per_diagonal=cfg.steps_per_diagonal)
-    avatar = Avatar(head, torso, K, subject.resolution, march)
+    avatar = Avatar(head, torso, K, subject.resolution, cfg.march)
     avatar.fit_pose_code(training)
     return avatar
 

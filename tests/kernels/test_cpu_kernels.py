@@ -9,7 +9,8 @@ import torch
 from avatar3d.kernels import build
 from avatar3d.kernels.ops import encode_cpu, warp_cpu
 from avatar3d.render import backend
-from avatar3d.render.encoding import HashGridConfig, _encode_torch, level_resolutions
+from avatar3d.render.config import HashGridConfig
+from avatar3d.render.encoding import _encode_torch, level_resolutions
 from avatar3d.render.head import _warp_torch, warp_to_neutral
 
 

@@ -8,9 +8,9 @@ import torch.nn.functional as nnf
 
 from avatar3d.errors import BadArgumentError
 from avatar3d.render import backend
+from avatar3d.render.config import HashGridConfig
 from avatar3d.render.encoding import (
     HashGrid,
-    HashGridConfig,
     encode,
     is_dense,
     level_resolutions,

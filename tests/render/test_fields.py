@@ -6,11 +6,11 @@ import torch
 from avatar3d.errors import BadInputError
 from avatar3d.face import topology as topo
 from avatar3d.face.model import FACE_WIDTH
-from avatar3d.render.avatar import DRIFT_KNOT_FRAMES, POSE_CORRECTION_DIMS, Avatar, MarchConfig, PoseDrift, load_checkpoint
+from avatar3d.render.avatar import DRIFT_KNOT_FRAMES, POSE_CORRECTION_DIMS, Avatar, PoseDrift, load_checkpoint
 from avatar3d.render.conditions import Conditions
-from avatar3d.render.encoding import HashGridConfig
-from avatar3d.render.head import HeadConfig, HeadField, moving_landmarks, region_masks
-from avatar3d.render.torso import HEAD_CODE_DIMS, TorsoConfig, TorsoField
+from avatar3d.render.config import HashGridConfig, HeadConfig, MarchConfig, TorsoConfig
+from avatar3d.render.head import HeadField, moving_landmarks, region_masks
+from avatar3d.render.torso import HEAD_CODE_DIMS, TorsoField
 from avatar3d.render.volume import OccupancyGrid, march
 
 TINY_GRID = HashGridConfig(levels=4, log2_table_size=10, base_resolution=4, finest_resolution=32)
@@ -193,6 +193,8 @@ def test_checkpoint_round_trip_renders_the_same_frame(canonical, tmp_path):
     after = loaded.render_frame(frame, torch.full((32, 32, 3), 0.5))
     assert before["rgb"].shape == (32, 32, 3)
     assert torch.equal(before["rgb"], after["rgb"]) and torch.equal(before["alpha"], after["alpha"])
+    assert (loaded.head.config, loaded.torso.config, loaded.march_config) == (
+        avatar.head.config, avatar.torso.config, avatar.march_config)  # nested grids included
 
 
 def test_corrupt_or_foreign_checkpoints_are_refused_naming_the_path(canonical, tmp_path):
@@ -203,6 +205,10 @@ def test_corrupt_or_foreign_checkpoints_are_refused_naming_the_path(canonical, t
     payload = _avatar(canonical).payload()
     payload["state"].pop("torso.grid.table")
     with pytest.raises(BadInputError, match="not a usable avatar checkpoint"):
+        Avatar.from_payload(payload, path)
+    payload = _avatar(canonical).payload()
+    payload["head_config"]["grid"]["octaves"] = 3  # a field this version does not know
+    with pytest.raises(BadInputError, match="grid.octaves.*train again"):
         Avatar.from_payload(payload, path)
 
 

@@ -6,7 +6,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
+import yaml
 
+from avatar3d import config as config_io
 from avatar3d.cli import main
 from avatar3d.errors import UserError
 from avatar3d.files import FINISHED
@@ -25,7 +27,8 @@ CPU = torch.device("cpu")
 
 
 def _config(subject_dir, run, **overrides) -> RenderTrainConfig:
-    return RenderTrainConfig(subject=subject_dir, run=run, **{**TINY, "head_steps": 60, "torso_steps": 20, **overrides})
+    return config_io.build(RenderTrainConfig, TINY,
+                           {"subject": subject_dir, "run": run, "head_steps": 60, "torso_steps": 20, **overrides})
 
 
 def test_head_loss_falls(subject_dir, tmp_path):
@@ -82,7 +85,7 @@ def test_torso_loss_falls_with_the_head_frozen(trained_run, subject_dir, tmp_pat
     assert torch.equal(trainer.avatar.head.grid.table, head_before)
 
 
-def test_finished_run_holds_checkpoint_curve_events_and_config(trained_run):
+def test_finished_run_holds_checkpoint_curve_events_and_config(trained_run, subject_dir):
     assert (trained_run / FINISHED).exists()
     payload = load_checkpoint(trained_run / CHECKPOINT)
     assert payload["stage"] == "torso" and payload["step"] == 20
@@ -90,7 +93,21 @@ def test_finished_run_holds_checkpoint_curve_events_and_config(trained_run):
     assert [point["stage"] for point in curve] == ["head", "torso"]
     assert all(np.isfinite(point["psnr"]) for point in curve)
     assert list(trained_run.glob("events.out.tfevents.*"))
-    assert "preset: fast" in (trained_run / "config.yaml").read_text()
+    saved = config_io.build(RenderTrainConfig, config_io.load_yaml(trained_run / "config.yaml"))
+    assert saved == _config(subject_dir, trained_run)  # the settings trained_run was made with
+
+
+def test_cli_trains_with_a_nested_override_and_its_saved_config_reproduces_it(subject_dir, tmp_path, capsys):
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump(TINY))
+    run = tmp_path / "run"
+    assert main(["--quiet", "train", "render", str(subject_dir), "--preset", "quality", "--config", str(tiny),
+                 "--run", str(run), "head.grid.levels=12", "head_steps=4", "torso_steps=2"]) == 0
+    grid = load_avatar(run).head.grid
+    assert grid.table.shape[0] == 12 and len(grid.resolutions) == 12 and grid.resolutions[-1] == 64
+    capsys.readouterr()
+    assert main(["train", "render", str(subject_dir), "--config", str(run / "config.yaml"), "--print-config"]) == 0
+    assert capsys.readouterr().out == (run / "config.yaml").read_text()
 
 
 def test_interrupted_run_resumes_where_it_stopped(subject_dir, tmp_path, monkeypatch):
