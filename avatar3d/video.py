@@ -12,7 +12,6 @@ import numpy as np
 
 from avatar3d.errors import BadInputError
 from avatar3d.files import ClosedOnSuccess, partial_path
-from avatar3d.runtime import threads
 
 _AAC_FRAME = 1024  # samples per AAC frame
 
@@ -43,7 +42,6 @@ class VideoWriter(ClosedOnSuccess):
         self._container = av.open(str(self._partial), "w", format="mov" if alpha else "mp4")
         self._video = self._container.add_stream("prores_ks" if alpha else "libx264", rate=self._fps)
         self._video.width = self._video.height = size
-        self._video.codec_context.thread_count = threads()  # x264 would start 1.5 per CPU
         if alpha:
             self._video.pix_fmt = "yuva444p10le"
             self._video.options = {"profile": "4444"}
