@@ -202,10 +202,6 @@ def main(argv: list[str] | None = None) -> int:
     early = argparse.ArgumentParser(add_help=False, allow_abbrev=False, parents=[_global_options(True)])
     try:
         set_threads(early.parse_known_args(argv)[0].threads)
-    except UserError as error:
-        console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
-        return 2
-    try:
         _run(argv)
     except UserError as error:
         console.quiet = False

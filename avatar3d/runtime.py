@@ -55,11 +55,10 @@ def set_threads(count: int | str | None = None) -> int:
     The one place avatar3d decides its parallelism (``avatar3d --threads``): torch's intra-op
     and inter-op pools, OpenMP, MKL and OpenBLAS (through their variables, which count only
     when set before the library loads, hence `avatar3d.cli.main` calls this first), OpenCV;
-    PyAV's codecs and `worker_pool` read `threads()`. OpenMP's idle threads sleep instead of
-    spinning (``OMP_WAIT_POLICY=PASSIVE``, unless set otherwise). Spinning, the threads of two
-    jobs on the same cores take the CPU from each other's working threads: two preps side by
-    side on 2 cores fitted faces at 5 frames/s each, one alone at 81. Sleeping, each keeps
-    about 80 % of a lone prep's rate.
+    PyAV's decoder and `worker_pool` read `threads()`. OpenMP's idle threads sleep instead of
+    spinning (``OMP_WAIT_POLICY=PASSIVE``, unless set otherwise): spinning, the threads of two
+    jobs on the same cores take the CPU from each other's working threads, and both crawl
+    (two preps at once: docs/results.md).
 
     Args:
         count: threads; None keeps `threads()` (``OMP_NUM_THREADS`` or the usable CPUs).

@@ -104,8 +104,7 @@ def prepare_video_corpus(videos: Path, corpus_root: Path, shard: tuple[int, int]
 def with_prepared_videos(cfg: MotionTrainConfig) -> MotionTrainConfig:
     """``cfg`` with each ``--corpus`` entry that is a folder of videos prepared (this
     ``--shard``'s videos) and replaced by the folder of its utterances."""
-    shard = tuple(int(part) for part in cfg.shard.split("/")) if cfg.shard else (0, 1)
-    corpora = [str(prepare_video_corpus(Path(spec), cfg.corpus_root, shard, cfg.workers))
+    corpora = [str(prepare_video_corpus(Path(spec), cfg.corpus_root, cfg.shard_range(), cfg.workers))
                if Path(spec).is_dir() and find_videos(Path(spec)) else spec for spec in cfg.corpora()]
     return dataclasses.replace(cfg, corpus=",".join(corpora))
 

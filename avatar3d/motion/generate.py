@@ -96,9 +96,7 @@ class SubjectMotion:
         subject.require_steps(REQUIRED_STEPS, "drive motion")
         train = slice(*subject.manifest["split"]["train"])
         fit = subject.arrays("face_fit")
-        poses = pose_vectors(torch.from_numpy(fit["rotation"][train]).float(),
-                             torch.from_numpy(fit["translation"][train]).float())
-        return cls(fit["canonical"], fitted_landmarks(fit)[train], poses.numpy(),
+        return cls(fit["canonical"], fitted_landmarks(fit)[train], fitted_poses(fit)[train],
                    subject.arrays("signals")["eye_normalised"][train], subject_features(subject, "train"),
                    float(subject.fps))
 
@@ -159,15 +157,18 @@ def make_poses(cfg: MotionConfig, subject: SubjectMotion, num_frames: int, energ
                            "subject folder")
 
 
+def fitted_poses(fit: dict[str, np.ndarray]) -> np.ndarray:
+    """(T, 6) head poses (`avatar3d.camera.pose_vectors`) of every frame of a face fit's arrays."""
+    return pose_vectors(torch.from_numpy(fit["rotation"]).float(), torch.from_numpy(fit["translation"]).float()).numpy()
+
+
 def reference_poses(root: Path) -> np.ndarray:
     """(M, 6) head poses of every frame of a prepared folder (a subject, or a tracked video)."""
     from avatar3d.subject import Subject
 
     subject = Subject.load(root)
-    if not (subject.root / "face_fit.npz").exists():
-        raise BadInputError(f"--pose {root}: it has no face fit; run `avatar3d prep VIDEO --out {root}` to finish it")
-    fit = subject.arrays("face_fit")
-    return pose_vectors(torch.from_numpy(fit["rotation"]).float(), torch.from_numpy(fit["translation"]).float()).numpy()
+    subject.require_steps(("face_fit",), "a --pose reference")
+    return fitted_poses(subject.arrays("face_fit"))
 
 
 def is_speech(samples: np.ndarray, features: np.ndarray) -> bool:

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from avatar3d.camera import pose_vectors
 from avatar3d.errors import BadInputError
 from avatar3d.face import signals
-from avatar3d.camera import pose_vectors
 from avatar3d.face.model import FACE_WIDTH, fitted_landmarks
 from avatar3d.subject import LABEL_HEAD
 

@@ -197,6 +197,10 @@ class MotionTrainConfig:
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise BadArgumentError(f"--max-minutes must be positive, got {self.max_minutes}")
 
+    def shard_range(self) -> tuple[int, int]:
+        """``--shard i/n`` as ``(i, n)``; ``(0, 1)`` (everything) without it."""
+        return tuple(int(part) for part in self.shard.split("/")) if self.shard else (0, 1)
+
     def corpora(self) -> list[str]:
         """The ``--corpus`` entries."""
         return [part.strip() for part in self.corpus.split(",") if part.strip()]

@@ -430,8 +430,7 @@ def train_motion(cfg: MotionTrainConfig, device: torch.device = torch.device("cp
     model. With ``--shard i/n`` only that share of the corpus is made and None returned.
     """
     if cfg.shard is not None:
-        index, count = (int(p) for p in cfg.shard.split("/"))
-        training_corpus(cfg, (index, count))
+        training_corpus(cfg, cfg.shard_range())
         console.print(f"shard {cfg.shard} of {cfg.corpus} done")
         return None
     workers = distributed.join(device)
