@@ -184,7 +184,7 @@ def vertex_colours(avatar: Avatar, conditions: Conditions, vertices: np.ndarray,
     """(V, 4) uint8 RGBA vertex colours.
 
     A vertex that faces the front takes what a head-on view shows there: the head
-    volume-rendered along -z through it, right wherever the density sits along the ray
+    volume-rendered along -z through it and lit by the clip's light, right wherever the density sits along the ray
     (the envelope may cut the surface behind or in front of the field's own). Any other
     vertex takes the colour of the nearest front-facing one: the seen rim wraps round the
     unseen back.
@@ -193,6 +193,7 @@ def vertex_colours(avatar: Avatar, conditions: Conditions, vertices: np.ndarray,
 
     device = avatar.K.device
     codes = avatar.head.frame_codes(conditions.to(device))
+    eye, lights = torch.eye(3, device=device)[None], avatar.frame_lights(conditions.to(device))  # head-on, the clip's light
     facing = normals[:, 2] > 0.3
     if not facing.any():
         facing[:] = True
@@ -203,7 +204,7 @@ def vertex_colours(avatar: Avatar, conditions: Conditions, vertices: np.ndarray,
         points = torch.tensor(front[start: start + CHUNK], dtype=torch.float32, device=device)
         origins = torch.cat([points[:, :2], torch.full_like(points[:, :1], start_z)], 1)
         directions = torch.tensor([0.0, 0.0, -1.0], device=device).expand_as(origins)
-        out = avatar.render_head(origins, directions, [len(points)], codes)
+        out = avatar.render_head(origins, directions, [len(points)], codes, eye, lights)
         colours.append((out["rgb"] / out["alpha"].clamp(min=1e-3)[:, None]).cpu())  # straight, not premultiplied
     seen = to_uint8(torch.cat(colours).numpy())
     rgb = np.empty((len(vertices), 3), np.uint8)

@@ -1,7 +1,20 @@
-"""The avatar: head NeRF over image-space torso over a background, and its checkpoint.
+"""The avatar: head NeRF over image-space torso over a background, lit, and its checkpoint.
 
-Compositing, per pixel, with the head's colour ``c_h`` (premultiplied) and alpha
-``a_h``, the torso's colour ``c_t`` and alpha ``a_t`` and a background ``b``::
+**Light.** Both parts are albedo x shading: the head's albedo, normal and view-dependent
+residual are volume-rendered per pixel (premultiplied ``A_h``, ``N_h``, ``r_h``), then
+shaded there, deferred, by order-2 SH light in camera space (`avatar3d.render.sh`): the
+clip's own light, learnt with the head, plus a small learnt change per training frame
+(flicker, the actor moving through the light), or any other light at render time::
+
+    c_h = A_h * shade(N_h, light) + r_h          c_t = A_t * shade(n_t, light)
+
+Albedo and light are known only up to a common scale; a new light is applied to the albedo
+scaled so that the clip's light shades front-facing normals by 1 on average
+(`Avatar.albedo_scale`), the scale of the light presets, so ``studio`` looks about as bright
+as a studio-lit clip.
+
+**Compositing**, per pixel, with the torso's alpha ``a_t``, the head's ``a_h`` and a
+background ``b``::
 
     rgb   = c_h + (1 - a_h) * (a_t * c_t + (1 - a_t) * b)
     alpha = a_h + (1 - a_h) * a_t
@@ -27,13 +40,16 @@ from avatar3d.layers import Standardise
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.config import HeadConfig, MarchConfig, TorsoConfig
 from avatar3d.render.head import HeadField
+from avatar3d.face import topology as topo
+from avatar3d.face.model import FACE_WIDTH
 from avatar3d.render.rays import frame_pixels, pixel_rays
+from avatar3d.render.sh import LIGHT_PRESETS, front_luminance, shade
 from avatar3d.render.torso import TorsoField, raw_head_code
 from avatar3d.render.volume import OccupancyGrid, composite, march, ray_box_interval
 
-CHECKPOINT_FORMAT = 5  # 2: pose and head-code statistics kept as Standardise modules; 3: pose drift curve;
+CHECKPOINT_FORMAT = 6  # 2: pose and head-code statistics kept as Standardise modules; 3: pose drift curve;
 # 4: the training poses' range, which the linear pose correction's inputs are clamped to; 5: the mouth
-# opening is an input of the linear pose correction
+# opening is an input of the linear pose correction; 6: albedo, normals and light (relightable)
 POSE_CORRECTION_DIMS = 6
 """A pose correction: rotation vector (3, radians) and translation (3, / POSE_TRANSLATION_SCALE)."""
 POSE_INPUT_DIMS = 7
@@ -47,6 +63,12 @@ mouth-driven one ran away like the constant one did (0.026 head-space units per 
 deviation of the mouth opening; held-out frames fell to 24.8 dB)."""
 DRIFT_KNOT_FRAMES = 5
 """Frames between the knots of the pose drift curve (0.2 s at 25 fps)."""
+NORMAL_STEP = 0.003
+"""Finite-difference step of the density gradient that the predicted normals are tied to,
+head-space units (2 % of a face width: the gradient of a smoothed surface, not of the
+hash grid's finest cells)."""
+FACE_REACH = 0.06 * FACE_WIDTH
+"""Neutral-face points this close to a face landmark count as face, for the albedo symmetry."""
 
 
 class PoseDrift(nn.Module):
@@ -104,6 +126,9 @@ class Avatar(nn.Module):
         self.pose_code = Standardise(POSE_INPUT_DIMS)  # `pose_inputs` -> input of pose_model
         unbounded = torch.tensor([[-1e9], [1e9]]).expand(2, POSE_INPUT_DIMS).clone()
         self.register_buffer("pose_code_range", unbounded)  # set by fit_pose_code
+        self.light = nn.Parameter(LIGHT_PRESETS["neutral"].clone())  # (9, 3) the clip's light, camera space
+        self.light_change = nn.Embedding(head.appearance.num_embeddings, 27)  # per training frame, (9, 3) flat
+        nn.init.zeros_(self.light_change.weight)
         self.grid = OccupancyGrid(head.box_min, head.box_max, march_config.grid_resolution)
         self.register_buffer("K", K.float())
         self.resolution = int(resolution)
@@ -114,27 +139,35 @@ class Avatar(nn.Module):
     # --- head ---------------------------------------------------------------------------
 
     def render_head(self, origins: Tensor, directions: Tensor, counts: list[int], codes: dict[str, Tensor],
-                    jitter: bool = False, coarse: int = 1, surface: Tensor | None = None) -> dict[str, Tensor]:
-        """Volume-renders the head along rays grouped by frame.
+                    to_camera: Tensor, lights: Tensor, jitter: bool = False, coarse: int = 1,
+                    surface: Tensor | None = None, regularise: bool = False) -> dict[str, Tensor]:
+        """Volume-renders the head along rays grouped by frame, and shades it.
 
         Args:
             origins, directions: (R, 3) head-space rays (unit directions).
             counts: Rays per frame (B ints summing to R), in the order of ``codes``.
             codes: ``head.frame_codes`` of the B frames.
+            to_camera: (B, 3, 3) head-to-camera rotations of the frames (the normals' frame).
+            lights: (B, 9, 3) SH shading coefficients of the frames (`frame_lights`).
             jitter: Randomly offset samples along each ray (training).
             coarse: Sample spacing factor (> 1 early in training, while the occupancy grid
                 is not carved yet and rays cross the whole box).
             surface: (R,) distance along each ray to a known surface (+inf where unknown),
                 for a depth prior.
+            regularise: Also return the training terms that tie normals and albedo down.
 
         Returns:
-            ``rgb`` (R, 3) premultiplied colour, ``alpha`` (R,), ``depth`` (R,) ray
-            parameter of the expected hit (head-space units), ``ambient`` (N, A) the
-            ambient coordinates of the N evaluated samples; with ``surface`` also
-            ``surface_spread`` (R,): ``sum_i w_i |t_i - surface|``, how far the ray's
-            weight lies from the surface (0 where unknown). Unlike the expected depth, it
-            cannot be matched by weight split in front of and behind the surface, and it
-            pulls on every sample in front of it directly.
+            (R, ...) tensors: ``rgb`` premultiplied colour, ``alpha``, ``depth`` (ray
+            parameter of the expected hit, head-space units), premultiplied ``albedo``,
+            ``normal`` (camera space) and ``residual``, ``diffuse`` = albedo x shading;
+            ``ambient`` (N, A) the ambient coordinates of the N evaluated samples. With
+            ``surface`` also ``surface_spread``: ``sum_i w_i |t_i - surface|``, how far
+            the ray's weight lies from the surface (0 where unknown; unlike the expected
+            depth, it cannot be matched by weight split in front of and behind the surface).
+            With ``regularise``: ``orientation`` (R,) ``sum_i w_i max(0, n_i . d)^2``
+            (normals facing away from the camera); ``normal_error`` (R,) 1 - cos between
+            the rendered normal and the density's gradient at the expected hit (0 where
+            alpha < 0.5); ``asymmetry`` (scalar) mean |albedo - mirrored albedo| on the face.
         """
         # Only rays that cross the box are marched: the padded (R, S) layout would pay for every slot.
         t_enter, t_exit = ray_box_interval(origins, directions, self.grid.box_min, self.grid.box_max)
@@ -142,7 +175,8 @@ class Avatar(nn.Module):
         ray_ids = hits.nonzero()[:, 0]
         frame_of_ray = torch.repeat_interleave(torch.arange(len(counts), device=origins.device),
                                                torch.tensor(counts, device=origins.device))
-        counts = torch.bincount(frame_of_ray[ray_ids], minlength=len(counts)).tolist()
+        hit_frame = frame_of_ray[ray_ids]
+        counts = torch.bincount(hit_frame, minlength=len(counts)).tolist()
         all_origins, origins, directions = origins, origins[ray_ids], directions[ray_ids]
         t_starts, t_ends, valid = march(origins, directions, self.grid, 0.0, 1e4, self.step_size * coarse,
                                         self.max_samples // coarse + 1, jitter, self.march_config.surface_band)
@@ -153,20 +187,76 @@ class Avatar(nn.Module):
         sample_dirs = directions[:, None].expand(-1, used, -1)[valid]
         per_ray = valid.sum(1)
         sample_counts = [int(part.sum()) for part in per_ray.split(counts)]
-        density, colour, ambient = self.head(points, sample_dirs, sample_counts, codes)
-        densities = t_starts.new_zeros(t_starts.shape).index_put((valid,), density)
-        colours = t_starts.new_zeros(*t_starts.shape, 3).index_put((valid,), colour)
-        out = composite(densities, colours, t_starts, t_ends, valid)
+        field = self.head(points, sample_dirs, sample_counts, codes)
+        channels = [field.albedo, field.normal, field.residual]
+        if regularise:
+            channels.append(((field.normal * sample_dirs).sum(-1, keepdim=True).clamp(min=0)).square())
+        densities = t_starts.new_zeros(t_starts.shape).index_put((valid,), field.density)
+        values = torch.cat(channels, 1)
+        packed = t_starts.new_zeros(*t_starts.shape, values.shape[1]).index_put((valid,), values)
+        out = composite(densities, packed, t_starts, t_ends, valid)
+        albedo, normal_head, residual = out["rgb"][:, :3], out["rgb"][:, 3:6], out["rgb"][:, 6:9]
+        normal = (to_camera[hit_frame] @ normal_head[:, :, None])[:, :, 0]
+        shading = shade(nn.functional.normalize(normal, dim=-1, eps=1e-6), lights[hit_frame])
+        diffuse = albedo * shading
         # Rays that miss the box stay empty: alpha 0, colour 0, depth 0.
-        zeros = all_origins.new_zeros(len(all_origins))
-        result = {"rgb": all_origins.new_zeros(len(all_origins), 3).index_put((ray_ids,), out["rgb"]),
-                  "alpha": zeros.index_put((ray_ids,), out["opacity"]),
-                  "depth": zeros.index_put((ray_ids,), out["depth"]), "ambient": ambient}
+        everywhere = len(all_origins)
+
+        def spread(values: Tensor) -> Tensor:
+            return values.new_zeros(everywhere, *values.shape[1:]).index_put((ray_ids,), values)
+
+        result = {"rgb": spread(diffuse + residual), "alpha": spread(out["opacity"]), "depth": spread(out["depth"]),
+                  "albedo": spread(albedo), "normal": spread(normal), "residual": spread(residual),
+                  "diffuse": spread(diffuse), "ambient": field.ambient}
         if surface is not None:
             target = surface[ray_ids, None]
             gap = torch.where(torch.isfinite(target), mids - target, torch.zeros_like(mids)).abs()
-            result["surface_spread"] = zeros.index_put((ray_ids,), (out["weights"] * gap).sum(1))
+            result["surface_spread"] = spread((out["weights"] * gap).sum(1))
+        if regularise:
+            result["orientation"] = spread(out["rgb"][:, 9])
+            solid = out["opacity"] > 0.5
+            hit_points = origins[solid] + directions[solid] * out["depth"][solid, None]
+            solid_counts = torch.bincount(hit_frame[solid], minlength=len(counts)).tolist()
+            gradient_normal = self._density_normal(hit_points.detach(), solid_counts, codes)
+            cosine = (nn.functional.normalize(normal_head[solid], dim=-1, eps=1e-6) * gradient_normal).sum(-1)
+            result["normal_error"] = spread(torch.zeros_like(out["opacity"]).index_put((solid.nonzero()[:, 0],),
+                                                                                        1 - cosine))
+            result["asymmetry"] = self._albedo_asymmetry(hit_points.detach(), solid_counts, codes)
         return result
+
+    @torch.no_grad()
+    def _density_normal(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
+        """(M, 3) unit outward normals: minus the log density's gradient at head-space points
+        (M, 3) grouped by frame, by central differences of step `NORMAL_STEP`."""
+        if not len(points):
+            return points
+        steps = torch.eye(3, device=points.device).repeat_interleave(2, 0) * torch.tensor(
+            [NORMAL_STEP, -NORMAL_STEP] * 3, device=points.device)[:, None]  # +x, -x, +y, -y, +z, -z
+        probes = (points[:, None] + steps).reshape(-1, 3)  # each point's six probes stay with its frame
+        log_density = self.head.density(probes, [6 * n for n in counts], codes).clamp(min=1e-6).log().reshape(-1, 3, 2)
+        return -nn.functional.normalize(log_density[..., 0] - log_density[..., 1], dim=-1, eps=1e-9)
+
+    def _albedo_asymmetry(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
+        """Mean |albedo(x) - albedo(mirrored x)| over the head-space points (M, 3), grouped by
+        frame, whose neutral position lies on the face: a face's albedo is about symmetric, its
+        shading under a light from one side is not, so this tells light from albedo."""
+        neutral = self.head.warp(points, counts, codes)
+        surface_landmarks = self.head.canonical[:topo.NUM_SURFACE]
+        on_face = torch.cdist(neutral, surface_landmarks).min(1).values < FACE_REACH
+        if not bool(on_face.any()):
+            return points.new_zeros(())
+        frame = torch.repeat_interleave(torch.arange(len(counts), device=points.device),
+                                        torch.tensor(counts, device=points.device))
+        face_counts = torch.bincount(frame[on_face], minlength=len(counts)).tolist()
+        both = torch.cat([neutral[on_face], self.head.mirrored(neutral[on_face])])
+        albedo = self.head.neutral_albedo(both, face_counts + face_counts, self._doubled(codes))
+        half = len(both) // 2
+        return (albedo[:half] - albedo[half:]).abs().mean()
+
+    @staticmethod
+    def _doubled(codes: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Frame codes for points grouped as (frame 0's, ..., frame B's) twice over."""
+        return {key: torch.cat([value, value]) for key, value in codes.items()}
 
     @staticmethod
     def pose_inputs(conditions: Conditions) -> Tensor:
@@ -222,20 +312,44 @@ class Avatar(nn.Module):
         R_inv = R_d.transpose(1, 2)
         return R_inv @ R, (R_inv @ (t - t_d)[:, :, None])[:, :, 0]
 
-    def head_rays(self, pixels: Tensor, conditions: Conditions) -> tuple[Tensor, Tensor, list[int]]:
+    def head_rays(self, pixels: Tensor, camera_to_head: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, list[int]]:
         """Head-space rays through pixels of B frames.
 
         Args:
             pixels: (B, P, 2) pixel positions (u, v) at the avatar's resolution.
-            conditions: The B frames.
+            camera_to_head: The frames' (B, 3, 3), (B, 3) transforms (`camera_to_head`).
 
         Returns:
             ``(origins, directions, counts)``: (B*P, 3) each, grouped by frame, and [P]*B.
         """
-        R, t = self.camera_to_head(conditions)
+        R, t = camera_to_head
         rays = [pixel_rays(self.K, (R[b], t[b]), pixels[b]) for b in range(len(pixels))]
         return (torch.cat([o for o, _ in rays]), torch.cat([d for _, d in rays]),
                 [pixels.shape[1]] * len(pixels))
+
+    # --- light --------------------------------------------------------------------------
+
+    def albedo_scale(self) -> Tensor:
+        """The factor () from the learnt albedo to the albedo under lights of the presets'
+        scale: the clip light's mean shading of front-facing normals (luminance)."""
+        return front_luminance(self.light.detach())
+
+    def frame_lights(self, conditions: Conditions, light: Tensor | None = None, exposure: float = 0.0) -> Tensor:
+        """(B, 9, 3) SH shading coefficients that light the learnt albedo in B frames.
+
+        Args:
+            conditions: The frames.
+            light: None for the clip's own light (plus each training frame's learnt change;
+                none for frames never trained on), or (9, 3) coefficients of another light,
+                camera space, at the presets' scale (see the module doc).
+            exposure: Stops: the light is multiplied by 2**exposure.
+        """
+        if light is None:
+            change = self.light_change(conditions.frame_ids.clamp(min=0)).view(-1, 9, 3)
+            lights = self.light + change * (conditions.frame_ids >= 0).to(change)[:, None, None]
+        else:
+            lights = (light.to(self.light) * self.albedo_scale()).expand(len(conditions), 9, 3)
+        return lights * 2.0**exposure
 
     @torch.no_grad()
     def update_grid(self, conditions: Conditions, step: int, every: int = 16, share: float = 1.0) -> None:
@@ -257,8 +371,9 @@ class Avatar(nn.Module):
 
     def render_pixels(self, pixels: Tensor, conditions: Conditions, background: Tensor | None,
                       with_torso: bool = True, jitter: bool = False, coarse: int = 1,
-                      surface: Tensor | None = None) -> dict[str, Tensor]:
-        """Composited colour of pixels of B frames.
+                      surface: Tensor | None = None, light: Tensor | None = None, exposure: float = 0.0,
+                      regularise: bool = False) -> dict[str, Tensor]:
+        """Composited, lit colour of pixels of B frames.
 
         Args:
             pixels: (B, P, 2) pixel positions (u, v).
@@ -269,36 +384,47 @@ class Avatar(nn.Module):
             jitter: Jitter head samples (training).
             coarse: Head sample spacing factor (see `render_head`).
             surface: (B*P,) known surface distances for a depth prior (see `render_head`).
+            light, exposure: The light (`frame_lights`).
+            regularise: Return the head's training terms too (see `render_head`).
 
         Returns:
-            (B*P, ...) tensors: ``rgb``, ``alpha``, ``head_rgb``, ``head_alpha``,
-            ``depth`` and, with the torso, ``torso_rgb`` and ``torso_alpha``; ``ambient``;
-            ``surface_spread`` with ``surface``.
+            (B*P, ...) tensors: ``rgb``, ``alpha``, ``head_rgb``, ``head_alpha``, ``depth``;
+            the avatar's premultiplied ``albedo``, ``diffuse`` (= albedo x shading),
+            ``residual`` and ``normal`` (camera space, not unit); with the torso also
+            ``torso_rgb`` and ``torso_alpha``; ``ambient``; the terms of `render_head`
+            that ``surface`` and ``regularise`` ask for.
         """
-        origins, directions, counts = self.head_rays(pixels, conditions)
-        head = self.render_head(origins, directions, counts, self.head.frame_codes(conditions), jitter, coarse,
-                                surface)
+        transform = self.camera_to_head(conditions)
+        to_camera = transform[0].transpose(1, 2)
+        lights = self.frame_lights(conditions, light, exposure)
+        origins, directions, counts = self.head_rays(pixels, transform)
+        head = self.render_head(origins, directions, counts, self.head.frame_codes(conditions), to_camera, lights,
+                                jitter, coarse, surface, regularise)
         behind = pixels.new_zeros(len(origins), 3) if background is None else background.reshape(-1, 3)
-        out = {"head_rgb": head["rgb"], "head_alpha": head["alpha"], "depth": head["depth"],
-               "ambient": head["ambient"]}
-        if surface is not None:
-            out["surface_spread"] = head["surface_spread"]
-        under_alpha = torch.zeros_like(head["alpha"])
+        out = {"head_rgb": head["rgb"], "head_alpha": head["alpha"]}
+        out.update((key, value) for key, value in head.items() if key not in ("rgb", "alpha"))
         if with_torso:
             code = self.torso.head_code(raw_head_code(conditions, self.K, self.resolution))
             uv = pixels.reshape(-1, 2) / self.resolution
-            torso_rgb, torso_alpha = self.torso(uv, counts, code, head["alpha"])
+            torso_albedo, torso_alpha, torso_normal = self.torso(uv, counts, code, head["alpha"])
+            frame = torch.arange(len(counts), device=uv.device).repeat_interleave(pixels.shape[1])
+            torso_rgb = torso_albedo * shade(torso_normal, lights[frame])
+            under = (1 - head["alpha"]) * torso_alpha
             behind = torso_alpha[:, None] * torso_rgb + (1 - torso_alpha[:, None]) * behind
-            under_alpha = torso_alpha
-            out.update(torso_rgb=torso_rgb, torso_alpha=torso_alpha)
+            out.update(torso_rgb=torso_rgb, torso_alpha=torso_alpha,
+                       albedo=head["albedo"] + under[:, None] * torso_albedo,
+                       diffuse=head["diffuse"] + under[:, None] * torso_rgb,
+                       normal=head["normal"] + under[:, None] * torso_normal)
+            out["alpha"] = head["alpha"] + under
+        else:
+            out["alpha"] = head["alpha"]
         out["rgb"] = head["rgb"] + (1 - head["alpha"][:, None]) * behind
-        out["alpha"] = head["alpha"] + (1 - head["alpha"]) * under_alpha
         return out
 
     @torch.no_grad()
     def render_frame(self, conditions: Conditions, background: Tensor | None = None,
-                     resolution: int | None = None, with_torso: bool = True,
-                     chunk: int = 8192) -> dict[str, Tensor]:
+                     resolution: int | None = None, with_torso: bool = True, chunk: int = 8192,
+                     light: Tensor | None = None, exposure: float = 0.0) -> dict[str, Tensor]:
         """Renders one whole frame.
 
         Args:
@@ -308,10 +434,13 @@ class Avatar(nn.Module):
                 intrinsics are scaled with it).
             with_torso: False renders the head alone over the background.
             chunk: Rays per batch (bounds memory).
+            light, exposure: The light (`frame_lights`); None keeps the clip's.
 
         Returns:
             (H, W, C) float tensors: ``rgb`` (3), ``alpha`` (1), ``depth`` (1, head-space
-            distance from the camera where the head is, else 0), ``head_alpha`` (1).
+            distance from the camera where the head is, else 0), ``head_alpha`` (1), and the
+            passes (`passes`): ``albedo`` (3), ``shading`` (3), ``residual`` (3), ``normal`` (3),
+            with ``rgb = albedo * shading + residual + (1 - alpha) * background``.
         """
         size = resolution or self.resolution
         scale = size / self.resolution
@@ -321,9 +450,11 @@ class Avatar(nn.Module):
         for start in range(0, len(pixels), chunk):
             part = pixels[start:start + chunk][None]
             bg = None if flat_bg is None else flat_bg[start:start + chunk][None]
-            parts.append(self.render_pixels(part, conditions, bg, with_torso))
-        out = {key: torch.cat([p[key] for p in parts]) for key in ("rgb", "alpha", "depth", "head_alpha")}
+            parts.append(self.render_pixels(part, conditions, bg, with_torso, light=light, exposure=exposure))
+        keys = ("rgb", "alpha", "depth", "head_alpha", "albedo", "diffuse", "residual", "normal")
+        out = {key: torch.cat([p[key] for p in parts]) for key in keys}
         out["depth"] = torch.where(out["head_alpha"] > 0.5, out["depth"], torch.zeros_like(out["depth"]))
+        out.update(passes(out, self.albedo_scale()))
         return {key: value.reshape(size, size, -1) for key, value in out.items()}
 
     # --- checkpoint ---------------------------------------------------------------------
@@ -356,6 +487,22 @@ class Avatar(nn.Module):
                                 "train again with `avatar3d train render`") from None
         return avatar
 
+
+
+def passes(out: dict[str, Tensor], albedo_scale: Tensor) -> dict[str, Tensor]:
+    """Compositing passes of rendered pixels (`Avatar.render_pixels`' ``albedo``, ``diffuse``,
+    ``normal`` (N, 3)) such that ``albedo * shading + residual`` is the premultiplied colour.
+
+    Returns:
+        ``albedo`` (N, 3) premultiplied, at the presets' scale; ``shading`` (N, 3) diffuse
+        over albedo (0 where there is no albedo); ``normal`` (N, 3) unit camera-space
+        normal, 0 where there is nothing.
+    """
+    albedo = out["albedo"] * albedo_scale
+    shading = torch.where(albedo > 1e-6, out["diffuse"] / albedo.clamp(min=1e-6), torch.zeros_like(albedo))
+    length = out["normal"].norm(dim=-1, keepdim=True)
+    normal = torch.where(length > 1e-3, out["normal"] / length.clamp(min=1e-3), torch.zeros_like(out["normal"]))
+    return {"albedo": albedo, "shading": shading, "normal": normal}
 
 
 # --- runs ------------------------------------------------------------------------------------

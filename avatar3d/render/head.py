@@ -15,11 +15,17 @@ A sample at head-space point x of frame b is evaluated in four steps:
 3. **Ambient coordinate.** A small MLP maps features and condition to w (A dims, HyperNeRF);
    the density network sees (features of x_c, w), so topology changes (lips parting) are
    slices of one static (x, w) volume. Training penalises |w| so it is used sparingly.
-4. **Colour** from geometry features, the view direction (order-2 SH) and a per-frame
-   appearance code (mean code for frames never trained on).
+4. **Reflectance.** From the geometry features: a view-independent albedo and a predicted
+   unit normal (smooth where the density's gradient is noisy; training ties the two, see
+   `avatar3d.train.render`); from them, the view direction (order-2 SH) and a per-frame
+   appearance code (the mean code for frames never trained on): a small view-dependent
+   residual (specular, sheen) that training holds small. The avatar shades per pixel:
+   colour = albedo x shade(normal, light) + residual (`avatar3d.render.avatar`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -39,6 +45,25 @@ REGIONS = ("mouth", "eyes", "rest")
 """Landmark groups with a code each (`region_masks`); the eye code also sees the eye signal."""
 AMBIENT_FREQUENCIES = 2
 """Sine/cosine frequencies of the ambient coordinates fed to the density network."""
+
+
+@dataclass
+class Samples:
+    """What the head field gives at N samples (head space).
+
+    Attributes:
+        density: (N,) volume density, per head-space unit.
+        albedo: (N, 3) view-independent reflectance in [0, 1].
+        normal: (N, 3) predicted unit outward normal, head space.
+        residual: (N, 3) view-dependent colour added after shading, in [-1, 1].
+        ambient: (N, A) ambient coordinates.
+    """
+
+    density: Tensor
+    albedo: Tensor
+    normal: Tensor
+    residual: Tensor
+    ambient: Tensor
 
 
 def region_masks(canonical: Tensor) -> Tensor:
@@ -149,11 +174,18 @@ class HeadField(nn.Module):
         self.ambient = mlp(features + 3 * c.region_code_dims, c.hidden, c.ambient_dims)
         self.density_net = mlp(features + c.ambient_dims * (1 + 2 * AMBIENT_FREQUENCIES), c.hidden,
                                1 + c.geometry_features)
-        self.colour_net = mlp(c.geometry_features + 9 + c.appearance_dims, c.hidden, 3, layers=2)
+        self.albedo_net = mlp(c.geometry_features, c.hidden, 3)
+        self.normal_net = mlp(c.geometry_features, c.hidden, 3)
+        self.residual_net = mlp(c.geometry_features + 9 + c.appearance_dims, c.hidden, 3, layers=2)
         self.appearance = nn.Embedding(num_frames, c.appearance_dims)
         nn.init.zeros_(self.appearance.weight)
         nn.init.zeros_(self.ambient[-1].weight)
         nn.init.zeros_(self.ambient[-1].bias)
+        nn.init.zeros_(self.residual_net[-1].weight)
+        nn.init.zeros_(self.residual_net[-1].bias)
+        with torch.no_grad():  # normals start out facing the camera (+z), as a face mostly does
+            self.normal_net[-1].bias.copy_(torch.tensor([0.0, 0.0, 1.0]))
+        self.register_buffer("mirror", mirror_plane(canonical))
 
     # --- per-frame codes --------------------------------------------------------------
 
@@ -185,9 +217,10 @@ class HeadField(nn.Module):
         """Neutral-face positions (N, 3) of head-space samples (N, 3), grouped by frame."""
         return warp_to_neutral(points, counts, codes["warp_points"], codes["warp_shift"], self.config.warp_radius)
 
-    def _features(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]):
-        """Ambient coordinates (N, A), density-net output (N, 1+G) and each sample's frame (N,)."""
-        neutral = self.warp(points, counts, codes)
+    def _features(self, points: Tensor, counts: list[int], codes: dict[str, Tensor], warp: bool = True):
+        """Ambient coordinates (N, A), density-net output (N, 1+G) and each sample's frame (N,)
+        of samples grouped by frame; ``warp=False`` takes the points as neutral-face positions."""
+        neutral = self.warp(points, counts, codes) if warp else points
         features = self.grid((neutral - self.box_min) / (self.box_max - self.box_min))
         frame = torch.repeat_interleave(torch.arange(len(counts), device=points.device),
                                         torch.tensor(counts, device=points.device))
@@ -201,9 +234,17 @@ class HeadField(nn.Module):
         """Densities (N,) of samples grouped by frame (``counts`` per frame, summing to N)."""
         return trunc_exp(self._features(points, counts, codes)[1][:, 0] - 1.0)
 
-    def forward(self, points: Tensor, directions: Tensor, counts: list[int],
-                codes: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        """Densities (N,), colours (N, 3) in [0, 1] and ambient coordinates (N, A).
+    def neutral_albedo(self, neutral: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
+        """Albedo (N, 3) at neutral-face positions (N, 3), grouped by frame like ``counts``."""
+        return torch.sigmoid(self.albedo_net(self._features(neutral, counts, codes, warp=False)[1][:, 1:]))
+
+    def mirrored(self, points: Tensor) -> Tensor:
+        """(N, 3) neutral-face positions reflected across the face's mid-sagittal plane."""
+        centre, axis = self.mirror[0], self.mirror[1]
+        return points - 2 * ((points - centre) @ axis)[:, None] * axis
+
+    def forward(self, points: Tensor, directions: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Samples:
+        """The field at samples (see `Samples`).
 
         Args:
             points: (N, 3) head-space samples, grouped by frame in the order of ``codes``.
@@ -212,5 +253,15 @@ class HeadField(nn.Module):
             codes: `frame_codes` of the B frames.
         """
         ambient, raw, frame = self._features(points, counts, codes)
-        colour_in = torch.cat([raw[:, 1:], sh_basis(directions), codes["appearance"][frame]], 1)
-        return trunc_exp(raw[:, 0] - 1.0), torch.sigmoid(self.colour_net(colour_in)), ambient
+        geometry = raw[:, 1:]
+        residual_in = torch.cat([geometry, sh_basis(directions), codes["appearance"][frame]], 1)
+        return Samples(density=trunc_exp(raw[:, 0] - 1.0), albedo=torch.sigmoid(self.albedo_net(geometry)),
+                       normal=nn.functional.normalize(self.normal_net(geometry), dim=-1, eps=1e-6),
+                       residual=torch.tanh(self.residual_net(residual_in)), ambient=ambient)
+
+
+def mirror_plane(canonical: Tensor) -> Tensor:
+    """(2, 3) the neutral face's mid-sagittal plane: a point on it and its unit normal, from the
+    face's two sides (`topology.FACE_SIDES`), whose midpoint it passes through."""
+    right, left = canonical[list(topo.FACE_SIDES)]
+    return torch.stack([(right + left) / 2, nn.functional.normalize(left - right, dim=0)])

@@ -68,13 +68,15 @@ def shade(normals: Tensor, coefficients: Tensor) -> Tensor:
     Args:
         normals: (..., 3) unit normals in camera/head space.
         coefficients: (9, 3) SH shading coefficients per RGB channel
-            (irradiance convolved with the Lambertian kernel, divided by pi).
+            (irradiance convolved with the Lambertian kernel, divided by pi), or
+            (..., 9, 3), one light per normal.
 
     Returns:
         (..., 3) shading, clamped at >= 0 (order-2 SH rings slightly negative
         opposite strong lights); multiply by albedo to get colour.
     """
-    return (sh_basis(normals) @ coefficients.to(normals.dtype)).clamp(min=0.0)
+    basis = sh_basis(normals)[..., None, :]  # (..., 1, 9)
+    return (basis @ coefficients.to(normals.dtype))[..., 0, :].clamp(min=0.0)
 
 
 def _ambient(rgb: tuple[float, float, float]) -> Tensor:
@@ -175,3 +177,26 @@ def _read_coefficients(path: Path) -> np.ndarray:
     if suffix == ".txt":
         return np.asarray(path.read_text().replace(",", " ").split(), dtype=np.float64)
     raise ValueError(f"unsupported extension {path.suffix!r}")
+
+
+LUMINANCE = (0.2126, 0.7152, 0.0722)
+"""Rec. 709 luminance weights of linear R, G, B."""
+
+
+def _front_normals(count: int = 256) -> Tensor:
+    """(count, 3) unit normals spread evenly over the front hemisphere z >= 0 (a Fibonacci spiral)."""
+    k = torch.arange(count, dtype=torch.float64) + 0.5
+    z = 1.0 - k / count  # uniform in z: equal areas
+    angle = k * math.pi * (3.0 - math.sqrt(5.0))
+    radius = (1.0 - z * z).sqrt()
+    return torch.stack([radius * angle.cos(), radius * angle.sin(), z], -1).float()
+
+
+_FRONT = _front_normals()
+
+
+def front_luminance(coefficients: Tensor) -> Tensor:
+    """() the luminance of the shading of (9, 3) coefficients, averaged over front-facing
+    normals: the brightness a light gives what the camera sees ("studio" gives about 1)."""
+    weights = torch.tensor(LUMINANCE, dtype=coefficients.dtype, device=coefficients.device)
+    return (shade(_FRONT.to(coefficients), coefficients) @ weights).mean()

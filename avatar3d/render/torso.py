@@ -4,7 +4,9 @@ The torso (neck, shoulders, clothes) moves mostly in the image plane and follows
 with a lag, so it lives in image space (ER-NeRF, RAD-NeRF): a pixel's normalised position
 ``uv`` in [0, 1]^2 is shifted by a deformation MLP of (uv, head code) into a canonical
 image, encoded by a 2D hash grid, and decoded with the head code and the head's rendered
-alpha at that pixel into colour and alpha. The head code holds the head's rotation, its
+alpha at that pixel into albedo and alpha. Its camera-space normal comes from a small
+network of the canonical position alone, at low frequencies, so it is smooth (a torso seen
+from the front); the avatar shades it with the head's light (`avatar3d.render.avatar`). The head code holds the head's rotation, its
 translation and the projected jaw points, relative to their training means; the head
 alpha tells the torso where the head already covers the neck, so the two meet without a
 seam. It is trained after the head, with the head frozen.
@@ -27,6 +29,8 @@ JAW_POINTS = (topo.CHIN, 172, 397)
 
 HEAD_CODE_DIMS = 3 + 3 + 2 * len(JAW_POINTS)
 """Rotation angles, translation and projected jaw points."""
+NORMAL_FREQUENCIES = 2
+"""Positional-encoding frequencies of the canonical position fed to the normal network."""
 
 
 class TorsoField(nn.Module):
@@ -45,11 +49,14 @@ class TorsoField(nn.Module):
         pe = 2 * (1 + 2 * config.frequencies)
         self.deform = mlp(pe + HEAD_CODE_DIMS, config.hidden, 2)
         self.decode = mlp(self.grid.output_dim + HEAD_CODE_DIMS + 1, config.hidden, 4, layers=2)
-        nn.init.zeros_(self.deform[-1].weight)
-        nn.init.zeros_(self.deform[-1].bias)
+        self.normal_net = mlp(2 * (1 + 2 * NORMAL_FREQUENCIES), config.hidden, 2)
+        for layer in (self.deform[-1], self.normal_net[-1]):  # no deformation, normals facing the camera
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
-    def forward(self, uv: Tensor, counts: list[int], head_code: Tensor, head_alpha: Tensor) -> tuple[Tensor, Tensor]:
-        """Torso colour (N, 3) and alpha (N,) at pixels.
+    def forward(self, uv: Tensor, counts: list[int], head_code: Tensor,
+                head_alpha: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Torso albedo (N, 3) in [0, 1], alpha (N,) and unit camera-space normal (N, 3), z > 0, at pixels.
 
         Args:
             uv: (N, 2) pixel positions over the image size, in [0, 1], grouped by frame.
@@ -61,7 +68,9 @@ class TorsoField(nn.Module):
         offset = torch.tanh(self.deform(torch.cat([positional_encoding(uv, self.config.frequencies), code], 1)))
         canonical = (uv + offset * self.config.max_offset).clamp(0.0, 1.0)
         out = self.decode(torch.cat([self.grid(canonical), code, head_alpha.detach()[:, None]], 1))
-        return torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3])
+        tilt = self.normal_net(positional_encoding(canonical, NORMAL_FREQUENCIES))  # (x, y) over z = 1
+        normal = nn.functional.normalize(torch.cat([tilt, torch.ones_like(tilt[:, :1])], 1), dim=-1)
+        return torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3]), normal
 
 
 def raw_head_code(conditions: Conditions, K: Tensor, resolution: int) -> Tensor:

@@ -49,6 +49,16 @@ class RenderTrainConfig:
     0.1 puts the face at its fitted depth, at a cost in PSNR (docs/render.md)."""
     ssim_weight: float = 0.05
     """Weight of the patch SSIM loss in the second half of the head stage."""
+    normal_weight: float = 0.05
+    """Weight of 1 - cos between the rendered normal and the density's gradient at the surface."""
+    orientation_weight: float = 0.01
+    """Weight of the penalty on normals that face away from the camera (Ref-NeRF's orientation loss)."""
+    residual_weight: float = 0.1
+    """Weight of the mean squared view-dependent residual (keeps colour in albedo x shading)."""
+    symmetry_weight: float = 0.02
+    """Weight of the face albedo's asymmetry (mean |albedo - mirrored albedo|), which tells light from albedo."""
+    light_change_weight: float = 0.01
+    """Weight of the squared per-frame change of the learnt light."""
     checkpoint_every: int = 250
     """Steps between checkpoints."""
     validate_every: int = 500

@@ -2,13 +2,17 @@
 
 Two stages, both resumable from ``checkpoint.pt`` in the run folder:
 
-1. **head**: rays through the head and face; loss = photometric L2 (lips weighted), head
-   alpha against the head mask, |ambient|, depth against the fitted face mesh on face
-   pixels (`avatar3d.render.face_prior`), and a patch SSIM term in the second half. The
+1. **head**, with the clip's light: rays through the head and face; loss = photometric L2
+   (lips weighted), head alpha against the head mask, |ambient|, depth against the fitted
+   face mesh on face pixels (`avatar3d.render.face_prior`), a patch SSIM term in the second
+   half; and what makes the colour albedo x shading (`avatar3d.render.avatar`): the rendered
+   normal tied to the density's gradient at the surface and kept facing the camera, the
+   view-dependent residual and the per-frame light change kept small, the face's albedo
+   kept symmetric (a light from one side is the only asymmetry shading can explain). The
    head is composited over the plate where the frame shows head, and over the frame's own
    colour elsewhere, so only the head's own pixels pull on its colour.
-2. **torso**: the head frozen; full composite against the frame, alpha against the
-   person mask.
+2. **torso**: the head and light frozen; full composite against the frame, alpha against
+   the person mask.
 
 A time budget (``--max-minutes``) is shared between the stages (head 80 %); the learning
 rate decays with whichever of steps or time runs out first. Non-finite losses or gradients
@@ -122,7 +126,8 @@ class RenderTrainer:
     def _stage_optimizer(self) -> torch.optim.Adam:
         if self.stage == "torso":
             return _optimizer(self.avatar.torso.parameters(), self.cfg.learning_rate)
-        return _optimizer([{"params": self.avatar.head.parameters()},
+        return _optimizer([{"params": [*self.avatar.head.parameters(), self.avatar.light,
+                                       *self.avatar.light_change.parameters()]},
                            {"params": [*self.avatar.pose_model.parameters(), *self.avatar.pose_drift.parameters()],
                             "scale": POSE_LR_SCALE}],
                           self.cfg.learning_rate)
@@ -178,7 +183,7 @@ class RenderTrainer:
         with_prior = cfg.depth_weight > 0  # the face mesh is rasterized per step: only when it counts
         face_distance = self.face_distance(pixels, frames) if with_prior else None
         out = self.avatar.render_pixels(pixels, frames, background, with_torso=False,
-                                        jitter=True, coarse=coarse, surface=face_distance)
+                                        jitter=True, coarse=coarse, surface=face_distance, regularise=True)
         target = batch.rgb.reshape(-1, 3).to(self.device)
         weight = 1.0 + cfg.lip_weight * batch.lips.reshape(-1).float().to(self.device)
         mse = (out["rgb"] - target).square().mean(-1)
@@ -190,6 +195,9 @@ class RenderTrainer:
         logs = {"head/photometric": photo.item(), "head/alpha": alpha.item(), "head/ambient": ambient.item(),
                 "head/pose_linear": linear.item(), "head/pose_drift": drift.item(),
                 "head/psnr": psnr(float(mse.detach().mean()))}
+        for name, (weight, term) in self._reflectance_terms(out, frames).items():
+            loss = loss + weight * term
+            logs[f"head/{name}"] = term.item()
         if with_prior:
             depth = face_depth_error(out["surface_spread"], face_distance, is_head.reshape(-1))
             loss = loss + cfg.depth_weight * depth
@@ -199,6 +207,17 @@ class RenderTrainer:
             loss = loss + cfg.ssim_weight * ssim_loss
             logs["head/ssim_loss"] = ssim_loss.item()
         return loss, logs
+
+    def _reflectance_terms(self, out: dict[str, Tensor], frames: Conditions) -> dict[str, tuple[float, Tensor]]:
+        """The terms that make the head's colour albedo x shading, as {name: (weight, value)}."""
+        cfg = self.cfg
+        solid = (out["normal_error"] > 0).sum().clamp(min=1)
+        change = self.avatar.light_change(frames.frame_ids.clamp(min=0))
+        return {"normal_error": (cfg.normal_weight, out["normal_error"].sum() / solid),
+                "orientation": (cfg.orientation_weight, out["orientation"].mean()),
+                "residual": (cfg.residual_weight, out["residual"].square().mean()),
+                "asymmetry": (cfg.symmetry_weight, out["asymmetry"]),
+                "light_change": (cfg.light_change_weight, change.square().mean())}
 
     def face_distance(self, pixels: Tensor, frames: Conditions) -> Tensor:
         """(B*P,) distance along the avatar's rays through pixels (B, P, 2) of frames to the
@@ -308,6 +327,8 @@ class RenderTrainer:
             self.avatar.head.requires_grad_(False)  # the torso learns around a frozen head
             self.avatar.pose_model.requires_grad_(False)
             self.avatar.pose_drift.requires_grad_(False)
+            self.avatar.light.requires_grad_(False)
+            self.avatar.light_change.requires_grad_(False)
             self._run_stage(writer)
             self.save(finished=True)
         console.print(f"[bold]trained[/] {self.run_dir} in {self.elapsed / 60:.1f} min")

@@ -10,6 +10,7 @@ from avatar3d.render.avatar import DRIFT_KNOT_FRAMES, POSE_CORRECTION_DIMS, Avat
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.config import HashGridConfig, HeadConfig, MarchConfig, TorsoConfig
 from avatar3d.render.head import HeadField, moving_landmarks, region_masks
+from avatar3d.render.sh import LIGHT_PRESETS, front_luminance, shade
 from avatar3d.render.torso import HEAD_CODE_DIMS, TorsoField
 from avatar3d.render.volume import OccupancyGrid, march
 
@@ -75,10 +76,19 @@ def test_head_field_shapes_ranges_and_mean_appearance_code(canonical):
     conditions = _conditions(canonical.expand(2, -1, -1).clone())
     codes = head.frame_codes(conditions)
     points, dirs = torch.rand(7, 3) * 0.2 - 0.1, torch.nn.functional.normalize(torch.randn(7, 3), dim=-1)
-    density, colour, ambient = head(points, dirs, [3, 4], codes)
-    assert density.shape == (7,) and bool((density >= 0).all())
-    assert colour.shape == (7, 3) and bool(((colour >= 0) & (colour <= 1)).all())
-    assert ambient.shape == (7, head.config.ambient_dims)
+    fresh = head(points, dirs, [3, 4], codes)
+    assert torch.equal(fresh.residual, torch.zeros(7, 3))  # colour starts out all albedo x shading
+    for parameter in head.parameters():
+        parameter.data.normal_(0, 0.3)
+    out = head(points, dirs, [3, 4], codes)
+    assert out.density.shape == (7,) and bool((out.density >= 0).all())
+    assert out.albedo.shape == (7, 3) and bool(((out.albedo >= 0) & (out.albedo <= 1)).all())
+    assert torch.allclose(out.normal.norm(dim=-1), torch.ones(7), atol=1e-5)
+    assert bool((out.residual.abs() <= 1).all()) and float(out.residual.detach().abs().max()) > 0
+    assert out.ambient.shape == (7, head.config.ambient_dims)
+    flipped = head(points, -dirs, [3, 4], codes)  # albedo and normal do not depend on the view, the residual does
+    assert torch.equal(flipped.albedo, out.albedo) and torch.equal(flipped.normal, out.normal)
+    assert not torch.allclose(flipped.residual, out.residual)
     unseen = head.frame_codes(Conditions(**{**conditions.__dict__, "frame_ids": torch.tensor([-1, 1])}))
     assert torch.allclose(unseen["appearance"][0], head.appearance.weight.mean(0))
 
@@ -112,9 +122,16 @@ def test_torso_field_outputs_and_head_code_normalisation():
     torso.head_code.scale.fill_(2.0)  # mean 1, scale 2
     code = torso.head_code(torch.full((2, HEAD_CODE_DIMS), 3.0))
     assert torch.allclose(code, torch.ones_like(code))
-    rgb, alpha = torso(torch.rand(5, 2), [2, 3], code, torch.rand(5))
-    assert rgb.shape == (5, 3) and alpha.shape == (5,)
+    uv = torch.rand(5, 2)
+    albedo, alpha, normal = torso(uv, [2, 3], code, torch.rand(5))
+    assert albedo.shape == (5, 3) and alpha.shape == (5,)
     assert bool(((alpha > 0) & (alpha < 1)).all())
+    assert torch.allclose(normal, torch.tensor([0.0, 0.0, 1.0]).expand(5, 3))  # starts facing the camera
+    for parameter in torso.normal_net.parameters():
+        parameter.data.normal_(0, 1.0)
+    normal = torso(uv, [2, 3], code, torch.rand(5))[2]
+    assert torch.allclose(normal.norm(dim=-1), torch.ones(5), atol=1e-5) and bool((normal[:, 2] > 0).all())
+    assert float((normal[:, :2]).abs().max()) > 0.05
 
 
 def _avatar(canonical) -> Avatar:
@@ -222,3 +239,64 @@ def test_compositing_formula_over_a_background(canonical):
     expected = out["head_rgb"] + (1 - a_h) * (a_t * out["torso_rgb"] + (1 - a_t) * background[0])
     assert torch.allclose(out["rgb"], expected, atol=1e-6)
     assert torch.allclose(out["alpha"], (a_h + (1 - a_h) * a_t)[:, 0], atol=1e-6)
+
+
+def _lit_avatar(canonical) -> Avatar:
+    torch.manual_seed(0)
+    avatar = _avatar(canonical)
+    for parameter in avatar.parameters():  # make every weight matter
+        parameter.data.normal_(0, 0.1)
+    with torch.no_grad():
+        avatar.light.copy_(LIGHT_PRESETS["studio"] * 0.8)
+        avatar.head.density_net[-1].bias[0] = 6.0  # a visible head
+    return avatar
+
+
+def test_passes_recompose_the_frame_and_a_new_light_changes_only_the_shading(canonical):
+    avatar = _lit_avatar(canonical)
+    frame = _conditions(canonical[None].clone())
+    background = torch.rand(32, 32, 3)
+    own = avatar.render_frame(frame, background)
+    assert float(own["head_alpha"].max()) > 0.5
+    recomposed = own["albedo"] * own["shading"] + own["residual"] + (1 - own["alpha"]) * background
+    assert torch.allclose(recomposed, own["rgb"], atol=1e-5)
+    normal_length = own["normal"].norm(dim=-1)
+    assert torch.allclose(normal_length[own["alpha"][..., 0] > 0.01], torch.tensor(1.0), atol=1e-4)
+    left = avatar.render_frame(frame, background, light=LIGHT_PRESETS["left"])
+    assert torch.allclose(left["albedo"], own["albedo"]) and torch.allclose(left["residual"], own["residual"])
+    head, alpha = own["head_alpha"][..., 0], own["alpha"][..., 0]
+    seen = (head > 0.999) | ((head < 1e-4) & (alpha > 0.5))  # one surface: its shading is shade(normal)
+    expected = shade(own["normal"][seen], LIGHT_PRESETS["left"])
+    assert torch.allclose(left["shading"][seen], expected, atol=1e-3)  # the preset, at the albedo's scale
+    brighter = avatar.render_frame(frame, background, light=LIGHT_PRESETS["left"], exposure=1.0)
+    assert torch.allclose(brighter["shading"][seen], 2 * expected, atol=2e-3)
+
+
+def test_frame_lights_keep_the_learnt_change_for_trained_frames_only(canonical):
+    avatar = _lit_avatar(canonical)
+    frames = Conditions(**{**_conditions(canonical.expand(2, -1, -1).clone()).__dict__,
+                           "frame_ids": torch.tensor([1, -1])})
+    lights = avatar.frame_lights(frames)
+    assert torch.allclose(lights[0], avatar.light + avatar.light_change.weight[1].view(9, 3))
+    assert torch.allclose(lights[1], avatar.light)
+    assert torch.allclose(avatar.frame_lights(frames, exposure=-1.0), lights / 2)
+    new = avatar.frame_lights(frames, LIGHT_PRESETS["top"])
+    assert torch.allclose(new, LIGHT_PRESETS["top"].expand(2, 9, 3) * front_luminance(avatar.light.detach()))
+
+
+def test_density_normal_points_out_of_a_ball(canonical):
+    avatar = _avatar(canonical)
+    centre = torch.tensor([0.0, 0.01, 0.05])
+    avatar.head.density = lambda points, counts, codes: torch.exp(-((points - centre).norm(dim=-1) - 0.05) * 200)
+    directions = torch.nn.functional.normalize(torch.randn(20, 3), dim=-1)
+    normals = avatar._density_normal(centre + 0.05 * directions, [8, 12], codes=None)
+    assert torch.allclose(normals, directions, atol=2e-3)
+
+
+def test_mirror_plane_maps_the_neutral_face_onto_itself(canonical):
+    head = _head(canonical)
+    mirrored = head.mirrored(canonical)
+    assert torch.allclose(head.mirrored(mirrored), canonical, atol=1e-6)
+    nearest = torch.cdist(mirrored, canonical).min(1).values
+    assert float(nearest.median()) < 0.02 * FACE_WIDTH  # within 2 % of a face width
+    assert float((mirrored - canonical).norm(dim=-1).max()) > 0.5 * FACE_WIDTH  # and it does swap sides
