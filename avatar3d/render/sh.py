@@ -14,6 +14,15 @@ Basis order (index: function), with n = (x, y, z) a unit normal:
 3: Y11 = 0.488603 x; 4: Y2-2 = 1.092548 xy; 5: Y2-1 = 1.092548 yz;
 6: Y20 = 0.315392 (3z^2 - 1); 7: Y21 = 1.092548 xz; 8: Y22 = 0.546274 (x^2 - y^2).
 These are orthonormal on the unit sphere.
+
+Environment maps are equirectangular (latitude-longitude) images of linear
+radiance, seen from the subject. Row 0 looks straight up (+y), the last row
+straight down; the centre column looks along -z (where the camera looks, the
+scene behind the subject), the column at 3/4 of the width along +x (image
+right), the left and right edges along +z (from behind the camera onto the
+face). Pixel (v, u) of an H x W map has polar angle theta = pi (v + 0.5) / H
+from +y and azimuth phi = 2 pi ((u + 0.5) / W - 0.5), i.e. direction
+(sin theta sin phi, cos theta, -sin theta cos phi).
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ _C0, _C1, _C2, _C3, _C4 = 0.282095, 0.488603, 1.092548, 0.315392, 0.546274
 # 1/pi of shading folded in: A_l / pi for l = 0, 1, 2.
 _LAMBERT = (1.0, 2.0 / 3.0, 1.0 / 4.0)
 _BAND = (0, 1, 1, 1, 2, 2, 2, 2, 2)
+_LAMBERT_PER_COEFFICIENT = torch.tensor([_LAMBERT[band] for band in _BAND])
 
 
 def sh_basis(normals: Tensor) -> Tensor:
@@ -77,6 +87,43 @@ def shade(normals: Tensor, coefficients: Tensor) -> Tensor:
     return (sh_basis(normals) @ coefficients.to(normals.dtype)).clamp(min=0.0)
 
 
+def _lat_long_directions(height: int, width: int) -> np.ndarray:
+    """(height, width, 3) float64 unit directions of an environment map's pixel centres.
+
+    Camera space, in the map convention of the module doc.
+    """
+    theta = np.pi * (np.arange(height) + 0.5) / height
+    phi = 2 * np.pi * ((np.arange(width) + 0.5) / width - 0.5)
+    theta, phi = np.meshgrid(theta, phi, indexing="ij")
+    return np.stack([np.sin(theta) * np.sin(phi), np.cos(theta), -np.sin(theta) * np.cos(phi)], axis=-1)
+
+
+def environment_sh(radiance: np.ndarray) -> Tensor:
+    """Shading coefficients of the light from an environment map.
+
+    Projects the radiance onto the SH basis (a sum over pixels weighted by
+    their solid angle) and convolves it with the Lambertian kernel, so that
+    ``shade`` gives the irradiance / pi. A constant map of radiance c shades
+    every normal c; a white surface looks as bright as its surroundings.
+
+    Args:
+        radiance: (H, W, 3) linear RGB radiance, equirectangular in the map
+            convention of the module doc (any H, W; 2:1 is usual). Memory
+            grows as H * W * 9 float64s, so shrink big maps first.
+
+    Returns:
+        (9, 3) float32 shading coefficients per RGB channel.
+    """
+    height, width = radiance.shape[:2]
+    directions = _lat_long_directions(height, width)
+    # Solid angle of a pixel: dphi * dtheta * sin(theta), where sin(theta) is the
+    # distance of its direction from the y axis.
+    solid_angle = (2 * np.pi / width) * (np.pi / height) * np.hypot(directions[..., 0], directions[..., 2])
+    weighted = torch.from_numpy(np.asarray(radiance, np.float64) * solid_angle[..., None])
+    radiance_sh = torch.einsum("hwk,hwc->kc", sh_basis(torch.from_numpy(directions)), weighted)
+    return (radiance_sh * _LAMBERT_PER_COEFFICIENT[:, None].double()).float()
+
+
 def _ambient(rgb: tuple[float, float, float]) -> Tensor:
     """Coefficients of a constant shading ``rgb`` for every normal."""
     coeffs = torch.zeros(9, 3)
@@ -94,7 +141,7 @@ def _directional(direction: tuple[float, float, float], rgb: tuple[float, float,
     d = torch.tensor(direction, dtype=torch.float32)
     d = d / d.norm()
     # E = pi * rgb * max(0, cos): coefficients pi * rgb * A_l/pi * Y_lm(d).
-    weights = sh_basis(d) * torch.tensor([_LAMBERT[band] for band in _BAND]) * math.pi
+    weights = sh_basis(d) * _LAMBERT_PER_COEFFICIENT * math.pi
     return weights[:, None] * torch.tensor(rgb)[None, :]
 
 

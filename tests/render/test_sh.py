@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from avatar3d.errors import BadArgumentError
-from avatar3d.render.sh import LIGHT_PRESETS, load_light, sh_basis, shade
+from avatar3d.render.sh import LIGHT_PRESETS, _directional, environment_sh, load_light, sh_basis, shade
 
 
 def fibonacci_sphere(n):
@@ -23,6 +23,15 @@ def fibonacci_sphere(n):
 def front_normals():
     n = fibonacci_sphere(20000).float()
     return n[n[:, 2] >= 0]
+
+
+def map_directions(height, width):
+    """(H, W, 3) pixel directions and (H, W) solid angles of an equirectangular map, per the module doc."""
+    theta = (np.arange(height)[:, None] + 0.5) * math.pi / height
+    phi = 2 * math.pi * ((np.arange(width)[None, :] + 0.5) / width - 0.5)
+    theta, phi = np.broadcast_arrays(theta, phi)
+    directions = np.stack([np.sin(theta) * np.sin(phi), np.cos(theta), -np.sin(theta) * np.cos(phi)], -1)
+    return directions, (2 * math.pi / width) * (math.pi / height) * np.sin(theta)
 
 
 def test_basis_is_orthonormal_on_the_sphere():
@@ -129,3 +138,40 @@ def test_load_light_bad_specs(tmp_path):
     for path in (wrong_shape, not_finite, garbage, no_key, broken, ragged, other, corrupt):
         with pytest.raises(BadArgumentError, match=str(path.name)):
             load_light(str(path))
+
+
+def test_environment_sh_of_a_constant_map():
+    colour = np.array([0.2, 1.0, 3.0])
+    coeffs = environment_sh(np.broadcast_to(colour, (64, 128, 3)))
+    assert coeffs.shape == (9, 3) and coeffs.dtype == torch.float32
+    assert torch.allclose(coeffs[0], torch.tensor(colour / 0.282095, dtype=torch.float32), rtol=1e-3)
+    assert coeffs[1:].abs().max() < 1e-3
+    assert torch.allclose(shade(fibonacci_sphere(500).float(), coeffs), torch.tensor(colour).float().expand(500, 3), rtol=1e-3)
+
+
+@pytest.mark.parametrize("direction", [(1.0, 0.0, 0.0), (0.0, 0.6, 0.8)])
+def test_environment_sh_of_a_small_bright_patch(direction):
+    d = np.array(direction) / np.linalg.norm(direction)
+    directions, solid_angle = map_directions(128, 256)
+    patch = directions @ d > math.cos(math.radians(6))
+    radiance = np.zeros((128, 256, 3))
+    radiance[patch] = [1.0, 2.0, 0.5]
+    # Seen from the surface, the patch is a distant light of irradiance E * Omega.
+    rgb = radiance[patch][0] * solid_angle[patch].sum() / math.pi
+    expected = _directional(tuple(d.tolist()), tuple(rgb.tolist()))
+    assert torch.allclose(environment_sh(radiance), expected, atol=0.01 * float(expected.abs().max()))
+
+
+def test_environment_map_orientation():
+    radiance = np.zeros((32, 64, 3))
+    radiance[:, [0, -1]] = 1.0  # the edges look along +z, from the camera onto the face
+    towards, away = shade(torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]), environment_sh(radiance))[:, 0]
+    assert towards > 5 * away
+    radiance = np.zeros((32, 64, 3))
+    radiance[:, 47:49] = 1.0  # around 3/4 of the width: +x, the image's right
+    right, left = shade(torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]), environment_sh(radiance))[:, 0]
+    assert right > 5 * left
+    radiance = np.zeros((32, 64, 3))
+    radiance[:4] = 1.0  # the top rows: +y
+    up, down = shade(torch.tensor([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]]), environment_sh(radiance))[:, 0]
+    assert up > 5 * down
