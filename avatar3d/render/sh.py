@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -171,12 +172,27 @@ Over front-facing normals (z >= 0) every preset keeps shading within about
 """
 
 
+_ACCEPTED_LIGHTS = (
+    f"a preset ({', '.join(LIGHT_PRESETS)}), a .npy/.txt of 9x3 SH coefficients, "
+    '.json {"sh": [[r, g, b] x 9]}, or an equirectangular environment map (.hdr/.exr)'
+)
+
+_ENVIRONMENT_SUFFIXES = (".hdr", ".exr")
+
+# Order-2 SH resolves nothing finer than about a radian, so bigger maps are
+# area-averaged down first: an 8k map would need gigabytes of basis values.
+_MAX_MAP_HEIGHT, _MAX_MAP_WIDTH = 256, 512
+
+
 def load_light(spec: str) -> Tensor:
-    """Lighting from a preset name or a coefficient file.
+    """Lighting from a preset name, a coefficient file or an environment map.
 
     Files: ``.npy`` or ``.txt`` holding 9x3 (or 27) numbers, rows in the
     basis order of the module doc and columns R, G, B (text may use spaces,
-    commas or newlines); ``.json`` as ``{"sh": [[r, g, b], ... 9 rows]}``.
+    commas or newlines); ``.json`` as ``{"sh": [[r, g, b], ... 9 rows]}``;
+    ``.hdr`` (Radiance) or ``.exr`` (OpenEXR) equirectangular maps of linear
+    radiance in the map convention of the module doc (RGB, RGBA with alpha
+    ignored, or grey), projected with `environment_sh`.
 
     Args:
         spec: A key of `LIGHT_PRESETS` or a path.
@@ -185,28 +201,61 @@ def load_light(spec: str) -> Tensor:
         (9, 3) float32 shading coefficients (a copy; safe to modify).
 
     Raises:
-        BadArgumentError: Unknown preset, missing or unreadable file, or not
-            exactly 27 finite numbers.
+        BadArgumentError: Unknown preset, missing or unreadable file, not
+            exactly 27 finite numbers, or a map with an unusable channel count
+            or negative or non-finite values.
     """
     if spec in LIGHT_PRESETS:
         return LIGHT_PRESETS[spec].clone()
-    presets = ", ".join(LIGHT_PRESETS)
     path = Path(spec)
     if not path.is_file():
-        raise BadArgumentError(f"light {spec!r} is neither a preset ({presets}) nor an existing file")
+        raise BadArgumentError(f"light {spec!r} is neither a preset nor an existing file; use {_ACCEPTED_LIGHTS}")
+    if path.suffix.lower() in _ENVIRONMENT_SUFFIXES:
+        return environment_sh(_read_environment(path))
     try:
         values = _read_coefficients(path)
     except (OSError, ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
-        raise BadArgumentError(
-            f"light file {spec!r} is unreadable ({exc}); expected .npy/.txt with 9x3 numbers "
-            f'or .json {{"sh": [[r, g, b] x 9]}}, or a preset ({presets})'
-        ) from exc
+        raise BadArgumentError(f"light file {spec!r} is unreadable ({exc}); use {_ACCEPTED_LIGHTS}") from exc
     if values.size != 27 or not np.isfinite(values).all():
         raise BadArgumentError(
             f"light file {spec!r} must hold 9x3 finite SH coefficients, got shape {values.shape}; "
-            f"or use a preset ({presets})"
+            f"or use {_ACCEPTED_LIGHTS}"
         )
     return torch.from_numpy(values.reshape(9, 3).astype(np.float32))
+
+
+def _read_environment(path: Path) -> np.ndarray:
+    """(H, W, 3) float32 linear RGB radiance of a .hdr or .exr map, at most _MAX_MAP_HEIGHT x _MAX_MAP_WIDTH.
+
+    Raises:
+        BadArgumentError: Unreadable file, not 1, 3 or 4 channels, or
+            negative or non-finite values.
+    """
+    os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # read when OpenCV first meets an EXR
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)
+    if image is None:
+        raise BadArgumentError(
+            f"light file '{path}' is not a readable Radiance .hdr or OpenEXR .exr image; "
+            f"re-export it, or use {_ACCEPTED_LIGHTS}"
+        )
+    image = np.atleast_3d(image).astype(np.float32)
+    channels = image.shape[2]
+    if channels not in (1, 3, 4):
+        raise BadArgumentError(
+            f"light file '{path}' has {channels} channels; an environment map needs RGB, RGBA or grey"
+        )
+    # Grey to RGB; OpenCV's BGR(A) to RGB, dropping alpha.
+    rgb = np.repeat(image, 3, axis=2) if channels == 1 else image[..., 2::-1]
+    if not np.isfinite(rgb).all() or (rgb < 0).any():
+        raise BadArgumentError(
+            f"light file '{path}' holds negative or non-finite values; "
+            "an environment map needs finite radiance >= 0 (clamp it in an image editor)"
+        )
+    height, width = rgb.shape[:2]
+    size = (min(width, _MAX_MAP_WIDTH), min(height, _MAX_MAP_HEIGHT))
+    return cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA)
 
 
 def _read_coefficients(path: Path) -> np.ndarray:

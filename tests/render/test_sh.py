@@ -2,10 +2,14 @@
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
 import torch
+
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # before cv2 first meets an EXR
+import cv2  # noqa: E402
 
 from avatar3d.errors import BadArgumentError
 from avatar3d.render.sh import LIGHT_PRESETS, _directional, environment_sh, load_light, sh_basis, shade
@@ -116,6 +120,35 @@ def test_load_light_round_trips(tmp_path):
     assert torch.allclose(loaded, coeffs)
 
 
+def smooth_map(height, width):
+    """(H, W, 3) float32 positive radiance varying smoothly and differently per channel."""
+    directions, _ = map_directions(height, width)
+    return (1.5 + directions @ np.array([[0.3, -0.2, 0.1], [0.5, 0.4, -0.3], [-0.2, 0.3, 0.6]])).astype(np.float32)
+
+
+def test_load_light_environment_maps(tmp_path):
+    radiance = smooth_map(16, 32)
+    expected = environment_sh(radiance)
+    hdr, exr = tmp_path / "room.hdr", tmp_path / "room.exr"
+    assert cv2.imwrite(str(hdr), radiance[..., ::-1]) and cv2.imwrite(str(exr), radiance[..., ::-1])
+    # RGBE keeps about 8 bits of mantissa per channel; EXR is exact.
+    assert torch.allclose(load_light(str(hdr)), expected, rtol=0, atol=0.01 * float(expected.abs().max()))
+    assert torch.allclose(load_light(str(exr)), expected, rtol=0, atol=1e-5)
+    grey, rgba = tmp_path / "grey.exr", tmp_path / "rgba.exr"
+    assert cv2.imwrite(str(grey), radiance[..., 1]) and cv2.imwrite(str(rgba), np.dstack([radiance[..., ::-1], radiance[..., :1]]))
+    assert torch.allclose(load_light(str(grey)), environment_sh(np.repeat(radiance[..., 1:2], 3, 2)), atol=1e-5)
+    assert torch.allclose(load_light(str(rgba)), expected, atol=1e-5)
+
+
+def test_load_light_shrinks_big_maps(tmp_path):
+    radiance = 0.1 * smooth_map(400, 800)
+    radiance[70:74, 460:468] = 1000.0  # a small bright light dominates and survives the area averaging
+    big = tmp_path / "big.exr"
+    assert cv2.imwrite(str(big), radiance[..., ::-1])
+    expected = environment_sh(radiance)
+    assert torch.allclose(load_light(str(big)), expected, rtol=0, atol=0.01 * float(expected.abs().max()))
+
+
 def test_load_light_bad_specs(tmp_path):
     with pytest.raises(BadArgumentError, match="sunset.*studio"):
         load_light("sunset")
@@ -135,9 +168,14 @@ def test_load_light_bad_specs(tmp_path):
     other.write_text("x")
     corrupt = tmp_path / "corrupt.npy"
     corrupt.write_bytes(b"not numpy")
-    for path in (wrong_shape, not_finite, garbage, no_key, broken, ragged, other, corrupt):
-        with pytest.raises(BadArgumentError, match=str(path.name)):
+    garbage_hdr = tmp_path / "garbage.hdr"
+    garbage_hdr.write_bytes(bytes(range(256)) * 4)
+    negative = tmp_path / "negative.exr"
+    assert cv2.imwrite(str(negative), np.full((4, 8, 3), -1.0, np.float32))
+    for path in (wrong_shape, not_finite, garbage, no_key, broken, ragged, other, corrupt, garbage_hdr, negative):
+        with pytest.raises(BadArgumentError, match=str(path.name)) as error:
             load_light(str(path))
+        assert "\n" not in str(error.value)
 
 
 def test_environment_sh_of_a_constant_map():
@@ -175,3 +213,12 @@ def test_environment_map_orientation():
     radiance[:4] = 1.0  # the top rows: +y
     up, down = shade(torch.tensor([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]]), environment_sh(radiance))[:, 0]
     assert up > 5 * down
+
+
+def test_load_light_rejects_two_channel_maps(tmp_path, monkeypatch):
+    # OpenCV cannot write such a file, so the reader is stubbed.
+    path = tmp_path / "two.exr"
+    path.write_bytes(b"stub")
+    monkeypatch.setattr(cv2, "imread", lambda *args: np.ones((4, 8, 2), np.float32))
+    with pytest.raises(BadArgumentError, match="two.exr.* 2 channels"):
+        load_light(str(path))
