@@ -125,6 +125,51 @@ def environment_sh(radiance: np.ndarray) -> Tensor:
     return (radiance_sh * _LAMBERT_PER_COEFFICIENT[:, None].double()).float()
 
 
+# The environment map built from a background: order-2 SH needs little resolution.
+_BACKGROUND_MAP_HEIGHT, _BACKGROUND_MAP_WIDTH = 32, 64
+# Width of the blurred copy of the background the map looks up: about one map
+# pixel (5.6 degrees) per copy pixel over the default 60-degree view, so each direction
+# sees the average of its patch of the image, not one pixel of it.
+_BACKGROUND_BLUR_WIDTH = 12
+
+
+def light_from_background(image: np.ndarray, field_of_view_degrees: float = 60.0) -> Tensor:
+    """A fast, rough guess of the light on a subject composited over ``image``.
+
+    Builds a small environment map in which each direction into the scene
+    (z < 0) sees the background through a pinhole camera of the given field
+    of view, directions outside the view taking the colour of the nearest
+    image edge; each direction towards the camera (z > 0) sees what its
+    mirror image (x, y, -z) sees, i.e. the unseen half of the room is assumed
+    to resemble the seen half. Rough: no depth, no light sources outside the
+    view, and the image is taken as an exposure of radiance up to scale.
+
+    Args:
+        image: (H, W, 3) background, float in [0, 1], sRGB-like (decoded here
+            with gamma 2.2 to linear).
+        field_of_view_degrees: The camera's horizontal field of view.
+
+    Returns:
+        (9, 3) float32 shading coefficients (see `environment_sh`).
+    """
+    import cv2
+
+    linear = np.clip(np.asarray(image, np.float32), 0.0, 1.0) ** 2.2
+    height, width = linear.shape[:2]
+    small_width = _BACKGROUND_BLUR_WIDTH
+    small_height = max(1, round(small_width * height / width))
+    small = cv2.resize(linear, (small_width, small_height), interpolation=cv2.INTER_AREA)
+    x, y, z = np.moveaxis(_lat_long_directions(_BACKGROUND_MAP_HEIGHT, _BACKGROUND_MAP_WIDTH), -1, 0)
+    # Distance along the view axis; mirroring z > 0 to -z; kept off 0 where a
+    # direction is perpendicular to the view (it lands far outside, at an edge).
+    depth = np.maximum(np.abs(z), 1e-6)
+    focal = small_width / 2 / math.tan(math.radians(field_of_view_degrees) / 2)
+    # Pixel coordinates (OpenCV: pixel centres at integers, rows downwards), clamped to the edge pixels.
+    columns = np.clip((small_width - 1) / 2 + focal * x / depth, 0, small_width - 1)
+    rows = np.clip((small_height - 1) / 2 - focal * y / depth, 0, small_height - 1)
+    environment = cv2.remap(small, columns.astype(np.float32), rows.astype(np.float32), cv2.INTER_LINEAR)
+    return environment_sh(environment)
+
 def _ambient(rgb: tuple[float, float, float]) -> Tensor:
     """Coefficients of a constant shading ``rgb`` for every normal."""
     coeffs = torch.zeros(9, 3)

@@ -12,7 +12,15 @@ os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # before cv2 first meets
 import cv2  # noqa: E402
 
 from avatar3d.errors import BadArgumentError
-from avatar3d.render.sh import LIGHT_PRESETS, _directional, environment_sh, load_light, sh_basis, shade
+from avatar3d.render.sh import (
+    LIGHT_PRESETS,
+    _directional,
+    environment_sh,
+    light_from_background,
+    load_light,
+    sh_basis,
+    shade,
+)
 
 
 def fibonacci_sphere(n):
@@ -222,3 +230,24 @@ def test_load_light_rejects_two_channel_maps(tmp_path, monkeypatch):
     monkeypatch.setattr(cv2, "imread", lambda *args: np.ones((4, 8, 2), np.float32))
     with pytest.raises(BadArgumentError, match="two.exr.* 2 channels"):
         load_light(str(path))
+
+
+AXES = torch.tensor([[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+def test_light_from_background_follows_the_bright_side():
+    left_bright = np.zeros((48, 64, 3), np.float32)
+    left_bright[:, :32] = 1.0
+    left, right, up, down = shade(AXES, light_from_background(left_bright))[:, 1]
+    assert left > right + 0.5 and abs(up - down) < 0.01
+    left, right, _, _ = shade(AXES, light_from_background(left_bright[:, ::-1]))[:, 1]
+    assert right > left + 0.5
+    left, right, up, down = shade(AXES, light_from_background(left_bright.transpose(1, 0, 2)))[:, 1]
+    assert up > down + 0.5 and abs(left - right) < 0.01
+
+
+def test_light_from_background_of_a_plain_colour():
+    colour = np.array([0.2, 0.5, 0.9], np.float32)
+    light = light_from_background(np.broadcast_to(colour, (40, 60, 3)), field_of_view_degrees=90.0)
+    linear = torch.tensor(colour**2.2).expand(500, 3)
+    assert torch.allclose(shade(fibonacci_sphere(500).float(), light), linear, rtol=2e-3)
