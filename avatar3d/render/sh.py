@@ -160,8 +160,8 @@ def light_from_background(image: np.ndarray, field_of_view_degrees: float = 60.0
     small_height = max(1, round(small_width * height / width))
     small = cv2.resize(linear, (small_width, small_height), interpolation=cv2.INTER_AREA)
     x, y, z = np.moveaxis(_lat_long_directions(_BACKGROUND_MAP_HEIGHT, _BACKGROUND_MAP_WIDTH), -1, 0)
-    # Distance along the view axis; mirroring z > 0 to -z; kept off 0 where a
-    # direction is perpendicular to the view (it lands far outside, at an edge).
+    # Depth along the view axis: abs() mirrors directions towards the camera into
+    # the scene; the floor keeps sideways ones (z = 0) finite, far out on an edge.
     depth = np.maximum(np.abs(z), 1e-6)
     focal = small_width / 2 / math.tan(math.radians(field_of_view_degrees) / 2)
     # Pixel coordinates (OpenCV: pixel centres at integers, rows downwards), clamped to the edge pixels.
@@ -169,6 +169,7 @@ def light_from_background(image: np.ndarray, field_of_view_degrees: float = 60.0
     rows = np.clip((small_height - 1) / 2 - focal * y / depth, 0, small_height - 1)
     environment = cv2.remap(small, columns.astype(np.float32), rows.astype(np.float32), cv2.INTER_LINEAR)
     return environment_sh(environment)
+
 
 def _ambient(rgb: tuple[float, float, float]) -> Tensor:
     """Coefficients of a constant shading ``rgb`` for every normal."""
@@ -267,6 +268,37 @@ def load_light(spec: str) -> Tensor:
             f"or use {_ACCEPTED_LIGHTS}"
         )
     return torch.from_numpy(values.reshape(9, 3).astype(np.float32))
+
+
+LIGHT_KEEP = "keep"
+"""``--light`` value: render with the avatar's own learnt light."""
+LIGHT_FROM_BACKGROUND = "from-bg"
+"""``--light`` value: estimate the light from the background (`light_from_background`)."""
+
+
+def resolve_light(spec: str, background: np.ndarray | None = None) -> Tensor | None:
+    """The light a ``--light`` value asks for; call it early to fail fast on a bad value.
+
+    Args:
+        spec: `LIGHT_KEEP`, `LIGHT_FROM_BACKGROUND`, or anything `load_light` takes.
+        background: (H, W, 3) float background in [0, 1], needed by `LIGHT_FROM_BACKGROUND`.
+
+    Returns:
+        (9, 3) float32 shading coefficients, or None for `LIGHT_KEEP`.
+
+    Raises:
+        BadArgumentError: `LIGHT_FROM_BACKGROUND` without a background, or what
+            `load_light` raises.
+    """
+    if spec == LIGHT_KEEP:
+        return None
+    if spec == LIGHT_FROM_BACKGROUND:
+        if background is None:
+            raise BadArgumentError(
+                f"--light {LIGHT_FROM_BACKGROUND} needs a background image: use --bg IMAGE/VIDEO/#RRGGBB/plate"
+            )
+        return light_from_background(background)
+    return load_light(spec)
 
 
 def _read_environment(path: Path) -> np.ndarray:

@@ -13,11 +13,14 @@ import cv2  # noqa: E402
 
 from avatar3d.errors import BadArgumentError
 from avatar3d.render.sh import (
+    LIGHT_FROM_BACKGROUND,
+    LIGHT_KEEP,
     LIGHT_PRESETS,
     _directional,
     environment_sh,
     light_from_background,
     load_light,
+    resolve_light,
     sh_basis,
     shade,
 )
@@ -143,7 +146,8 @@ def test_load_light_environment_maps(tmp_path):
     assert torch.allclose(load_light(str(hdr)), expected, rtol=0, atol=0.01 * float(expected.abs().max()))
     assert torch.allclose(load_light(str(exr)), expected, rtol=0, atol=1e-5)
     grey, rgba = tmp_path / "grey.exr", tmp_path / "rgba.exr"
-    assert cv2.imwrite(str(grey), radiance[..., 1]) and cv2.imwrite(str(rgba), np.dstack([radiance[..., ::-1], radiance[..., :1]]))
+    assert cv2.imwrite(str(grey), radiance[..., 1])
+    assert cv2.imwrite(str(rgba), np.dstack([radiance[..., ::-1], radiance[..., :1]]))
     assert torch.allclose(load_light(str(grey)), environment_sh(np.repeat(radiance[..., 1:2], 3, 2)), atol=1e-5)
     assert torch.allclose(load_light(str(rgba)), expected, atol=1e-5)
 
@@ -192,7 +196,8 @@ def test_environment_sh_of_a_constant_map():
     assert coeffs.shape == (9, 3) and coeffs.dtype == torch.float32
     assert torch.allclose(coeffs[0], torch.tensor(colour / 0.282095, dtype=torch.float32), rtol=1e-3)
     assert coeffs[1:].abs().max() < 1e-3
-    assert torch.allclose(shade(fibonacci_sphere(500).float(), coeffs), torch.tensor(colour).float().expand(500, 3), rtol=1e-3)
+    expected = torch.tensor(colour, dtype=torch.float32).expand(500, 3)
+    assert torch.allclose(shade(fibonacci_sphere(500).float(), coeffs), expected, rtol=1e-3)
 
 
 @pytest.mark.parametrize("direction", [(1.0, 0.0, 0.0), (0.0, 0.6, 0.8)])
@@ -251,3 +256,14 @@ def test_light_from_background_of_a_plain_colour():
     light = light_from_background(np.broadcast_to(colour, (40, 60, 3)), field_of_view_degrees=90.0)
     linear = torch.tensor(colour**2.2).expand(500, 3)
     assert torch.allclose(shade(fibonacci_sphere(500).float(), light), linear, rtol=2e-3)
+
+
+def test_resolve_light():
+    assert resolve_light(LIGHT_KEEP) is None
+    assert torch.equal(resolve_light("studio"), LIGHT_PRESETS["studio"])
+    background = np.full((24, 32, 3), 0.5, np.float32)
+    assert torch.equal(resolve_light(LIGHT_FROM_BACKGROUND, background), light_from_background(background))
+    with pytest.raises(BadArgumentError, match="from-bg needs a background"):
+        resolve_light(LIGHT_FROM_BACKGROUND)
+    with pytest.raises(BadArgumentError, match="sunset"):
+        resolve_light("sunset", background)
