@@ -31,7 +31,7 @@ class SynthConfig:
     fps: int = 25
     """Frames per second."""
     light: str = "studio"
-    """Spherical-harmonics light: neutral, studio, left, right, top, warm, cool, dim, or a .npy/.txt/.json file of 9x3 coefficients."""
+    """Spherical-harmonics light: neutral, studio, left, right, top, warm, cool, dim, a .npy/.txt/.json file of 9x3 coefficients, or a .hdr/.exr equirectangular environment map."""
     background: str = "coffee"
     """A scikit-image photo name (coffee, rocket, brick, chelsea, hubble_deep_field) or #RRGGBB."""
     passes: str = ""
