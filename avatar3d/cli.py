@@ -61,6 +61,12 @@ def _run_eval_render(config, device) -> None:
     evaluate_render(config, device)
 
 
+def _run_eval_relight(config, device) -> None:
+    from avatar3d.train.relight_eval import evaluate_relight
+
+    evaluate_relight(config, device)
+
+
 def _run_train_motion(config, device) -> None:
     from avatar3d.train.motion import train_motion
     from data_prep.video_corpus import with_prepared_videos
@@ -109,7 +115,7 @@ def _commands() -> dict[str, Command]:
     from avatar3d.motion.config import MotionConfig, MotionEvalConfig
     from avatar3d.render.config import RenderFramesConfig
     from avatar3d.synth.config import SynthConfig
-    from avatar3d.train.config import MotionTrainConfig, RenderEvalConfig, RenderTrainConfig
+    from avatar3d.train.config import MotionTrainConfig, RelightEvalConfig, RenderEvalConfig, RenderTrainConfig
     from data_prep.config import PrepConfig
 
     return {
@@ -127,6 +133,8 @@ def _commands() -> dict[str, Command]:
                                MotionEvalConfig, _run_eval_motion),
         "eval render": Command("Score an avatar on the subject's held-out frames (PSNR, SSIM, LMD).",
                                RenderEvalConfig, _run_eval_render),
+        "eval relight": Command("Score a virtual-actor avatar relit against the actor rendered under other lights.",
+                                RelightEvalConfig, _run_eval_relight),
         "render": Command("Re-render a subject's frames with its avatar, optionally orbiting the head.",
                           RenderFramesConfig, _run_render),
         "drive": Command("Make the subject's avatar say new speech: video with audio, passes.", DriveConfig,

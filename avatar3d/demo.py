@@ -3,8 +3,8 @@
 1. a virtual-actor clip with its exact ground truth; 2. the subject folder prepared from
 it; 3. the avatar trained on it (fast preset, in what is left of the time budget); 4. its
 scores on held-out frames; 5. a sentence the actor never said, spoken by another voice,
-with its true mouth motion; 6. the avatar driven by it over a new background, with
-passes; 7. MediaPipe run again on the driven video, its mouth opening correlated with the
+with its true mouth motion; 6. the avatar driven by it over a new background, relit by a
+light estimated from that background (``--light from-bg``), with passes; 7. MediaPipe run again on the driven video, its mouth opening correlated with the
 truth; 8. the head mesh; then ``summary.md`` and ``contact_sheet.png`` in the output folder.
 """
 
@@ -82,8 +82,8 @@ def run_demo(cfg: DemoConfig, device) -> dict:
     with stages("drive"):
         paths, motion = drive(DriveConfig(subject=subject, audio=out / "sentence" / "speech.wav",
                                           out=out / "drive" / "sentence.mp4", run=run,
-                                          bg=str(background_image(out / "background.png")),
-                                          passes="alpha,depth,normal"), device)
+                                          bg=str(background_image(out / "background.png")), light="from-bg",
+                                          passes="alpha,depth,normal,albedo,shading"), device)
     with stages("lip sync check"):
         measured = measured_mouth_opening(paths["video"])
         count = min(len(measured), len(truth_opening))
@@ -165,10 +165,12 @@ def measured_mouth_opening(video: Path) -> np.ndarray:
 def contact_sheet(out: Path, run: Path, paths: dict[str, Path], motion: dict, measured: np.ndarray,
                   truth: np.ndarray) -> Path:
     """One PNG: real vs rendered held-out frames (the top row of the run's first and last
-    eval.mp4 frames), a driven frame and its passes, and the mouth opening of the new
-    sentence (truth, motion model, measured on the video)."""
+    eval.mp4 frames), a driven frame relit for its background and its albedo, shading and
+    normal passes, and the mouth opening of the new sentence (truth, motion model, measured
+    on the video)."""
     import cv2
 
+    from avatar3d.export.passes import PNG_ENCODING
     from avatar3d.files import to_uint8, write_png
     from avatar3d.video import read_frames
 
@@ -179,14 +181,15 @@ def contact_sheet(out: Path, run: Path, paths: dict[str, Path], motion: dict, me
     middle = len(measured) // 2
     driven = next(f for n, f in enumerate(read_frames(paths["video"])) if n == middle)
     passes = paths["passes"]
-    alpha = cv2.imread(str(passes / "alpha" / f"{middle:06d}.png"), cv2.IMREAD_UNCHANGED)
-    depth = cv2.imread(str(passes / "depth" / f"{middle:06d}.png"), cv2.IMREAD_UNCHANGED).astype(np.float32)
-    normal = cv2.imread(str(passes / "normal" / f"{middle:06d}.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
-    near = depth[depth > 0]
-    depth_view = np.where(depth > 0, 1 - (depth - near.min()) / max(np.ptp(near), 1), 0) if near.size else depth
-    driven_row = [_label(driven, "driven"), _label(np.repeat((alpha >> 8).astype(np.uint8)[..., None], 3, 2), "alpha"),
-                  _label(np.repeat(to_uint8(depth_view)[..., None], 3, 2), "depth"),
-                  _label((normal >> 8).astype(np.uint8), "normal")]
+
+    def stored(name: str) -> np.ndarray:
+        """A pass of the middle frame as float RGB (`avatar3d.export.passes.PNG_ENCODING`)."""
+        image = cv2.imread(str(passes / name / f"{middle:06d}.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
+        return image.astype(np.float32) / PNG_ENCODING[name]["scale"] - PNG_ENCODING[name]["offset"]
+
+    driven_row = [_label(driven, "driven, lit from-bg"), _label(to_uint8(stored("albedo")), "albedo"),
+                  _label(to_uint8(stored("shading") / 1.5), "shading"),
+                  _label(to_uint8((stored("normal") + 1) / 2), "normal")]
     plot = _plot(size * 4, size, {"truth": (truth, (40, 160, 40)), "motion": (motion["mouth_opening"], (200, 80, 40)),
                                   "video": (measured, (40, 80, 220))})
     sheet = np.concatenate([np.concatenate(tiles, 1),

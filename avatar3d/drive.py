@@ -9,8 +9,8 @@ Python, in three calls::
 
     subject = Subject.load("subject")
     avatar = Avatar.load(subject)
-    for frame in avatar.drive("line.wav", bg="#00b140"):
-        ...  # frame.rgb (H, W, 3) float in [0, 1], frame.alpha, frame.depth, frame.normal
+    for frame in avatar.drive("line.wav", bg="#00b140", light="left"):
+        ...  # frame.rgb (H, W, 3) float in [0, 1], frame.alpha, frame.albedo, frame.shading, ...
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ import torch
 
 from avatar3d.export.background import backgrounds, check_background
 from avatar3d.export.config import DriveConfig
-from avatar3d.export.passes import PNG_ENCODING, ImageSequence, encode_png, normals_from_depth, pixel_directions
+from avatar3d.export.passes import PNG_ENCODING, ImageSequence, encode_png
 from avatar3d.files import to_uint8, writable_folder
 from avatar3d.motion.config import MotionConfig
 from avatar3d.motion.generate import generate_motion, load_speech
 from avatar3d.render.avatar import find_run, load_avatar
 from avatar3d.render.conditions import Conditions
+from avatar3d.render.sh import resolve_light
 from avatar3d.runtime import console, progress
 from avatar3d.subject import Subject
 from avatar3d.video import VideoWriter
@@ -41,22 +42,28 @@ AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000
 
 @dataclass
 class DrivenFrame:
-    """One rendered frame of driven speech (float32 arrays, the output resolution R).
+    """One rendered frame of driven speech (float32 arrays, the output resolution R; the
+    passes as in `avatar3d.export.passes`).
 
     Attributes:
         index: Frame number from 0, at the subject's fps.
-        rgb: (R, R, 3) composited colour in [0, 1]; over nothing (``bg="transparent"``)
-            the colour is premultiplied by ``alpha``.
+        rgb: (R, R, 3) composited colour; over nothing (``bg="transparent"``) the colour is
+            premultiplied by ``alpha``.
         alpha: (R, R) coverage of head and torso.
         depth: (R, R) camera-to-head-surface distance, head-space units (0: no head).
-        normal: (R, R, 3) camera-space head normals (0: no head), or None when not asked for.
+        normal: (R, R, 3) unit camera-space normals (0: nothing there).
+        albedo, shading, residual: (R, R, 3) each; ``rgb = albedo * shading + residual
+            + (1 - alpha) * background``.
     """
 
     index: int
     rgb: np.ndarray
     alpha: np.ndarray
     depth: np.ndarray
-    normal: np.ndarray | None
+    normal: np.ndarray
+    albedo: np.ndarray
+    shading: np.ndarray
+    residual: np.ndarray
 
 
 def motion_conditions(motion: dict[str, np.ndarray]) -> Conditions:
@@ -98,28 +105,30 @@ class Avatar:
         return generate_motion(MotionConfig(subject=self.subject.root, audio=Path(audio), runs=self.runs,
                                             **settings))[0]
 
-    def drive(self, audio: Path | str, bg: str = "plate", resolution: int | None = None,
-              normals: bool = False, **settings) -> Iterator[DrivenFrame]:
-        """Frames of the avatar saying ``audio``, one per video frame at the subject's fps."""
+    def drive(self, audio: Path | str, bg: str = "plate", resolution: int | None = None, light: str = "keep",
+              exposure: float = 0.0, **settings) -> Iterator[DrivenFrame]:
+        """Frames of the avatar saying ``audio``, one per video frame at the subject's fps, over
+        ``bg`` under ``light`` (a ``--light`` value, `avatar3d.render.sh.resolve_light`)."""
         check_background(bg)
-        return self.frames(self.motion(audio, **settings), bg, resolution, normals)
+        backdrop = backgrounds(bg, self.subject.background(), resolution or self.subject.resolution)
+        lighting = resolve_light(light, next(backdrop))
+        return self.frames(self.motion(audio, **settings), bg, resolution, lighting, exposure)
 
     @torch.no_grad()
     def frames(self, motion: dict[str, np.ndarray], bg: str = "plate", resolution: int | None = None,
-               normals: bool = False) -> Iterator[DrivenFrame]:
-        """Renders motion arrays frame by frame (``bg`` as in `avatar3d.export.background`)."""
+               light: torch.Tensor | None = None, exposure: float = 0.0) -> Iterator[DrivenFrame]:
+        """Renders motion arrays frame by frame (``bg`` as in `avatar3d.export.background`;
+        ``light`` (9, 3) SH coefficients or None for the clip's own, and ``exposure`` in stops,
+        as in `avatar3d.render.avatar.Avatar.frame_lights`)."""
         size = resolution or self.subject.resolution
         conditions = motion_conditions(motion).to(self.device)
-        K = self.model.K.cpu().numpy().copy()
-        K[:2] *= size / self.model.resolution
-        directions = pixel_directions(K, size) if normals else None
         for index, background in zip(range(len(conditions)), backgrounds(bg, self.subject.background(), size)):
             plate = None if background is None else torch.from_numpy(background).to(self.device)
             out = {key: value.cpu().numpy() for key, value in
-                   self.model.render_frame(conditions.select(index), plate, size).items()}
-            depth = out["depth"][..., 0]
-            yield DrivenFrame(index, out["rgb"], out["alpha"][..., 0], depth,
-                              normals_from_depth(depth, directions) if normals else None)
+                   self.model.render_frame(conditions.select(index), plate, size, light=light,
+                                           exposure=exposure).items()}
+            yield DrivenFrame(index, out["rgb"], out["alpha"][..., 0], out["depth"][..., 0], out["normal"],
+                              out["albedo"], out["shading"], out["residual"])
 
 
 # --- the command -------------------------------------------------------------------------------
@@ -159,12 +168,13 @@ def drive(cfg: DriveConfig, device: torch.device | str = "cpu") -> tuple[dict[st
     paths = output_paths(cfg)
     writable_folder(paths["video"].parent)
     avatar = Avatar.load(cfg.subject, cfg.run, cfg.runs, device)
+    size = cfg.resolution or avatar.subject.resolution
+    light = resolve_light(cfg.light, next(backgrounds(cfg.bg, avatar.subject.background(), size)))
     speech = load_speech(cfg.audio)
     motion = generate_motion(cfg, speech)[0]
     samples, rate = soundtrack(*speech)
-    size = cfg.resolution or avatar.subject.resolution
     wanted = cfg.pass_names()
-    frames = avatar.frames(motion, cfg.bg, size, normals="normal" in wanted)
+    frames = avatar.frames(motion, cfg.bg, size, light, cfg.exposure)
     with contextlib.ExitStack() as outputs:
         video = outputs.enter_context(VideoWriter(paths["video"], avatar.subject.fps, size, samples, rate,
                                                   alpha="rgba" in paths))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from fractions import Fraction
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -99,3 +100,24 @@ def read_frames(path: Path) -> Iterator[np.ndarray]:
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
             yield frame.to_ndarray(format="rgb24")
+
+
+@dataclass
+class SquareCrop:
+    """A square region of a video's frames, pixels (a subject's framing: ``subject.json``'s crop)."""
+
+    x0: int
+    y0: int
+    size: int
+
+    def apply(self, image: np.ndarray, resolution: int) -> np.ndarray:
+        """Cuts the square (padding with edge pixels where it leaves the frame) and resizes it."""
+        import cv2
+
+        height, width = image.shape[:2]
+        pad = max(0, -self.x0, -self.y0, self.x0 + self.size - width, self.y0 + self.size - height)
+        if pad:
+            image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        square = image[self.y0 + pad: self.y0 + pad + self.size, self.x0 + pad: self.x0 + pad + self.size]
+        shrink = self.size > resolution
+        return cv2.resize(square, (resolution, resolution), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)

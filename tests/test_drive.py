@@ -10,6 +10,7 @@ from avatar3d.cli import main
 from avatar3d.drive import Avatar
 from avatar3d.subject import Subject
 from avatar3d.audio.io import read_audio
+from avatar3d.render.sh import load_light
 from avatar3d.video import VideoWriter, read_frames
 from conftest import write_stereo_speech  # tests/ is on sys.path (pytest rootdir conftest)
 
@@ -68,6 +69,40 @@ def test_drive_writes_video_with_the_speech_and_passes(subject_dir, clip_dir, tr
     assert (passes / "passes.json").exists()
 
 
+def test_relit_passes_recompose_the_video_frame(subject_dir, clip_dir, trained_run, model_path, tmp_path):
+    speech = write_stereo_speech(clip_dir / "audio.wav", tmp_path / "speech.wav", seconds=0.4)
+    out = tmp_path / "lit.mp4"
+    assert _drive(subject_dir, trained_run, model_path, speech, out, "--bg", "#204060", "--light", "left",
+                  "--passes", "albedo,normal,shading,residual,alpha", "--pass-format", "exr", "--resolution", "64") == 0
+    import os
+
+    os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
+    import cv2
+
+    def read(name: str, index: int) -> np.ndarray:
+        image = cv2.imread(str(tmp_path / "lit-passes" / name / f"{index:06d}.exr"), cv2.IMREAD_UNCHANGED)
+        return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    frames = list(read_frames(out))
+    background = np.array([0x20, 0x40, 0x60], np.float32) / 255
+    for index in (0, len(frames) - 1):
+        alpha = read("alpha", index)[..., None]
+        recomposed = read("albedo", index) * read("shading", index) + read("residual", index) + (1 - alpha) * background
+        video = frames[index].astype(np.float32) / 255
+        assert np.abs(np.clip(recomposed, 0, 1) - video).mean() < 0.01  # H.264 and 8 bits apart
+        normal = read("normal", index)
+        assert np.allclose(np.linalg.norm(normal[alpha[..., 0] > 0.5], axis=-1), 1, atol=1e-3)
+    # Relit: the shading differs from the clip's own light where the avatar is, the albedo does not.
+    avatar = Avatar.load(subject_dir, run=trained_run)
+    motion = avatar.motion(speech, motion=model_path)
+    own = next(iter(avatar.frames(motion, "#204060", 64)))
+    left = next(iter(avatar.frames(motion, "#204060", 64, load_light("left"))))
+    seen = own.alpha > 0.5
+    assert np.allclose(own.albedo, left.albedo, atol=1e-5)
+    assert np.abs(own.shading - left.shading)[seen].mean() > 0.02
+    assert np.allclose(read("shading", 0)[seen], left.shading[seen], atol=1e-4)
+
+
 def test_transparent_gives_prores_and_rgba_frames(subject_dir, clip_dir, trained_run, model_path, tmp_path):
     speech = write_stereo_speech(clip_dir / "audio.wav", tmp_path / "speech.wav", seconds=0.5, rate=22050)
     assert _drive(subject_dir, trained_run, model_path, speech, tmp_path / "clip.mp4", "--bg", "transparent",
@@ -94,7 +129,7 @@ def test_python_api_in_three_calls(subject_dir, clip_dir, trained_run, model_pat
     avatar = Avatar.load(Subject.load(subject_dir), run=trained_run)
     motion = avatar.motion(speech, motion=model_path)
     assert len(motion["landmarks"]) == round(0.4 * Subject.load(subject_dir).fps)
-    on_white = list(avatar.frames(motion, bg="#ffffff", resolution=32, normals=True))
+    on_white = list(avatar.frames(motion, bg="#ffffff", resolution=32))
     on_black = list(avatar.frames(motion, bg="#000000", resolution=32))
     frame = on_white[0]
     assert frame.rgb.shape == (32, 32, 3) and frame.alpha.shape == frame.depth.shape == (32, 32)
@@ -111,7 +146,8 @@ def test_python_api_in_three_calls(subject_dir, clip_dir, trained_run, model_pat
     (["--bg", "nowhere.png"], "--bg"),
     (["--bg", "#12345"], "#RRGGBB"),
     (["--passes", "alpha,glow"], "glow"),
-    (["--passes", "albedo"], "albedo"),
+    (["--light", "sunset"], "sunset"),
+    (["--light", "from-bg", "--bg", "transparent"], "from-bg"),
 ])
 def test_bad_settings_are_one_line_errors_with_nothing_written(subject_dir, clip_dir, trained_run, model_path,
                                                                tmp_path, capsys, extra, words):

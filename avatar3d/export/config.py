@@ -9,7 +9,7 @@ from avatar3d.errors import BadArgumentError
 from avatar3d.motion.config import MotionConfig
 from avatar3d.render.config import check_resolution
 
-PASSES = ("alpha", "depth", "normal", "albedo")
+PASSES = ("alpha", "depth", "normal", "albedo", "shading", "residual")
 PASS_FORMATS = ("png", "exr")
 
 
@@ -26,9 +26,13 @@ class DriveConfig(MotionConfig):
     resolution: int | None = None
     """Output side in pixels; default: the subject's."""
     passes: str = ""
-    """Comma-separated extra passes written as image sequences beside the video: alpha, depth, normal."""
+    """Comma-separated extra passes written as image sequences beside the video: alpha, depth, normal, albedo, shading, residual (albedo x shading + residual + (1 - alpha) x background = the video's frame)."""
     pass_format: str = "png"
     """Pass files: png (16-bit) or exr (32-bit float)."""
+    light: str = "keep"
+    """keep (the clip's own, learnt), a preset (neutral, studio, left, right, top, warm, cool, dim), a file of 9x3 SH coefficients (.npy/.txt/.json), an HDR environment map (.hdr/.exr, equirectangular), or from-bg (a rough estimate from --bg; a video's first frame)."""
+    exposure: float = 0.0
+    """Stops of light added (negative: removed)."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -37,9 +41,6 @@ class DriveConfig(MotionConfig):
         if unknown:
             raise BadArgumentError(f"--passes {self.passes!r}: unknown {', '.join(unknown)}; choose from "
                                    f"{', '.join(PASSES)}")
-        if "albedo" in wanted:
-            raise BadArgumentError("--passes albedo: this avatar has no albedo/lighting decomposition yet "
-                                   "(the relightable renderer is a later stage); use alpha, depth, normal")
         if self.pass_format not in PASS_FORMATS:
             raise BadArgumentError(f"--pass-format {self.pass_format!r}: use png or exr")
         check_resolution(self.resolution)

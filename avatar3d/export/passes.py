@@ -5,12 +5,18 @@ Passes per frame (float32, head-space units are those of the face fit: a face is
 - ``alpha`` (H, W): the avatar's coverage (head over torso), 0..1.
 - ``depth`` (H, W): distance from the camera centre to the head surface along each pixel's
   ray, head-space units; 0 where there is no head.
-- ``normal`` (H, W, 3): unit surface normal of the head in camera space (x right, y up,
-  z towards the viewer), from the depth map; 0 where there is no head.
+- ``normal`` (H, W, 3): unit surface normal of head and torso in camera space (x right,
+  y up, z towards the viewer), the avatar's smooth predicted normal; 0 where there is nothing.
+- ``albedo`` (H, W, 3): linear reflectance, premultiplied by alpha, at the light presets'
+  scale (`avatar3d.render.avatar`).
+- ``shading`` (H, W, 3): the diffuse light, diffuse colour over albedo (0 where no albedo).
+- ``residual`` (H, W, 3): the view-dependent rest (sheen, specular), premultiplied, signed.
 
-16-bit PNG encodings (``PNG_ENCODING``, also written to ``passes.json``): alpha × 65535,
-depth × 10000 (0.1 mm steps if a unit is a metre, up to 6.5 units), normal (n + 1) / 2 × 65535.
-EXR keeps the float values.
+With the background ``b``: ``rgb = albedo * shading + residual + (1 - alpha) * b``.
+
+16-bit PNG encodings (``PNG_ENCODING``, also written to ``passes.json``): alpha and albedo
+x 65535, depth x 10000 (0.1 mm steps if a unit is a metre, up to 6.5 units), normal and
+residual (v + 1) / 2 x 65535, shading / 4 x 65535 (up to 4). EXR keeps the float values.
 """
 
 from __future__ import annotations
@@ -25,44 +31,9 @@ import numpy as np
 from avatar3d.files import ClosedOnSuccess, partial_path, write_png
 
 PNG_ENCODING = {"alpha": {"scale": 65535.0, "offset": 0.0}, "depth": {"scale": 10000.0, "offset": 0.0},
-                "normal": {"scale": 65535.0 / 2, "offset": 1.0}}
+                "normal": {"scale": 65535.0 / 2, "offset": 1.0}, "albedo": {"scale": 65535.0, "offset": 0.0},
+                "shading": {"scale": 65535.0 / 4, "offset": 0.0}, "residual": {"scale": 65535.0 / 2, "offset": 1.0}}
 """stored = (value + offset) * scale, as uint16."""
-
-
-def pixel_directions(K: np.ndarray, size: int) -> np.ndarray:
-    """(size, size, 3) unit camera-space ray directions of the pixel centres (OpenGL camera)."""
-    import torch
-
-    from avatar3d.render.rays import camera_directions, frame_pixels
-
-    directions = camera_directions(torch.as_tensor(K, dtype=torch.float64), frame_pixels(size, size).double())
-    return directions.reshape(size, size, 3).float().numpy()
-
-
-def normals_from_depth(depth: np.ndarray, directions: np.ndarray) -> np.ndarray:
-    """Camera-space normals of a depth map.
-
-    Args:
-        depth: (H, W) distance along each ray (0 = nothing there).
-        directions: (H, W, 3) unit camera-space ray directions.
-
-    Returns:
-        (H, W, 3) unit normals facing the camera; 0 where the pixel or a neighbour is empty
-        (a difference across the silhouette would be a cliff, not the surface).
-    """
-    points = directions * depth[..., None]
-    d_du = np.gradient(points, axis=1)
-    d_dv = np.gradient(points, axis=0)
-    normals = np.cross(d_du, d_dv)
-    normals *= -np.sign((normals * directions).sum(-1, keepdims=True) + 1e-12)  # face the camera
-    normals /= np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-12)
-    filled = depth > 0
-    inside = filled.copy()
-    inside[1:] &= filled[:-1]
-    inside[:-1] &= filled[1:]
-    inside[:, 1:] &= filled[:, :-1]
-    inside[:, :-1] &= filled[:, 1:]
-    return np.where(inside[..., None], normals, 0.0).astype(np.float32)
 
 
 def encode_png(name: str, value: np.ndarray) -> np.ndarray:

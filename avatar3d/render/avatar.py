@@ -63,12 +63,14 @@ mouth-driven one ran away like the constant one did (0.026 head-space units per 
 deviation of the mouth opening; held-out frames fell to 24.8 dB)."""
 DRIFT_KNOT_FRAMES = 5
 """Frames between the knots of the pose drift curve (0.2 s at 25 fps)."""
-NORMAL_STEP = 0.003
+NORMAL_STEP = 0.006
 """Finite-difference step of the density gradient that the predicted normals are tied to,
-head-space units (2 % of a face width: the gradient of a smoothed surface, not of the
+head-space units (4 % of a face width: the gradient of a smoothed surface, not of the
 hash grid's finest cells)."""
 FACE_REACH = 0.06 * FACE_WIDTH
-"""Neutral-face points this close to a face landmark count as face, for the albedo symmetry."""
+"""Points this close to a face landmark count as face (face-mesh normals, albedo symmetry)."""
+VARIATION_STEP = 0.01
+"""Step of the albedo variation prior, head-space units (7 % of a face width, about a centimetre)."""
 
 
 class PoseDrift(nn.Module):
@@ -165,9 +167,11 @@ class Avatar(nn.Module):
             the ray's weight lies from the surface (0 where unknown; unlike the expected
             depth, it cannot be matched by weight split in front of and behind the surface).
             With ``regularise``: ``orientation`` (R,) ``sum_i w_i max(0, n_i . d)^2``
-            (normals facing away from the camera); ``normal_error`` (R,) 1 - cos between
-            the rendered normal and the density's gradient at the expected hit (0 where
-            alpha < 0.5); ``asymmetry`` (scalar) mean |albedo - mirrored albedo| on the face.
+            (normals facing away from the camera); on rays with alpha > 0.5 (else 0),
+            1 - cos between the rendered normal and, at the expected hit, the density's
+            gradient (``normal_error``, R) or the frame's face mesh (``face_normal_error``,
+            R, 0 off the face); scalars ``asymmetry`` and ``albedo_variation``
+            (`_albedo_priors`).
         """
         # Only rays that cross the box are marched: the padded (R, S) layout would pay for every slot.
         t_enter, t_exit = ray_box_interval(origins, directions, self.grid.box_min, self.grid.box_max)
@@ -213,16 +217,30 @@ class Avatar(nn.Module):
             gap = torch.where(torch.isfinite(target), mids - target, torch.zeros_like(mids)).abs()
             result["surface_spread"] = spread((out["weights"] * gap).sum(1))
         if regularise:
-            result["orientation"] = spread(out["rgb"][:, 9])
-            solid = out["opacity"] > 0.5
-            hit_points = origins[solid] + directions[solid] * out["depth"][solid, None]
-            solid_counts = torch.bincount(hit_frame[solid], minlength=len(counts)).tolist()
-            gradient_normal = self._density_normal(hit_points.detach(), solid_counts, codes)
-            cosine = (nn.functional.normalize(normal_head[solid], dim=-1, eps=1e-6) * gradient_normal).sum(-1)
-            result["normal_error"] = spread(torch.zeros_like(out["opacity"]).index_put((solid.nonzero()[:, 0],),
-                                                                                        1 - cosine))
-            result["asymmetry"] = self._albedo_asymmetry(hit_points.detach(), solid_counts, codes)
+            result.update(self._surface_terms(origins, directions, out, normal_head, hit_frame, counts, codes, spread))
         return result
+
+    def _surface_terms(self, origins: Tensor, directions: Tensor, out: dict[str, Tensor], normal_head: Tensor,
+                       hit_frame: Tensor, counts: list[int], codes: dict[str, Tensor], spread) -> dict[str, Tensor]:
+        """The training terms of `render_head` (its ``regularise``), from the marched rays
+        (head space), their compositing ``out``, rendered head-space normals and frames."""
+        solid = out["opacity"] > 0.5  # rays that hit the head: their expected depth is a surface point
+        solid_ids = solid.nonzero()[:, 0]
+        points = (origins[solid] + directions[solid] * out["depth"][solid, None]).detach()
+        solid_counts = torch.bincount(hit_frame[solid], minlength=len(counts)).tolist()
+        rendered = nn.functional.normalize(normal_head[solid], dim=-1, eps=1e-6)
+
+        def per_ray(values: Tensor) -> Tensor:
+            return spread(torch.zeros_like(out["opacity"]).index_put((solid_ids,), values))
+
+        gradient_normal = self._density_normal(points, solid_counts, codes)
+        face_normal, on_face = self._face_normal(points, hit_frame[solid], codes)
+        asymmetry, variation = self._albedo_priors(points, solid_counts, codes)
+        return {"orientation": spread(out["rgb"][:, 9]),
+                "normal_error": per_ray(1 - (rendered * gradient_normal).sum(-1)),
+                "face_normal_error": per_ray(torch.where(on_face, 1 - (rendered * face_normal).sum(-1),
+                                                         torch.zeros_like(on_face, dtype=rendered.dtype))),
+                "asymmetry": asymmetry, "albedo_variation": variation}
 
     @torch.no_grad()
     def _density_normal(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
@@ -236,27 +254,41 @@ class Avatar(nn.Module):
         log_density = self.head.density(probes, [6 * n for n in counts], codes).clamp(min=1e-6).log().reshape(-1, 3, 2)
         return -nn.functional.normalize(log_density[..., 0] - log_density[..., 1], dim=-1, eps=1e-9)
 
-    def _albedo_asymmetry(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
-        """Mean |albedo(x) - albedo(mirrored x)| over the head-space points (M, 3), grouped by
-        frame, whose neutral position lies on the face: a face's albedo is about symmetric, its
-        shading under a light from one side is not, so this tells light from albedo."""
+    @torch.no_grad()
+    def _face_normal(self, points: Tensor, frame: Tensor, codes: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """The frames' face-mesh normal (M, 3) at head-space points (M, 3) of frames ``frame``
+        (M,): its vertex normals at the 4 nearest landmarks, inverse-distance weighted; and
+        (M,) bool, whether the point is within `FACE_REACH` of the mesh's landmarks."""
+        landmarks = codes["landmarks"][frame, :topo.NUM_SURFACE]  # (M, 468, 3)
+        distance = (landmarks - points[:, None]).norm(dim=-1)
+        nearest, index = distance.topk(4, dim=1, largest=False)
+        normals = self.head.face_normals(codes)[frame[:, None], index]  # (M, 4, 3)
+        weights = 1 / (nearest + 1e-4)
+        return (nn.functional.normalize((weights[..., None] * normals).sum(1), dim=-1, eps=1e-6),
+                nearest[:, 0] < FACE_REACH)
+
+    def _albedo_priors(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Two scalars over head-space surface points (M, 3) grouped by frame: the albedo's
+        asymmetry, mean |albedo(x) - albedo(mirrored x)| where the neutral position x lies on
+        the face (a face's albedo is about symmetric, its shading under a light from one side
+        is not); and its variation, mean |albedo(x) - albedo(x + d)| for random steps d of
+        `VARIATION_STEP` (albedo changes little within a centimetre where the light's shading
+        does not, so what shading can explain goes to the light)."""
+        if not len(points):
+            zero = points.new_zeros(())
+            return zero, zero
         neutral = self.head.warp(points, counts, codes)
-        surface_landmarks = self.head.canonical[:topo.NUM_SURFACE]
-        on_face = torch.cdist(neutral, surface_landmarks).min(1).values < FACE_REACH
-        if not bool(on_face.any()):
-            return points.new_zeros(())
+        on_face = torch.cdist(neutral, self.head.canonical[:topo.NUM_SURFACE]).min(1).values < FACE_REACH
         frame = torch.repeat_interleave(torch.arange(len(counts), device=points.device),
                                         torch.tensor(counts, device=points.device))
         face_counts = torch.bincount(frame[on_face], minlength=len(counts)).tolist()
-        both = torch.cat([neutral[on_face], self.head.mirrored(neutral[on_face])])
-        albedo = self.head.neutral_albedo(both, face_counts + face_counts, self._doubled(codes))
-        half = len(both) // 2
-        return (albedo[:half] - albedo[half:]).abs().mean()
-
-    @staticmethod
-    def _doubled(codes: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Frame codes for points grouped as (frame 0's, ..., frame B's) twice over."""
-        return {key: torch.cat([value, value]) for key, value in codes.items()}
+        step = nn.functional.normalize(torch.randn_like(neutral), dim=-1) * VARIATION_STEP
+        blocks = [neutral, neutral + step, neutral[on_face], self.head.mirrored(neutral[on_face])]
+        albedo = self.head.neutral_albedo(torch.cat(blocks), counts * 2 + face_counts * 2,
+                                          {key: value.repeat(4, *[1] * (value.ndim - 1)) for key, value in codes.items()})
+        here, there, face, mirror = albedo.split([len(block) for block in blocks])
+        asymmetry = (face - mirror).abs().mean() if len(face) else points.new_zeros(())
+        return asymmetry, (here - there).abs().mean()
 
     @staticmethod
     def pose_inputs(conditions: Conditions) -> Tensor:
@@ -391,7 +423,7 @@ class Avatar(nn.Module):
             (B*P, ...) tensors: ``rgb``, ``alpha``, ``head_rgb``, ``head_alpha``, ``depth``;
             the avatar's premultiplied ``albedo``, ``diffuse`` (= albedo x shading),
             ``residual`` and ``normal`` (camera space, not unit); with the torso also
-            ``torso_rgb`` and ``torso_alpha``; ``ambient``; the terms of `render_head`
+            ``torso_rgb``, ``torso_alpha`` and ``torso_normal``; ``ambient``; the terms of `render_head`
             that ``surface`` and ``regularise`` ask for.
         """
         transform = self.camera_to_head(conditions)
@@ -411,7 +443,7 @@ class Avatar(nn.Module):
             torso_rgb = torso_albedo * shade(torso_normal, lights[frame])
             under = (1 - head["alpha"]) * torso_alpha
             behind = torso_alpha[:, None] * torso_rgb + (1 - torso_alpha[:, None]) * behind
-            out.update(torso_rgb=torso_rgb, torso_alpha=torso_alpha,
+            out.update(torso_rgb=torso_rgb, torso_alpha=torso_alpha, torso_normal=torso_normal,
                        albedo=head["albedo"] + under[:, None] * torso_albedo,
                        diffuse=head["diffuse"] + under[:, None] * torso_rgb,
                        normal=head["normal"] + under[:, None] * torso_normal)

@@ -117,6 +117,10 @@ class RenderFramesConfig:
     """Swing the camera +-DEG degrees around the head (head only, over the background)."""
     resolution: int | None = None
     """Output side in pixels; default: the subject's."""
+    light: str = "keep"
+    """keep (the clip's own, learnt), a preset (neutral, studio, left, right, top, warm, cool, dim), a file of 9x3 SH coefficients (.npy/.txt/.json), an HDR environment map (.hdr/.exr, equirectangular), or from-bg (a rough estimate from the background)."""
+    exposure: float = 0.0
+    """Stops of light added (negative: removed)."""
 
     def __post_init__(self):
         check_resolution(self.resolution)

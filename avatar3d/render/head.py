@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from avatar3d.face import topology as topo
 from avatar3d.face.model import FACE_WIDTH
+from avatar3d.mesh import orient_towards_camera, vertex_normals
 from avatar3d.render import backend
 from avatar3d.render.conditions import Conditions
 from avatar3d.layers import mlp, positional_encoding, trunc_exp
@@ -45,6 +46,9 @@ REGIONS = ("mouth", "eyes", "rest")
 """Landmark groups with a code each (`region_masks`); the eye code also sees the eye signal."""
 AMBIENT_FREQUENCIES = 2
 """Sine/cosine frequencies of the ambient coordinates fed to the density network."""
+NORMAL_LEVELS = 4
+"""Coarsest hash-grid levels the normal network sees (with the ambient coordinates): normals
+vary smoothly, and the finer levels' noise would speckle them."""
 
 
 @dataclass
@@ -175,7 +179,9 @@ class HeadField(nn.Module):
         self.density_net = mlp(features + c.ambient_dims * (1 + 2 * AMBIENT_FREQUENCIES), c.hidden,
                                1 + c.geometry_features)
         self.albedo_net = mlp(c.geometry_features, c.hidden, 3)
-        self.normal_net = mlp(c.geometry_features, c.hidden, 3)
+        self.normal_levels = min(NORMAL_LEVELS, c.grid.levels)
+        self.normal_net = mlp(self.normal_levels * c.grid.features_per_level
+                              + c.ambient_dims * (1 + 2 * AMBIENT_FREQUENCIES), c.hidden, 3)
         self.residual_net = mlp(c.geometry_features + 9 + c.appearance_dims, c.hidden, 3, layers=2)
         self.appearance = nn.Embedding(num_frames, c.appearance_dims)
         nn.init.zeros_(self.appearance.weight)
@@ -186,6 +192,9 @@ class HeadField(nn.Module):
         with torch.no_grad():  # normals start out facing the camera (+z), as a face mostly does
             self.normal_net[-1].bias.copy_(torch.tensor([0.0, 0.0, 1.0]))
         self.register_buffer("mirror", mirror_plane(canonical))
+        surface = canonical[:topo.NUM_SURFACE].numpy()
+        self.register_buffer("face_triangles", torch.from_numpy(orient_towards_camera(surface, topo.triangles())),
+                             persistent=False)
 
     # --- per-frame codes --------------------------------------------------------------
 
@@ -194,7 +203,7 @@ class HeadField(nn.Module):
 
         Returns:
             ``warp_points`` (B, M, 3) and ``warp_shift`` (B, M, 3), head space;
-            ``regions`` (B, 3, C); ``appearance`` (B, A).
+            ``regions`` (B, 3, C); ``appearance`` (B, A); ``landmarks`` (B, 478, 3).
         """
         displacement = (conditions.landmarks - self.canonical) / DISPLACEMENT_SCALE  # (B, 478, 3)
         codes = []
@@ -209,7 +218,7 @@ class HeadField(nn.Module):
         appearance = torch.where((conditions.frame_ids >= 0)[:, None], appearance, mean_code)
         warp_points = conditions.landmarks[:, self.warp_index]
         return {"warp_points": warp_points, "warp_shift": warp_points - self.canonical[self.warp_index],
-                "regions": torch.stack(codes, 1), "appearance": appearance}
+                "regions": torch.stack(codes, 1), "appearance": appearance, "landmarks": conditions.landmarks}
 
     # --- per-sample evaluation ---------------------------------------------------------
 
@@ -218,25 +227,30 @@ class HeadField(nn.Module):
         return warp_to_neutral(points, counts, codes["warp_points"], codes["warp_shift"], self.config.warp_radius)
 
     def _features(self, points: Tensor, counts: list[int], codes: dict[str, Tensor], warp: bool = True):
-        """Ambient coordinates (N, A), density-net output (N, 1+G) and each sample's frame (N,)
-        of samples grouped by frame; ``warp=False`` takes the points as neutral-face positions."""
+        """Of samples grouped by frame: hash-grid features (N, L*F), the ambient coordinates'
+        encoding (N, A*(1+2*AMBIENT_FREQUENCIES)), the density net's output (N, 1+G) and each
+        sample's frame (N,); ``warp=False`` takes the points as neutral-face positions."""
         neutral = self.warp(points, counts, codes) if warp else points
         features = self.grid((neutral - self.box_min) / (self.box_max - self.box_min))
         frame = torch.repeat_interleave(torch.arange(len(counts), device=points.device),
                                         torch.tensor(counts, device=points.device))
         attention = torch.softmax(self.attention(features), -1)
         condition = (attention[:, :, None] * codes["regions"][frame]).flatten(1)
-        ambient = self.ambient(torch.cat([features, condition], 1))
-        raw = self.density_net(torch.cat([features, positional_encoding(ambient, AMBIENT_FREQUENCIES)], 1))
-        return ambient, raw, frame
+        ambient = positional_encoding(self.ambient(torch.cat([features, condition], 1)), AMBIENT_FREQUENCIES)
+        raw = self.density_net(torch.cat([features, ambient], 1))
+        return features, ambient, raw, frame
 
     def density(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
         """Densities (N,) of samples grouped by frame (``counts`` per frame, summing to N)."""
-        return trunc_exp(self._features(points, counts, codes)[1][:, 0] - 1.0)
+        return trunc_exp(self._features(points, counts, codes)[2][:, 0] - 1.0)
 
     def neutral_albedo(self, neutral: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
         """Albedo (N, 3) at neutral-face positions (N, 3), grouped by frame like ``counts``."""
-        return torch.sigmoid(self.albedo_net(self._features(neutral, counts, codes, warp=False)[1][:, 1:]))
+        return torch.sigmoid(self.albedo_net(self._features(neutral, counts, codes, warp=False)[2][:, 1:]))
+
+    def face_normals(self, codes: dict[str, Tensor]) -> Tensor:
+        """(B, 468, 3) unit outward normals of the frames' face meshes (their landmarks), head space."""
+        return vertex_normals(codes["landmarks"][:, :topo.NUM_SURFACE], self.face_triangles)
 
     def mirrored(self, points: Tensor) -> Tensor:
         """(N, 3) neutral-face positions reflected across the face's mid-sagittal plane."""
@@ -252,12 +266,15 @@ class HeadField(nn.Module):
             counts: Samples per frame (B ints summing to N).
             codes: `frame_codes` of the B frames.
         """
-        ambient, raw, frame = self._features(points, counts, codes)
+        features, ambient, raw, frame = self._features(points, counts, codes)
         geometry = raw[:, 1:]
+        coarse = features[:, : self.normal_levels * self.config.grid.features_per_level]  # level-major
+        normal = self.normal_net(torch.cat([coarse, ambient], 1))
         residual_in = torch.cat([geometry, sh_basis(directions), codes["appearance"][frame]], 1)
         return Samples(density=trunc_exp(raw[:, 0] - 1.0), albedo=torch.sigmoid(self.albedo_net(geometry)),
-                       normal=nn.functional.normalize(self.normal_net(geometry), dim=-1, eps=1e-6),
-                       residual=torch.tanh(self.residual_net(residual_in)), ambient=ambient)
+                       normal=nn.functional.normalize(normal, dim=-1, eps=1e-6),
+                       residual=torch.tanh(self.residual_net(residual_in)),
+                       ambient=ambient[:, : self.config.ambient_dims])
 
 
 def mirror_plane(canonical: Tensor) -> Tensor:

@@ -3,7 +3,8 @@
 Each frame is rendered with its own fitted pose and expression. ``--orbit DEG`` swings
 the camera around the head's vertical axis, from -DEG to +DEG and back over the frames,
 to show the head is 3D; the torso is image-space and only valid from the filmed view, so
-orbit frames show the head alone over the background.
+orbit frames show the head alone over the background. ``--light`` relights them (the clip's
+own light by default; ``from-bg`` estimates one from the subject's plate).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from avatar3d.render.avatar import find_run, load_avatar
 from avatar3d.camera import rotation_matrix
 from avatar3d.render.config import RenderFramesConfig
 from avatar3d.render.conditions import Conditions, subject_conditions
+from avatar3d.render.sh import resolve_light
 from avatar3d.runtime import progress
 
 
@@ -55,6 +57,7 @@ def render_frames(cfg: RenderFramesConfig, device: torch.device) -> Path:
 
     subject = Subject.load(cfg.subject)
     indices = parse_frames(cfg.frames, subject)
+    light = resolve_light(cfg.light, subject.background().astype("float32") / 255)
     avatar = load_avatar(find_run(subject.root, cfg.run, cfg.runs), device)
     conditions = subject_conditions(subject).to(device)
     size = cfg.resolution or subject.resolution
@@ -68,7 +71,8 @@ def render_frames(cfg: RenderFramesConfig, device: torch.device) -> Path:
             frame = conditions.select(index)
             if cfg.orbit:
                 frame = orbit_pose(frame, cfg.orbit * math.sin(2 * math.pi * n / max(len(indices), 1)))
-            out = avatar.render_frame(frame, plate.to(device), size, with_torso=not cfg.orbit)
+            out = avatar.render_frame(frame, plate.to(device), size, with_torso=not cfg.orbit, light=light,
+                                      exposure=cfg.exposure)
             image = to_uint8(out["rgb"].cpu().numpy())
             write_png(cfg.out / f"{index:06d}.png", image)
             video.write(image)

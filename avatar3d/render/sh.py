@@ -144,7 +144,9 @@ def light_from_background(image: np.ndarray, field_of_view_degrees: float = 60.0
     image edge; each direction towards the camera (z > 0) sees what its
     mirror image (x, y, -z) sees, i.e. the unseen half of the room is assumed
     to resemble the seen half. Rough: no depth, no light sources outside the
-    view, and the image is taken as an exposure of radiance up to scale.
+    view, and the image is taken as an exposure of radiance up to scale: the
+    light is scaled to the presets' brightness (`front_luminance` 1; raise or
+    lower it with an exposure).
 
     Args:
         image: (H, W, 3) background, float in [0, 1], sRGB-like (decoded here
@@ -152,7 +154,7 @@ def light_from_background(image: np.ndarray, field_of_view_degrees: float = 60.0
         field_of_view_degrees: The camera's horizontal field of view.
 
     Returns:
-        (9, 3) float32 shading coefficients (see `environment_sh`).
+        (9, 3) float32 shading coefficients (see `environment_sh`), front luminance 1.
     """
     import cv2
 
@@ -170,7 +172,9 @@ def light_from_background(image: np.ndarray, field_of_view_degrees: float = 60.0
     columns = np.clip((small_width - 1) / 2 + focal * x / depth, 0, small_width - 1)
     rows = np.clip((small_height - 1) / 2 - focal * y / depth, 0, small_height - 1)
     environment = cv2.remap(small, columns.astype(np.float32), rows.astype(np.float32), cv2.INTER_LINEAR)
-    return environment_sh(environment)
+    light = environment_sh(environment)
+    # A plate's exposure says nothing of how strong the light is: only its direction and colour are taken.
+    return light / front_luminance(light).clamp(min=1e-6)
 
 
 def _ambient(rgb: tuple[float, float, float]) -> Tensor:

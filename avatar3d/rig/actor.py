@@ -25,7 +25,6 @@ import scipy.ndimage
 import skimage.data
 import skimage.measure
 import torch
-import trimesh
 
 from avatar3d.face import topology as topo
 from avatar3d.face.landmarks import detect_landmarks
@@ -33,6 +32,7 @@ from avatar3d.face.model import FACE_WIDTH, HEAD_CENTRE_DEPTH
 from avatar3d.face.segmentation import PersonSegmenter
 from avatar3d.camera import intrinsics as camera_intrinsics
 from avatar3d.camera import project, unproject
+from avatar3d.mesh import orient_towards_camera
 from avatar3d.rig.expression import ExpressionRig, build_rig, smoothstep
 
 FRAME_FACE_FRACTION = 0.33
@@ -177,15 +177,6 @@ def _head_weight(v: np.ndarray, chin_v: float, face_px: float) -> np.ndarray:
     return 1 - smoothstep(chin_v + 0.05 * face_px, chin_v + 0.5 * face_px, v)
 
 
-def _orient_towards_camera(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Consistent winding with normals facing the camera (+z) on average."""
-    mesh = trimesh.Trimesh(vertices, faces, process=False)
-    trimesh.repair.fix_winding(mesh)
-    if mesh.face_normals[:, 2].mean() < 0:
-        mesh.invert()
-    return np.asarray(mesh.faces)
-
-
 def build_actor(photo: np.ndarray | None = None) -> Actor:
     """Builds the actor from an RGB uint8 portrait (default: scikit-image's ``astronaut``).
 
@@ -228,9 +219,9 @@ def build_actor(photo: np.ndarray | None = None) -> Actor:
     first_relief = first_mouth + len(mouth_pos)
 
     face_pos = np.concatenate([landmarks_cam, eye_pos, teeth_pos])
-    face_faces = _orient_towards_camera(landmarks_cam, topo.triangles())
+    face_faces = orient_towards_camera(landmarks_cam, topo.triangles())
     positions = np.concatenate([face_pos, mouth_pos, relief_pos])
-    faces = np.concatenate([face_faces, eye_faces, mouth_faces, _orient_towards_camera(
+    faces = np.concatenate([face_faces, eye_faces, mouth_faces, orient_towards_camera(
         relief_pos, relief_faces) + first_relief])
 
     atlas_scale = np.array([width, atlas_height])

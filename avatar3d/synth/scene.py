@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from avatar3d.errors import BadArgumentError
 from avatar3d.camera import project
+from avatar3d.mesh import vertex_normals
 from avatar3d.render.rasterizer import interpolate, rasterize
 from avatar3d.render.sh import shade
 from avatar3d.render.texture import sample_texture
@@ -79,14 +80,6 @@ def pose_vertices(actor: Actor, landmarks: torch.Tensor, pose: Pose) -> torch.Te
                 + pose.torso_translation)
     weight = actor.head_weight[:, None]
     return weight * on_head + (1 - weight) * on_torso
-
-
-def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """Area-weighted unit vertex normals (V, 3) of a consistently wound mesh."""
-    corners = vertices[faces]
-    face_normals = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    normals = torch.zeros_like(vertices).index_add_(0, faces.reshape(-1), face_normals.repeat_interleave(3, 0))
-    return F.normalize(normals, dim=-1, eps=1e-12)
 
 
 def render_frame(actor: Actor, landmarks: torch.Tensor, pose: Pose, light: torch.Tensor,

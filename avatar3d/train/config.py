@@ -55,6 +55,12 @@ class RenderTrainConfig:
     """Weight of the penalty on normals that face away from the camera (Ref-NeRF's orientation loss)."""
     residual_weight: float = 0.1
     """Weight of the mean squared view-dependent residual (keeps colour in albedo x shading)."""
+    face_normal_weight: float = 0.1
+    """Weight of 1 - cos between the rendered normal and the fitted face mesh's, on the face."""
+    albedo_variation_weight: float = 0.01
+    """Weight of the albedo's variation within a centimetre (what shading can explain goes to the light)."""
+    torso_normal_weight: float = 0.1
+    """Torso stage: weight of the torso normals' tilt away from the camera (1 - n_z)."""
     symmetry_weight: float = 0.02
     """Weight of the face albedo's asymmetry (mean |albedo - mirrored albedo|), which tells light from albedo."""
     light_change_weight: float = 0.01
@@ -95,6 +101,36 @@ class RenderEvalConfig:
     """Evaluate at most this many validation frames (spread evenly); all when unset."""
     video: bool = True
     """Also write RUN/eval.mp4 (real, rendered, error, alpha)."""
+
+
+@dataclass
+class RelightEvalConfig:
+    """Settings of ``avatar3d eval relight``."""
+
+    POSITIONAL = ("subject",)
+
+    subject: Path
+    """Prepared virtual-actor subject folder."""
+    truth: str
+    """Clips rendered by `avatar3d synth` with the subject's clip settings and seed under other lights, with --passes albedo,normal; comma-separated folders."""
+    run: Path | None = None
+    """Render run folder; default: the subject's newest finished run under --runs."""
+    runs: Path = Path("runs")
+    """Root folder of runs."""
+    out: Path | None = None
+    """relight.json to write; default: RUN/relight.json."""
+    max_frames: int | None = None
+    """Evaluate at most this many validation frames (spread evenly); all when unset."""
+
+    def __post_init__(self):
+        if not self.truth_folders():
+            raise BadArgumentError("--truth is empty: name one or more synth clip folders, comma-separated")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise BadArgumentError(f"--max-frames must be at least 1, got {self.max_frames}")
+
+    def truth_folders(self) -> list[Path]:
+        """The ``--truth`` folders."""
+        return [Path(part.strip()) for part in self.truth.split(",") if part.strip()]
 
 
 @dataclass

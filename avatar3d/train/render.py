@@ -6,13 +6,14 @@ Two stages, both resumable from ``checkpoint.pt`` in the run folder:
    (lips weighted), head alpha against the head mask, |ambient|, depth against the fitted
    face mesh on face pixels (`avatar3d.render.face_prior`), a patch SSIM term in the second
    half; and what makes the colour albedo x shading (`avatar3d.render.avatar`): the rendered
-   normal tied to the density's gradient at the surface and kept facing the camera, the
+   normal tied to the density's gradient and, on the face, to the fitted face mesh at the
+   surface, and kept facing the camera; the albedo's variation within a centimetre, the
    view-dependent residual and the per-frame light change kept small, the face's albedo
    kept symmetric (a light from one side is the only asymmetry shading can explain). The
    head is composited over the plate where the frame shows head, and over the frame's own
    colour elsewhere, so only the head's own pixels pull on its colour.
 2. **torso**: the head and light frozen; full composite against the frame, alpha against
-   the person mask.
+   the person mask, the torso's normals held towards the camera.
 
 A time budget (``--max-minutes``) is shared between the stages (head 80 %); the learning
 rate decays with whichever of steps or time runs out first. Non-finite losses or gradients
@@ -214,6 +215,8 @@ class RenderTrainer:
         solid = (out["normal_error"] > 0).sum().clamp(min=1)
         change = self.avatar.light_change(frames.frame_ids.clamp(min=0))
         return {"normal_error": (cfg.normal_weight, out["normal_error"].sum() / solid),
+                "face_normal_error": (cfg.face_normal_weight, out["face_normal_error"].sum() / solid),
+                "albedo_variation": (cfg.albedo_variation_weight, out["albedo_variation"]),
                 "orientation": (cfg.orientation_weight, out["orientation"].mean()),
                 "residual": (cfg.residual_weight, out["residual"].square().mean()),
                 "asymmetry": (cfg.symmetry_weight, out["asymmetry"]),
@@ -244,8 +247,10 @@ class RenderTrainer:
         photo = mse.mean()
         person = (batch.labels.reshape(-1) > 0).float().to(self.device)
         alpha = (out["alpha"] - person).square().mean()
-        loss = photo + cfg.alpha_weight * alpha
-        return loss, {"torso/photometric": photo.item(), "torso/alpha": alpha.item(), "torso/psnr": psnr(float(photo.detach()))}
+        tilt = (1 - out["torso_normal"][:, 2]).mean()
+        loss = photo + cfg.alpha_weight * alpha + cfg.torso_normal_weight * tilt
+        return loss, {"torso/photometric": photo.item(), "torso/alpha": alpha.item(), "torso/normal_tilt": tilt.item(),
+                      "torso/psnr": psnr(float(photo.detach()))}
 
     def _step(self, progress: float) -> dict | None:
         """One optimisation step; None when it was skipped for a non-finite loss or gradient."""

@@ -42,10 +42,7 @@ def evaluate_render(cfg: RenderEvalConfig, device: torch.device) -> dict:
     run = find_run(subject.root, cfg.run, cfg.runs)
     avatar = load_avatar(run, device)
     conditions = subject_conditions(subject).to(device)
-    start, stop = subject.manifest["split"]["val"]
-    frames = np.arange(start, stop) if stop > start else np.arange(subject.num_frames - 1, subject.num_frames)
-    if cfg.max_frames is not None and len(frames) > cfg.max_frames:
-        frames = frames[np.linspace(0, len(frames) - 1, cfg.max_frames).round().astype(int)]
+    frames = held_out_frames(subject, cfg.max_frames)
     plate = torch.from_numpy(subject.background()).float().div(255).to(device)
     landmarks = subject.arrays("landmarks")["landmarks"]
     size = subject.resolution
@@ -54,8 +51,7 @@ def evaluate_render(cfg: RenderEvalConfig, device: torch.device) -> dict:
     writer = VideoWriter(video_path, fps=round(subject.fps), size=2 * size) if cfg.video else contextlib.nullcontext()
     with writer, FaceMeshTracker(static=True) as tracker:
         for index in progress(frames, len(frames), "eval render"):
-            frame = conditions.select(int(index))
-            frame = replace(frame, frame_ids=torch.full_like(frame.frame_ids, -1))
+            frame = held_out(conditions.select(int(index)))
             out = avatar.render_frame(frame, plate)
             rendered = np.clip(out["rgb"].cpu().numpy(), 0, 1)
             real = subject.frame(int(index)).astype(np.float32) / 255
@@ -86,6 +82,22 @@ def evaluate_render(cfg: RenderEvalConfig, device: torch.device) -> dict:
                   f"SSIM {result['ssim']:.3f} (face {result['ssim_face']:.3f}), LMD {lmd}, face depth error {depth} "
                   f"-> {out_path}")
     return result
+
+
+def held_out_frames(subject, max_frames: int | None = None) -> np.ndarray:
+    """The subject's validation frames (its last frame if it has none), at most ``max_frames``
+    of them spread evenly."""
+    start, stop = subject.manifest["split"]["val"]
+    frames = np.arange(start, stop) if stop > start else np.arange(subject.num_frames - 1, subject.num_frames)
+    if max_frames is not None and len(frames) > max_frames:
+        frames = frames[np.linspace(0, len(frames) - 1, max_frames).round().astype(int)]
+    return frames
+
+
+def held_out(frame):
+    """A frame as the avatar sees frames it never trained on: the mean appearance, the clip's
+    light without a per-frame change (frame id -1)."""
+    return replace(frame, frame_ids=torch.full_like(frame.frame_ids, -1))
 
 
 def _face_depth_error(avatar, frame, out: dict) -> float | None:

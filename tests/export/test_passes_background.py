@@ -1,39 +1,11 @@
-"""Passes (normals from depth, 16-bit encodings, atomic sequences) and background specs."""
+"""Passes (16-bit encodings, atomic sequences) and background specs."""
 
 import numpy as np
 import pytest
 
 from avatar3d.errors import UserError
 from avatar3d.export.background import backgrounds, parse_colour, square
-from avatar3d.export.passes import ImageSequence, encode_png, normals_from_depth, pixel_directions
-
-
-def test_normals_of_a_tilted_plane_are_its_normal():
-    """A plane through (0, 0, -1) with normal n, seen by a pinhole camera: every normal is n."""
-    size = 48
-    K = np.array([[60.0, 0, 24], [0, 60.0, 24], [0, 0, 1]])
-    directions = pixel_directions(K, size)
-    n = np.array([0.3, -0.2, 1.0]) / np.linalg.norm([0.3, -0.2, 1.0])
-    depth = (n @ np.array([0, 0, -1.0])) / (directions @ n)  # ray-plane distance
-    normals = normals_from_depth(depth.astype(np.float32), directions)
-    assert np.abs(normals.reshape(-1, 3) - n).max() < 1e-3  # image borders too (one-sided differences)
-
-
-def test_normals_of_a_sphere_point_out_and_empty_pixels_stay_zero():
-    size = 64
-    K = np.array([[80.0, 0, 32], [0, 80.0, 32], [0, 0, 1]])
-    directions = pixel_directions(K, size)
-    centre, radius = np.array([0, 0, -2.0]), 0.5
-    b = directions @ centre
-    disc = b**2 - (centre @ centre - radius**2)
-    depth = np.where(disc > 0, b - np.sqrt(np.maximum(disc, 0)), 0).astype(np.float32)
-    normals = normals_from_depth(depth, directions)
-    points = directions * depth[..., None]
-    truth = (points - centre) / radius
-    inside = normals.any(-1)
-    assert inside.sum() > 300 and not inside[depth == 0].any()
-    core = inside & (disc > 0.6 * disc.max())  # away from the grazing silhouette
-    assert np.degrees(np.arccos(np.clip((normals[core] * truth[core]).sum(-1), -1, 1))).max() < 3
+from avatar3d.export.passes import PNG_ENCODING, ImageSequence, encode_png
 
 
 def test_png_encodings_round_trip():
@@ -42,6 +14,11 @@ def test_png_encodings_round_trip():
     normal = np.array([[[0.0, 0.0, 0.0], [0.6, -0.8, 0.0]]], np.float32)
     stored = encode_png("normal", normal)
     assert (stored[0, 0] == 0).all() and np.allclose(stored[0, 1] / (65535 / 2) - 1, normal[0, 1], atol=1e-4)
+    for name, value in (("albedo", [0.0, 0.31, 1.0]), ("shading", [0.0, 1.37, 3.9]), ("residual", [-0.8, 0.0, 0.05])):
+        value = np.array([value], np.float32)
+        encoding = PNG_ENCODING[name]
+        decoded = encode_png(name, value) / encoding["scale"] - encoding["offset"]
+        assert np.allclose(decoded, value, atol=1 / encoding["scale"]), name
 
 
 def test_image_sequence_appears_whole_or_not_at_all(tmp_path):

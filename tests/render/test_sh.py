@@ -13,10 +13,12 @@ import cv2  # noqa: E402
 
 from avatar3d.errors import BadArgumentError
 from avatar3d.render.sh import (
+    LUMINANCE,
     LIGHT_FROM_BACKGROUND,
     LIGHT_KEEP,
     LIGHT_PRESETS,
     _directional,
+    front_luminance,
     environment_sh,
     light_from_background,
     load_light,
@@ -254,8 +256,10 @@ def test_light_from_background_follows_the_bright_side():
 def test_light_from_background_of_a_plain_colour():
     colour = np.array([0.2, 0.5, 0.9], np.float32)
     light = light_from_background(np.broadcast_to(colour, (40, 60, 3)), field_of_view_degrees=90.0)
-    linear = torch.tensor(colour**2.2).expand(500, 3)
-    assert torch.allclose(shade(fibonacci_sphere(500).float(), light), linear, rtol=2e-3)
+    linear = torch.tensor(colour**2.2)
+    expected = (linear / (linear @ torch.tensor(LUMINANCE))).expand(500, 3)  # its colour, at the presets' brightness
+    assert torch.allclose(shade(fibonacci_sphere(500).float(), light), expected, rtol=2e-3)
+    assert abs(float(front_luminance(light)) - 1.0) < 1e-5
 
 
 def test_resolve_light():
