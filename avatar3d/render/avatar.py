@@ -40,8 +40,6 @@ from avatar3d.layers import Standardise
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.config import HeadConfig, MarchConfig, TorsoConfig
 from avatar3d.render.head import HeadField
-from avatar3d.face import topology as topo
-from avatar3d.face.model import FACE_WIDTH
 from avatar3d.render.rays import frame_pixels, pixel_rays
 from avatar3d.render.sh import LIGHT_PRESETS, front_luminance, shade
 from avatar3d.render.torso import TorsoField, raw_head_code
@@ -67,10 +65,6 @@ NORMAL_STEP = 0.006
 """Finite-difference step of the density gradient that the predicted normals are tied to,
 head-space units (4 % of a face width: the gradient of a smoothed surface, not of the
 hash grid's finest cells)."""
-FACE_REACH = 0.06 * FACE_WIDTH
-"""Points this close to a face landmark count as face (face-mesh normals, albedo symmetry)."""
-VARIATION_STEP = 0.01
-"""Step of the albedo variation prior, head-space units (7 % of a face width, about a centimetre)."""
 
 
 class PoseDrift(nn.Module):
@@ -167,11 +161,9 @@ class Avatar(nn.Module):
             the ray's weight lies from the surface (0 where unknown; unlike the expected
             depth, it cannot be matched by weight split in front of and behind the surface).
             With ``regularise``: ``orientation`` (R,) ``sum_i w_i max(0, n_i . d)^2``
-            (normals facing away from the camera); on rays with alpha > 0.5 (else 0),
-            1 - cos between the rendered normal and, at the expected hit, the density's
-            gradient (``normal_error``, R) or the frame's face mesh (``face_normal_error``,
-            R, 0 off the face); scalars ``asymmetry`` and ``albedo_variation``
-            (`_albedo_priors`).
+            (normals facing away from the camera); ``normal_error`` (R,) 1 - cos between
+            the rendered normal and the density's gradient at the expected hit (0 where
+            alpha < 0.5); ``asymmetry``, a scalar (`_albedo_asymmetry`).
         """
         # Only rays that cross the box are marched: the padded (R, S) layout would pay for every slot.
         t_enter, t_exit = ray_box_interval(origins, directions, self.grid.box_min, self.grid.box_max)
@@ -225,22 +217,13 @@ class Avatar(nn.Module):
         """The training terms of `render_head` (its ``regularise``), from the marched rays
         (head space), their compositing ``out``, rendered head-space normals and frames."""
         solid = out["opacity"] > 0.5  # rays that hit the head: their expected depth is a surface point
-        solid_ids = solid.nonzero()[:, 0]
         points = (origins[solid] + directions[solid] * out["depth"][solid, None]).detach()
         solid_counts = torch.bincount(hit_frame[solid], minlength=len(counts)).tolist()
         rendered = nn.functional.normalize(normal_head[solid], dim=-1, eps=1e-6)
-
-        def per_ray(values: Tensor) -> Tensor:
-            return spread(torch.zeros_like(out["opacity"]).index_put((solid_ids,), values))
-
         gradient_normal = self._density_normal(points, solid_counts, codes)
-        face_normal, on_face = self._face_normal(points, hit_frame[solid], codes)
-        asymmetry, variation = self._albedo_priors(points, solid_counts, codes)
-        return {"orientation": spread(out["rgb"][:, 9]),
-                "normal_error": per_ray(1 - (rendered * gradient_normal).sum(-1)),
-                "face_normal_error": per_ray(torch.where(on_face, 1 - (rendered * face_normal).sum(-1),
-                                                         torch.zeros_like(on_face, dtype=rendered.dtype))),
-                "asymmetry": asymmetry, "albedo_variation": variation}
+        cosine = torch.zeros_like(out["opacity"]).index_put((solid.nonzero()[:, 0],), (rendered * gradient_normal).sum(-1))
+        return {"orientation": spread(out["rgb"][:, 9]), "normal_error": spread(torch.where(solid, 1 - cosine, 0.0)),
+                "asymmetry": self._albedo_asymmetry(points, solid_counts, codes)}
 
     @torch.no_grad()
     def _density_normal(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
@@ -254,41 +237,23 @@ class Avatar(nn.Module):
         log_density = self.head.density(probes, [6 * n for n in counts], codes).clamp(min=1e-6).log().reshape(-1, 3, 2)
         return -nn.functional.normalize(log_density[..., 0] - log_density[..., 1], dim=-1, eps=1e-9)
 
-    @torch.no_grad()
-    def _face_normal(self, points: Tensor, frame: Tensor, codes: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """The frames' face-mesh normal (M, 3) at head-space points (M, 3) of frames ``frame``
-        (M,): its vertex normals at the 4 nearest landmarks, inverse-distance weighted; and
-        (M,) bool, whether the point is within `FACE_REACH` of the mesh's landmarks."""
-        landmarks = codes["landmarks"][frame, :topo.NUM_SURFACE]  # (M, 468, 3)
-        distance = (landmarks - points[:, None]).norm(dim=-1)
-        nearest, index = distance.topk(4, dim=1, largest=False)
-        normals = self.head.face_normals(codes)[frame[:, None], index]  # (M, 4, 3)
-        weights = 1 / (nearest + 1e-4)
-        return (nn.functional.normalize((weights[..., None] * normals).sum(1), dim=-1, eps=1e-6),
-                nearest[:, 0] < FACE_REACH)
-
-    def _albedo_priors(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Two scalars over head-space surface points (M, 3) grouped by frame: the albedo's
-        asymmetry, mean |albedo(x) - albedo(mirrored x)| where the neutral position x lies on
-        the face (a face's albedo is about symmetric, its shading under a light from one side
-        is not); and its variation, mean |albedo(x) - albedo(x + d)| for random steps d of
-        `VARIATION_STEP` (albedo changes little within a centimetre where the light's shading
-        does not, so what shading can explain goes to the light)."""
-        if not len(points):
-            zero = points.new_zeros(())
-            return zero, zero
+    def _albedo_asymmetry(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
+        """Mean |albedo(x) - albedo(mirrored x)| over head-space surface points (M, 3), grouped
+        by frame, whose neutral position x lies in front of the face (`HeadField.in_front_of_face`;
+        the field may paint the face in front of where it is): a face's albedo is about
+        symmetric, its shading under a light from one side is not."""
         neutral = self.head.warp(points, counts, codes)
-        on_face = torch.cdist(neutral, self.head.canonical[:topo.NUM_SURFACE]).min(1).values < FACE_REACH
+        on_face = self.head.in_front_of_face(neutral)
+        if not bool(on_face.any()):
+            return points.new_zeros(())
         frame = torch.repeat_interleave(torch.arange(len(counts), device=points.device),
                                         torch.tensor(counts, device=points.device))
         face_counts = torch.bincount(frame[on_face], minlength=len(counts)).tolist()
-        step = nn.functional.normalize(torch.randn_like(neutral), dim=-1) * VARIATION_STEP
-        blocks = [neutral, neutral + step, neutral[on_face], self.head.mirrored(neutral[on_face])]
-        albedo = self.head.neutral_albedo(torch.cat(blocks), counts * 2 + face_counts * 2,
-                                          {key: value.repeat(4, *[1] * (value.ndim - 1)) for key, value in codes.items()})
-        here, there, face, mirror = albedo.split([len(block) for block in blocks])
-        asymmetry = (face - mirror).abs().mean() if len(face) else points.new_zeros(())
-        return asymmetry, (here - there).abs().mean()
+        both = torch.cat([neutral[on_face], self.head.mirrored(neutral[on_face])])
+        albedo = self.head.neutral_albedo(both, face_counts * 2,
+                                          {key: value.repeat(2, *[1] * (value.ndim - 1)) for key, value in codes.items()})
+        face, mirror = albedo.chunk(2)
+        return (face - mirror).abs().mean()
 
     @staticmethod
     def pose_inputs(conditions: Conditions) -> Tensor:

@@ -1,11 +1,12 @@
-"""The fitted face mesh as a depth prior for the head field.
+"""The fitted face mesh as a depth and normal prior for the head field.
 
 Near-frontal footage barely constrains depth: a head NeRF fitted to it alone paints the
 face on whatever surface is nearest the camera (the front of its box), which looks right
 from the training cameras and wrong from any other. The face fit already knows where the
 face is in 3D, so its mesh, rasterized through each frame's camera, gives the distance at
-which a face pixel's ray should stop. The mesh has holes at the mouth and eyes, so the
-inside of an open mouth and the eyeballs are left to the photometric loss.
+which a face pixel's ray should stop, and the normal a face pixel should have whatever
+depth the field chose. The mesh has holes at the mouth and eyes, so the inside of an open
+mouth and the eyeballs are left to the photometric loss.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import torch
 from torch import Tensor
 
 from avatar3d.camera import project
-from avatar3d.render.rasterizer import rasterize
+from avatar3d.face import topology as topo
+from avatar3d.mesh import vertex_normals
+from avatar3d.render.rasterizer import interpolate, rasterize
 from avatar3d.render.rays import camera_directions
 
 
@@ -31,8 +34,6 @@ def face_depth_maps(rotation: Tensor, translation: Tensor, landmarks: Tensor, K:
     Returns:
         (T, size, size) float32 depth ``-z`` in head-space units; +inf off the face.
     """
-    from avatar3d.face import topology as topo
-
     faces = torch.from_numpy(topo.triangles())
     surface = landmarks[:, : int(faces.max()) + 1].float()
     cam = torch.einsum("tij,tnj->tni", rotation.float(), surface) + translation.float()[:, None]
@@ -81,3 +82,43 @@ def face_distances(camera_to_head: tuple[Tensor, Tensor], landmarks: Tensor, K: 
         frame = torch.arange(len(depth))[:, None].expand(-1, where.shape[1])
         distance = ray_distance(pixels_cpu, depth[frame, where[..., 1], where[..., 0]], K.cpu())
     return distance.to(pixels.device)
+
+
+NORMAL_MAP_SHRINK = 4
+"""The face normal prior is rasterized at 1/4 of the frame side (normals vary slowly; the
+rasterizer's cost grows with the pixel count)."""
+
+
+def face_normals(camera_to_head: tuple[Tensor, Tensor], landmarks: Tensor, faces: Tensor, K: Tensor, size: int,
+                 pixels: Tensor) -> Tensor:
+    """The fitted face mesh's camera-space normals at pixels, through the renderer's cameras.
+
+    Args:
+        camera_to_head: ``(R (B, 3, 3), t (B, 3))`` camera-to-head transforms of B frames.
+        landmarks: (B, 478, 3) the frames' landmarks in head space.
+        faces: (F, 3) the face triangles, wound outwards (`avatar3d.mesh.orient_towards_camera`).
+        K: (3, 3) intrinsics in pixels at ``size``.
+        size: Frame side in pixels.
+        pixels: (B, P, 2) pixel positions (u, v).
+
+    Returns:
+        (B, P, 3) unit normals (x right, y up, z towards the camera) on ``pixels``' device;
+        0 off the face.
+    """
+    with torch.no_grad():  # the rasterizer runs on the CPU
+        R, t = (part.cpu() for part in camera_to_head)
+        rotation = R.transpose(1, 2)
+        small = max(size // NORMAL_MAP_SHRINK, 1)
+        K_small = K.cpu().clone()
+        K_small[:2] *= small / size
+        surface = landmarks.cpu()[:, :topo.NUM_SURFACE].float()
+        cam = torch.einsum("bij,bnj->bni", rotation, surface) - torch.einsum("bij,bj->bi", rotation, t)[:, None]
+        maps = torch.stack([interpolate(vertex_normals(points, faces), faces, rasterize(project(points, K_small),
+                                                                                        faces, small, small))
+                            for points in cam])  # (B, s, s, 3)
+        where = (pixels.cpu() * small / size).long().clamp(0, small - 1)
+        frame = torch.arange(len(maps))[:, None].expand(-1, where.shape[1])
+        normals = maps[frame, where[..., 1], where[..., 0]]
+        normals = torch.nn.functional.normalize(normals, dim=-1, eps=1e-6)
+    return normals.to(pixels.device)
+

@@ -15,9 +15,10 @@ A sample at head-space point x of frame b is evaluated in four steps:
 3. **Ambient coordinate.** A small MLP maps features and condition to w (A dims, HyperNeRF);
    the density network sees (features of x_c, w), so topology changes (lips parting) are
    slices of one static (x, w) volume. Training penalises |w| so it is used sparingly.
-4. **Reflectance.** From the geometry features: a view-independent albedo and a predicted
-   unit normal (smooth where the density's gradient is noisy; training ties the two, see
-   `avatar3d.train.render`); from them, the view direction (order-2 SH) and a per-frame
+4. **Reflectance.** From the geometry features, a view-independent albedo; from the neutral
+   position at low frequencies, a predicted unit normal (smooth where the density's gradient
+   is noisy; training ties them, see `avatar3d.train.render`); from the geometry features,
+   the view direction (order-2 SH) and a per-frame
    appearance code (the mean code for frames never trained on): a small view-dependent
    residual (specular, sheen) that training holds small. The avatar shades per pixel:
    colour = albedo x shade(normal, light) + residual (`avatar3d.render.avatar`).
@@ -32,7 +33,7 @@ from torch import Tensor, nn
 
 from avatar3d.face import topology as topo
 from avatar3d.face.model import FACE_WIDTH
-from avatar3d.mesh import orient_towards_camera, vertex_normals
+from avatar3d.mesh import orient_towards_camera
 from avatar3d.render import backend
 from avatar3d.render.conditions import Conditions
 from avatar3d.layers import mlp, positional_encoding, trunc_exp
@@ -46,9 +47,10 @@ REGIONS = ("mouth", "eyes", "rest")
 """Landmark groups with a code each (`region_masks`); the eye code also sees the eye signal."""
 AMBIENT_FREQUENCIES = 2
 """Sine/cosine frequencies of the ambient coordinates fed to the density network."""
-NORMAL_LEVELS = 4
-"""Coarsest hash-grid levels the normal network sees (with the ambient coordinates): normals
-vary smoothly, and the finer levels' noise would speckle them."""
+NORMAL_FREQUENCIES = 4
+"""Sine/cosine frequencies of the neutral position fed to the normal network (the finest
+period is 1/16 of the head box, about 2 cm): normals vary smoothly, and the density's
+gradient, which they are tied to, is noisy."""
 
 
 @dataclass
@@ -179,9 +181,7 @@ class HeadField(nn.Module):
         self.density_net = mlp(features + c.ambient_dims * (1 + 2 * AMBIENT_FREQUENCIES), c.hidden,
                                1 + c.geometry_features)
         self.albedo_net = mlp(c.geometry_features, c.hidden, 3)
-        self.normal_levels = min(NORMAL_LEVELS, c.grid.levels)
-        self.normal_net = mlp(self.normal_levels * c.grid.features_per_level
-                              + c.ambient_dims * (1 + 2 * AMBIENT_FREQUENCIES), c.hidden, 3)
+        self.normal_net = mlp(3 * (1 + 2 * NORMAL_FREQUENCIES), c.hidden, 3, layers=2)
         self.residual_net = mlp(c.geometry_features + 9 + c.appearance_dims, c.hidden, 3, layers=2)
         self.appearance = nn.Embedding(num_frames, c.appearance_dims)
         nn.init.zeros_(self.appearance.weight)
@@ -192,8 +192,10 @@ class HeadField(nn.Module):
         with torch.no_grad():  # normals start out facing the camera (+z), as a face mostly does
             self.normal_net[-1].bias.copy_(torch.tensor([0.0, 0.0, 1.0]))
         self.register_buffer("mirror", mirror_plane(canonical))
-        surface = canonical[:topo.NUM_SURFACE].numpy()
-        self.register_buffer("face_triangles", torch.from_numpy(orient_towards_camera(surface, topo.triangles())),
+        surface = canonical[:topo.NUM_SURFACE]
+        self.register_buffer("face_triangles", torch.from_numpy(orient_towards_camera(surface.numpy(), topo.triangles())),
+                             persistent=False)
+        self.register_buffer("face_extent", torch.stack([surface[:, :2].min(0).values, surface[:, :2].max(0).values]),
                              persistent=False)
 
     # --- per-frame codes --------------------------------------------------------------
@@ -203,7 +205,7 @@ class HeadField(nn.Module):
 
         Returns:
             ``warp_points`` (B, M, 3) and ``warp_shift`` (B, M, 3), head space;
-            ``regions`` (B, 3, C); ``appearance`` (B, A); ``landmarks`` (B, 478, 3).
+            ``regions`` (B, 3, C); ``appearance`` (B, A).
         """
         displacement = (conditions.landmarks - self.canonical) / DISPLACEMENT_SCALE  # (B, 478, 3)
         codes = []
@@ -218,7 +220,7 @@ class HeadField(nn.Module):
         appearance = torch.where((conditions.frame_ids >= 0)[:, None], appearance, mean_code)
         warp_points = conditions.landmarks[:, self.warp_index]
         return {"warp_points": warp_points, "warp_shift": warp_points - self.canonical[self.warp_index],
-                "regions": torch.stack(codes, 1), "appearance": appearance, "landmarks": conditions.landmarks}
+                "regions": torch.stack(codes, 1), "appearance": appearance}
 
     # --- per-sample evaluation ---------------------------------------------------------
 
@@ -227,18 +229,22 @@ class HeadField(nn.Module):
         return warp_to_neutral(points, counts, codes["warp_points"], codes["warp_shift"], self.config.warp_radius)
 
     def _features(self, points: Tensor, counts: list[int], codes: dict[str, Tensor], warp: bool = True):
-        """Of samples grouped by frame: hash-grid features (N, L*F), the ambient coordinates'
-        encoding (N, A*(1+2*AMBIENT_FREQUENCIES)), the density net's output (N, 1+G) and each
-        sample's frame (N,); ``warp=False`` takes the points as neutral-face positions."""
+        """Of samples grouped by frame: their neutral-face positions (N, 3), the ambient
+        coordinates' encoding (N, A*(1+2*AMBIENT_FREQUENCIES)), the density net's output
+        (N, 1+G) and each sample's frame (N,); ``warp=False`` takes the points as neutral."""
         neutral = self.warp(points, counts, codes) if warp else points
-        features = self.grid((neutral - self.box_min) / (self.box_max - self.box_min))
+        features = self.grid(self.unit_box(neutral))
         frame = torch.repeat_interleave(torch.arange(len(counts), device=points.device),
                                         torch.tensor(counts, device=points.device))
         attention = torch.softmax(self.attention(features), -1)
         condition = (attention[:, :, None] * codes["regions"][frame]).flatten(1)
         ambient = positional_encoding(self.ambient(torch.cat([features, condition], 1)), AMBIENT_FREQUENCIES)
         raw = self.density_net(torch.cat([features, ambient], 1))
-        return features, ambient, raw, frame
+        return neutral, ambient, raw, frame
+
+    def unit_box(self, points: Tensor) -> Tensor:
+        """Head-space points (N, 3) in the head box's [0, 1]^3 coordinates."""
+        return (points - self.box_min) / (self.box_max - self.box_min)
 
     def density(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
         """Densities (N,) of samples grouped by frame (``counts`` per frame, summing to N)."""
@@ -248,9 +254,11 @@ class HeadField(nn.Module):
         """Albedo (N, 3) at neutral-face positions (N, 3), grouped by frame like ``counts``."""
         return torch.sigmoid(self.albedo_net(self._features(neutral, counts, codes, warp=False)[2][:, 1:]))
 
-    def face_normals(self, codes: dict[str, Tensor]) -> Tensor:
-        """(B, 468, 3) unit outward normals of the frames' face meshes (their landmarks), head space."""
-        return vertex_normals(codes["landmarks"][:, :topo.NUM_SURFACE], self.face_triangles)
+    def in_front_of_face(self, neutral: Tensor) -> Tensor:
+        """(N,) bool: neutral-face positions (N, 3) within the neutral face's x and y extent,
+        at any depth."""
+        xy = neutral[:, :2]
+        return ((xy >= self.face_extent[0]) & (xy <= self.face_extent[1])).all(-1)
 
     def mirrored(self, points: Tensor) -> Tensor:
         """(N, 3) neutral-face positions reflected across the face's mid-sagittal plane."""
@@ -266,10 +274,9 @@ class HeadField(nn.Module):
             counts: Samples per frame (B ints summing to N).
             codes: `frame_codes` of the B frames.
         """
-        features, ambient, raw, frame = self._features(points, counts, codes)
+        neutral, ambient, raw, frame = self._features(points, counts, codes)
         geometry = raw[:, 1:]
-        coarse = features[:, : self.normal_levels * self.config.grid.features_per_level]  # level-major
-        normal = self.normal_net(torch.cat([coarse, ambient], 1))
+        normal = self.normal_net(positional_encoding(self.unit_box(neutral), NORMAL_FREQUENCIES))
         residual_in = torch.cat([geometry, sh_basis(directions), codes["appearance"][frame]], 1)
         return Samples(density=trunc_exp(raw[:, 0] - 1.0), albedo=torch.sigmoid(self.albedo_net(geometry)),
                        normal=nn.functional.normalize(normal, dim=-1, eps=1e-6),

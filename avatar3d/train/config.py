@@ -50,15 +50,13 @@ class RenderTrainConfig:
     ssim_weight: float = 0.05
     """Weight of the patch SSIM loss in the second half of the head stage."""
     normal_weight: float = 0.05
-    """Weight of 1 - cos between the rendered normal and the density's gradient at the surface."""
+    """Weight of 1 - cos between the rendered normal and the density's gradient at the surface, off the face."""
     orientation_weight: float = 0.01
     """Weight of the penalty on normals that face away from the camera (Ref-NeRF's orientation loss)."""
     residual_weight: float = 0.1
     """Weight of the mean squared view-dependent residual (keeps colour in albedo x shading)."""
     face_normal_weight: float = 0.1
     """Weight of 1 - cos between the rendered normal and the fitted face mesh's, on the face."""
-    albedo_variation_weight: float = 0.01
-    """Weight of the albedo's variation within a centimetre (what shading can explain goes to the light)."""
     torso_normal_weight: float = 0.1
     """Torso stage: weight of the torso normals' tilt away from the camera (1 - n_z)."""
     symmetry_weight: float = 0.02

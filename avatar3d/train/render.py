@@ -6,9 +6,8 @@ Two stages, both resumable from ``checkpoint.pt`` in the run folder:
    (lips weighted), head alpha against the head mask, |ambient|, depth against the fitted
    face mesh on face pixels (`avatar3d.render.face_prior`), a patch SSIM term in the second
    half; and what makes the colour albedo x shading (`avatar3d.render.avatar`): the rendered
-   normal tied to the density's gradient and, on the face, to the fitted face mesh at the
-   surface, and kept facing the camera; the albedo's variation within a centimetre, the
-   view-dependent residual and the per-frame light change kept small, the face's albedo
+   normal tied to the fitted face mesh's normal on the face and to the density's gradient
+   elsewhere, and kept facing the camera; the view-dependent residual and the per-frame light change kept small, the face's albedo
    kept symmetric (a light from one side is the only asymmetry shading can explain). The
    head is composited over the plate where the frame shows head, and over the frame's own
    colour elsewhere, so only the head's own pixels pull on its colour.
@@ -36,7 +35,7 @@ from avatar3d.errors import BadInputError, UserError
 from avatar3d.files import CHECKPOINT, runs_folder, save_checkpoint
 from avatar3d.render.avatar import Avatar, load_checkpoint
 from avatar3d.render.conditions import Conditions, head_box, intrinsics, subject_conditions
-from avatar3d.render.face_prior import face_distances
+from avatar3d.render.face_prior import face_distances, face_normals
 from avatar3d.render.head import HeadField, moving_landmarks
 from avatar3d.render.torso import TorsoField, raw_head_code
 from avatar3d.runtime import console
@@ -196,7 +195,7 @@ class RenderTrainer:
         logs = {"head/photometric": photo.item(), "head/alpha": alpha.item(), "head/ambient": ambient.item(),
                 "head/pose_linear": linear.item(), "head/pose_drift": drift.item(),
                 "head/psnr": psnr(float(mse.detach().mean()))}
-        for name, (weight, term) in self._reflectance_terms(out, frames).items():
+        for name, (weight, term) in self._reflectance_terms(out, pixels, frames, is_head.reshape(-1)).items():
             loss = loss + weight * term
             logs[f"head/{name}"] = term.item()
         if with_prior:
@@ -209,14 +208,19 @@ class RenderTrainer:
             logs["head/ssim_loss"] = ssim_loss.item()
         return loss, logs
 
-    def _reflectance_terms(self, out: dict[str, Tensor], frames: Conditions) -> dict[str, tuple[float, Tensor]]:
+    def _reflectance_terms(self, out: dict[str, Tensor], pixels: Tensor, frames: Conditions,
+                           is_head: Tensor) -> dict[str, tuple[float, Tensor]]:
         """The terms that make the head's colour albedo x shading, as {name: (weight, value)}."""
         cfg = self.cfg
-        solid = (out["normal_error"] > 0).sum().clamp(min=1)
+        mesh_normal = face_normals(self.avatar.camera_to_head(frames), frames.landmarks, self.avatar.head.face_triangles,
+                                   self.avatar.K, self.avatar.resolution, pixels).reshape(-1, 3)
+        on_face = (mesh_normal.abs().sum(-1) > 0) & is_head.to(mesh_normal.device)
+        rendered = torch.nn.functional.normalize(out["normal"], dim=-1, eps=1e-6)
+        face_error = torch.where(on_face, 1 - (rendered * mesh_normal).sum(-1), torch.zeros_like(on_face, dtype=rendered.dtype))
+        off_face = (out["normal_error"] > 0) & ~on_face
         change = self.avatar.light_change(frames.frame_ids.clamp(min=0))
-        return {"normal_error": (cfg.normal_weight, out["normal_error"].sum() / solid),
-                "face_normal_error": (cfg.face_normal_weight, out["face_normal_error"].sum() / solid),
-                "albedo_variation": (cfg.albedo_variation_weight, out["albedo_variation"]),
+        return {"face_normal_error": (cfg.face_normal_weight, face_error.sum() / on_face.sum().clamp(min=1)),
+                "normal_error": (cfg.normal_weight, (out["normal_error"] * off_face).sum() / off_face.sum().clamp(min=1)),
                 "orientation": (cfg.orientation_weight, out["orientation"].mean()),
                 "residual": (cfg.residual_weight, out["residual"].square().mean()),
                 "asymmetry": (cfg.symmetry_weight, out["asymmetry"]),

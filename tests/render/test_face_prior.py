@@ -1,11 +1,12 @@
-"""The fitted face mesh as a depth prior: depth maps and ray distances against a plane."""
+"""The fitted face mesh as a depth and normal prior: depth maps, ray distances and normals against a plane."""
 
 import numpy as np
 import torch
 
 from avatar3d.face import topology as topo
 from avatar3d.camera import intrinsics, rotation_matrix
-from avatar3d.render.face_prior import face_depth_maps, face_distances, ray_distance
+from avatar3d.mesh import orient_towards_camera
+from avatar3d.render.face_prior import face_depth_maps, face_distances, face_normals, ray_distance
 from avatar3d.render.rays import frame_pixels, pixel_rays
 from avatar3d.train.losses import face_depth_error
 
@@ -77,3 +78,17 @@ def test_face_depth_error_counts_only_head_pixels_on_the_face():
     # Rays 0 and 2 count: spreads 0.15 and 0, mean 0.075 head-space units = half a face width.
     assert torch.isclose(face_depth_error(spread, face, is_head), torch.tensor(0.5))
     assert face_depth_error(spread, face, torch.zeros(4, dtype=torch.bool)) == 0
+
+
+def test_normals_of_a_turned_flat_face_are_its_normal_in_camera_space(truth):
+    K = intrinsics(64.0, 32, 32)
+    landmarks = torch.from_numpy(truth["rest_landmarks"]).float()[None].clone()
+    landmarks[..., 2] = 0  # the actor's face pressed flat: every normal is +z in head space
+    faces = torch.from_numpy(orient_towards_camera(landmarks[0, : topo.NUM_SURFACE].numpy(), topo.triangles()))
+    R = rotation_matrix(0.3, -0.2, 0.1)  # head to camera
+    t = torch.tensor([0.0, 0.0, -0.6])
+    pixels = frame_pixels(32, 32)[None]
+    normals = face_normals((R.T[None], (-R.T @ t)[None]), landmarks, faces, K, 32, pixels)[0]
+    covered = normals.abs().sum(-1) > 0
+    assert covered.sum() > 50 and not covered.all()
+    assert torch.allclose(normals[covered], R @ torch.tensor([0.0, 0.0, 1.0]), atol=1e-4)

@@ -300,3 +300,20 @@ def test_mirror_plane_maps_the_neutral_face_onto_itself(canonical):
     nearest = torch.cdist(mirrored, canonical).min(1).values
     assert float(nearest.median()) < 0.02 * FACE_WIDTH  # within 2 % of a face width
     assert float((mirrored - canonical).norm(dim=-1).max()) > 0.5 * FACE_WIDTH  # and it does swap sides
+
+
+def test_albedo_asymmetry_sees_a_face_brighter_on_one_side(canonical):
+    avatar = _avatar(canonical)
+    codes = avatar.head.frame_codes(_conditions(canonical[None].clone()))
+    points = canonical[: topo.NUM_SURFACE][::4] + torch.tensor([0.0, 0.0, 0.03])  # painted in front of the face
+    centre, axis = avatar.head.mirror
+
+    def asymmetry_of(field):
+        avatar.head.neutral_albedo = lambda neutral, counts, codes: field(neutral)
+        return float(avatar._albedo_asymmetry(points, [len(points)], codes))
+
+    assert asymmetry_of(lambda x: torch.full((len(x), 3), 0.4)) == 0
+    assert asymmetry_of(lambda x: (((x - centre) @ axis).abs()[:, None] * 10).expand(-1, 3)) < 1e-4  # symmetric
+    assert asymmetry_of(lambda x: (((x - centre) @ axis)[:, None] * 10 + 0.5).expand(-1, 3)) > 0.1  # one side brighter
+    far = torch.tensor([[0.5, 0.5, 0.0]])  # beside the face: not judged
+    assert float(avatar._albedo_asymmetry(far, [1], codes)) == 0
