@@ -43,3 +43,4 @@ def test_face_box_and_mouth_distance_scale_to_512():
     shifted = points.copy()
     shifted[list(topo.LIPS)] += [3.0, 4.0]
     assert metrics.mouth_landmark_distance(shifted, points, 128) == pytest.approx(20.0)
+
