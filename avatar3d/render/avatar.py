@@ -61,10 +61,10 @@ mouth-driven one ran away like the constant one did (0.026 head-space units per 
 deviation of the mouth opening; held-out frames fell to 24.8 dB)."""
 DRIFT_KNOT_FRAMES = 5
 """Frames between the knots of the pose drift curve (0.2 s at 25 fps)."""
-NORMAL_STEP = 0.006
-"""Finite-difference step of the density gradient that the predicted normals are tied to,
-head-space units (4 % of a face width: the gradient of a smoothed surface, not of the
-hash grid's finest cells)."""
+NORMAL_STEP = 0.02
+"""Finite-difference step of the density gradient that the predicted normals are tied to off
+the face, head-space units (13 % of a face width: the shape of hair and ears at the scale of
+centimetres, not the noise of the hash grid's finer cells)."""
 
 
 class PoseDrift(nn.Module):

@@ -47,10 +47,10 @@ REGIONS = ("mouth", "eyes", "rest")
 """Landmark groups with a code each (`region_masks`); the eye code also sees the eye signal."""
 AMBIENT_FREQUENCIES = 2
 """Sine/cosine frequencies of the ambient coordinates fed to the density network."""
-NORMAL_FREQUENCIES = 4
+NORMAL_FREQUENCIES = 3
 """Sine/cosine frequencies of the neutral position fed to the normal network (the finest
-period is 1/16 of the head box, about 2 cm): normals vary smoothly, and the density's
-gradient, which they are tied to, is noisy."""
+period is 1/8 of the head box, about 4 cm; finer bends come from the network): normals vary
+smoothly, and the density's gradient, which they are tied to off the face, is noisy."""
 
 
 @dataclass

@@ -5,8 +5,9 @@ with a lag, so it lives in image space (ER-NeRF, RAD-NeRF): a pixel's normalised
 ``uv`` in [0, 1]^2 is shifted by a deformation MLP of (uv, head code) into a canonical
 image, encoded by a 2D hash grid, and decoded with the head code and the head's rendered
 alpha at that pixel into albedo and alpha. Its camera-space normal comes from a small
-network of the canonical position alone, at low frequencies, so it is smooth (a torso seen
-from the front); the avatar shades it with the head's light (`avatar3d.render.avatar`). The head code holds the head's rotation, its
+network of the canonical position alone, at low frequencies, so it is smooth; training
+pulls it towards `silhouette_normals`, the person's silhouette inflated into a body of round
+cross-section. The avatar shades it with the head's light (`avatar3d.render.avatar`). The head code holds the head's rotation, its
 translation and the projected jaw points, relative to their training means; the head
 alpha tells the torso where the head already covers the neck, so the two meet without a
 seam. It is trained after the head, with the head frozen.
@@ -14,6 +15,7 @@ seam. It is trained after the head, with the head frozen.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -80,3 +82,34 @@ def raw_head_code(conditions: Conditions, K: Tensor, resolution: int) -> Tensor:
     cam = jaw @ conditions.rotation.transpose(1, 2) + conditions.translation[:, None]
     jaw_uv = project(cam, K)[..., :2] / resolution
     return torch.cat([conditions.pose_vector(), jaw_uv.flatten(1)], 1)
+
+
+def silhouette_normals(person: np.ndarray, depth_ratio: float = 0.5) -> np.ndarray:
+    """Camera-space normals (H, W, 3) of a person mask inflated into a rounded body.
+
+    Seen from the front, a body turns away from the camera towards its outline. Each pixel
+    at distance d from the outline is lifted to ``depth_ratio * sqrt(2 r d - d^2)`` (d at
+    most r), an elliptic cross-section of half-width r, the mask's largest inscribed radius,
+    and depth ``depth_ratio`` of its width (a chest is about half as deep as it is wide);
+    Lumo's idea of normals interpolated from the silhouette. The distance map is blurred by
+    r / 4 first, so the ridge along the mask's medial axis does not crease the normals.
+    Outside the mask they face the camera.
+
+    Args:
+        person: (H, W) bool, True on the person (head and torso).
+        depth_ratio: The body's depth over its width.
+
+    Returns:
+        (H, W, 3) float32 unit normals, x right, y up, z towards the camera.
+    """
+    import scipy.ndimage
+
+    filled = scipy.ndimage.binary_fill_holes(person)
+    distance = scipy.ndimage.distance_transform_edt(filled)
+    radius = max(float(distance.max()), 1.0)
+    d = np.minimum(scipy.ndimage.gaussian_filter(distance, radius / 4), radius)
+    height = depth_ratio * np.sqrt(np.maximum(2 * radius * d - d * d, 0.0))
+    d_v, d_u = np.gradient(height)  # per pixel, rows (v down) then columns (u right)
+    normal = np.stack([-d_u, d_v, np.ones_like(height)], -1)
+    normal = np.where(filled[..., None], normal, np.array([0.0, 0.0, 1.0]))
+    return (normal / np.linalg.norm(normal, axis=-1, keepdims=True)).astype(np.float32)

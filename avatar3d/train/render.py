@@ -13,7 +13,8 @@ Two stages, both resumable from ``checkpoint.pt`` in the run folder:
    head is composited over the plate where the frame shows head, and over the frame's own
    colour elsewhere, so only the head's own pixels pull on its colour.
 2. **torso**: the head and light frozen; full composite against the frame, alpha against
-   the person mask, the torso's normals held towards the camera.
+   the person mask, the torso's normals pulled towards the silhouette's
+   (`avatar3d.render.torso.silhouette_normals`).
 
 A time budget (``--max-minutes``) is shared between the stages (head 80 %); the learning
 rate decays with whichever of steps or time runs out first. Non-finite losses or gradients
@@ -38,7 +39,7 @@ from avatar3d.render.avatar import Avatar, load_checkpoint
 from avatar3d.render.conditions import Conditions, head_box, intrinsics, subject_conditions
 from avatar3d.render.face_prior import face_distances, face_normals
 from avatar3d.render.head import HeadField, moving_landmarks
-from avatar3d.render.torso import TorsoField, raw_head_code
+from avatar3d.render.torso import TorsoField, raw_head_code, silhouette_normals
 from avatar3d.runtime import console
 from avatar3d.subject import LABEL_HEAD
 from avatar3d.train import loop
@@ -121,8 +122,14 @@ class RenderTrainer:
         self.conditions = self.conditions.to(device)
         self.train_conditions = self.conditions.select(torch.from_numpy(self.train_frames).to(device))
         self.sampler = RaySampler(self.subject, self.train_frames, seed=cfg.seed + self.step)
+        self.silhouette_normals = torch.from_numpy(silhouette_normals(self._usual_person()))
         self.rays_per_frame = cfg.rays_per_frame
         self.bad_steps = 0
+
+    def _usual_person(self, samples: int = 16) -> np.ndarray:
+        """(R, R) bool: where the person is in most of up to ``samples`` training frames."""
+        frames = self.train_frames[np.linspace(0, len(self.train_frames) - 1, samples).round().astype(int)]
+        return np.mean([self.subject.labels(int(i)) > 0 for i in frames], 0) > 0.5
 
     def _stage_optimizer(self) -> torch.optim.Adam:
         if self.stage == "torso":
@@ -253,10 +260,12 @@ class RenderTrainer:
         photo = mse.mean()
         person = (batch.labels.reshape(-1) > 0).float().to(self.device)
         alpha = (out["alpha"] - person).square().mean()
-        tilt = (1 - out["torso_normal"][:, 2]).mean()
-        loss = photo + cfg.alpha_weight * alpha + cfg.torso_normal_weight * tilt
-        return loss, {"torso/photometric": photo.item(), "torso/alpha": alpha.item(), "torso/normal_tilt": tilt.item(),
-                      "torso/psnr": psnr(float(photo.detach()))}
+        cols, rows = batch.pixels.long().unbind(-1)
+        target = self.silhouette_normals[rows.reshape(-1), cols.reshape(-1)].to(self.device)
+        normal_error = (1 - (out["torso_normal"] * target).sum(-1)).mean()
+        loss = photo + cfg.alpha_weight * alpha + cfg.torso_normal_weight * normal_error
+        return loss, {"torso/photometric": photo.item(), "torso/alpha": alpha.item(),
+                      "torso/normal_error": normal_error.item(), "torso/psnr": psnr(float(photo.detach()))}
 
     def _step(self, progress: float) -> dict | None:
         """One optimisation step; None when it was skipped for a non-finite loss or gradient."""

@@ -1,5 +1,6 @@
 """Head and torso fields, the surface cull, and the avatar's checkpoint round trip."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,7 +12,7 @@ from avatar3d.render.conditions import Conditions
 from avatar3d.render.config import HashGridConfig, HeadConfig, MarchConfig, TorsoConfig
 from avatar3d.render.head import HeadField, moving_landmarks, region_masks
 from avatar3d.render.sh import LIGHT_PRESETS, front_luminance, shade
-from avatar3d.render.torso import HEAD_CODE_DIMS, TorsoField
+from avatar3d.render.torso import HEAD_CODE_DIMS, TorsoField, silhouette_normals
 from avatar3d.render.volume import OccupancyGrid, march
 
 TINY_GRID = HashGridConfig(levels=4, log2_table_size=10, base_resolution=4, finest_resolution=32)
@@ -287,9 +288,9 @@ def test_frame_lights_keep_the_learnt_change_for_trained_frames_only(canonical):
 def test_density_normal_points_out_of_a_ball(canonical):
     avatar = _avatar(canonical)
     centre = torch.tensor([0.0, 0.01, 0.05])
-    avatar.head.density = lambda points, counts, codes: torch.exp(-((points - centre).norm(dim=-1) - 0.05) * 200)
+    avatar.head.density = lambda points, counts, codes: torch.exp(-((points - centre).norm(dim=-1) - 0.5) * 200)
     directions = torch.nn.functional.normalize(torch.randn(20, 3), dim=-1)
-    normals = avatar._density_normal(centre + 0.05 * directions, [8, 12], codes=None)
+    normals = avatar._density_normal(centre + 0.5 * directions, [8, 12], codes=None)
     assert torch.allclose(normals, directions, atol=2e-3)
 
 
@@ -317,3 +318,13 @@ def test_albedo_asymmetry_sees_a_face_brighter_on_one_side(canonical):
     assert asymmetry_of(lambda x: (((x - centre) @ axis)[:, None] * 10 + 0.5).expand(-1, 3)) > 0.1  # one side brighter
     far = torch.tensor([[0.5, 0.5, 0.0]])  # beside the face: not judged
     assert float(avatar._albedo_asymmetry(far, [1], codes)) == 0
+
+
+def test_silhouette_normals_turn_away_towards_the_outline():
+    rows, cols = np.mgrid[0:64, 0:64]
+    disc = (rows - 32) ** 2 + (cols - 32) ** 2 < 20**2
+    normals = silhouette_normals(disc)
+    assert np.allclose(np.linalg.norm(normals, axis=-1), 1, atol=1e-5)
+    assert normals[32, 32, 2] > 0.99 and np.allclose(normals[2, 2], [0, 0, 1])  # centre and outside face the camera
+    assert normals[32, 16, 0] < -0.2 and normals[32, 48, 0] > 0.2  # left edge turns left (-x), right edge right
+    assert normals[16, 32, 1] > 0.2 and normals[48, 32, 1] < -0.2  # top turns up (+y), bottom down

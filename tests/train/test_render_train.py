@@ -172,6 +172,23 @@ def test_render_frames_and_orbit(trained_run, subject_dir, tmp_path):
     assert same.shape == (128, 128, 3)
 
 
+def test_render_frames_under_another_light(trained_run, subject_dir, tmp_path, capsys):
+    import cv2
+
+    def rendered(light: str, exposure: float = 0.0) -> np.ndarray:
+        out = render_frames(RenderFramesConfig(subject=subject_dir, out=tmp_path / f"{light}{exposure}", frames="0:1",
+                                               run=trained_run, light=light, exposure=exposure), CPU)
+        return cv2.imread(str(out / "000000.png")).astype(float)
+
+    own, left = rendered("keep"), rendered("left")
+    assert np.abs(own - left).mean() > 1
+    assert rendered("left", -1.0).mean() < left.mean()  # a stop less light is darker
+    assert main(["render", str(subject_dir), "--run", str(trained_run), "--out", str(tmp_path / "bad"),
+                 "--light", "candle"]) == 2
+    error = capsys.readouterr().err
+    assert "candle" in error and "Traceback" not in error and not (tmp_path / "bad").exists()
+
+
 def test_avatar_renders_a_held_out_frame_at_another_resolution(trained_run, subject_dir):
     from avatar3d.render.conditions import subject_conditions
 
