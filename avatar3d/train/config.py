@@ -57,9 +57,6 @@ class RenderTrainConfig:
     """Weight of the mean squared view-dependent residual (keeps colour in albedo x shading)."""
     face_normal_weight: float = 0.1
     """Weight of 1 - cos between the rendered normal and the fitted face mesh's, on the face."""
-    albedo_slope_weight: float = 0.3
-    """Weight of the squared slope of the face albedo's luminance against the face's camera-space normal (skin is
-    about as light facing up as facing down; the light's shading is not)."""
     torso_normal_weight: float = 0.1
     """Torso stage: weight of 1 - cos between the torso's normals and its inflated silhouette's."""
     symmetry_weight: float = 0.02

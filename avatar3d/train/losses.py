@@ -6,7 +6,6 @@ import torch
 from torch import Tensor
 
 from avatar3d.face.model import FACE_WIDTH
-from avatar3d.render.sh import LUMINANCE
 
 SSIM_C1 = 0.01**2
 SSIM_C2 = 0.03**2
@@ -46,26 +45,3 @@ def face_depth_error(surface_spread: Tensor, face_distance: Tensor, is_head: Ten
     spread = torch.where(on_face, surface_spread, torch.zeros_like(surface_spread))
     return spread.sum() / on_face.sum().clamp(min=1) / FACE_WIDTH  # no host sync for "any ray on the face?"
 
-
-def albedo_slope(albedo: Tensor, normals: Tensor) -> Tensor:
-    """Squared least-squares slope of albedo luminance against the normal, over face pixels.
-
-    Skin is about as light where the face turns up, down or aside as where it faces the camera;
-    the shading of a light is not. An albedo whose luminance follows the normal has taken up
-    the light's shading, which this pushes back to the light (classic shape-from-shading fits
-    SH light to a face of known normals and near-constant albedo the same way).
-
-    Args:
-        albedo: (M, 3) rendered albedo of M face pixels.
-        normals: (M, 3) their unit normals (camera space).
-
-    Returns:
-        Scalar |beta|^2 of luminance ~ c + beta . normal; 0 for fewer than 8 pixels.
-    """
-    if len(albedo) < 8:
-        return albedo.new_zeros(())
-    luminance = albedo @ torch.tensor(LUMINANCE, dtype=albedo.dtype, device=albedo.device)
-    centred_normals = normals - normals.mean(0)
-    gram = centred_normals.T @ centred_normals + 1e-3 * len(albedo) * torch.eye(3, device=albedo.device)
-    beta = torch.linalg.solve(gram, centred_normals.T @ (luminance - luminance.mean()))
-    return beta.square().sum()

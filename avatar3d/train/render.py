@@ -7,8 +7,7 @@ Two stages, both resumable from ``checkpoint.pt`` in the run folder:
    face mesh on face pixels (`avatar3d.render.face_prior`), a patch SSIM term in the second
    half; and what makes the colour albedo x shading (`avatar3d.render.avatar`): the rendered
    normal tied to the fitted face mesh's normal on the face and to the density's gradient
-   elsewhere, and kept facing the camera; the face albedo's dependence on which way the
-   face faces (`avatar3d.train.losses.albedo_slope`), the view-dependent residual and the per-frame light change kept small, the face's albedo
+   elsewhere, and kept facing the camera; the view-dependent residual and the per-frame light change kept small, the face's albedo
    kept symmetric (a light from one side is the only asymmetry shading can explain). The
    head is composited over the plate where the frame shows head, and over the frame's own
    colour elsewhere, so only the head's own pixels pull on its colour.
@@ -44,7 +43,7 @@ from avatar3d.runtime import console
 from avatar3d.subject import LABEL_HEAD
 from avatar3d.train import loop
 from avatar3d.train.config import RenderTrainConfig
-from avatar3d.train.losses import albedo_slope, face_depth_error, patch_ssim_loss
+from avatar3d.train.losses import face_depth_error, patch_ssim_loss
 from avatar3d.train.metrics import image_psnr, psnr
 from avatar3d.train.render_data import RaySampler
 
@@ -228,7 +227,6 @@ class RenderTrainer:
         off_face = (out["normal_error"] > 0) & ~on_face
         change = self.avatar.light_change(frames.frame_ids.clamp(min=0))
         return {"face_normal_error": (cfg.face_normal_weight, face_error.sum() / on_face.sum().clamp(min=1)),
-                "albedo_slope": (cfg.albedo_slope_weight, albedo_slope(out["albedo"][on_face], mesh_normal[on_face])),
                 "normal_error": (cfg.normal_weight, (out["normal_error"] * off_face).sum() / off_face.sum().clamp(min=1)),
                 "orientation": (cfg.orientation_weight, out["orientation"].mean()),
                 "residual": (cfg.residual_weight, out["residual"].square().mean()),
