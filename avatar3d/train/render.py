@@ -7,8 +7,9 @@ Two stages, both resumable from ``checkpoint.pt`` in the run folder:
    face mesh on face pixels (`avatar3d.render.face_prior`), a patch SSIM term in the second
    half; and what makes the colour albedo x shading (`avatar3d.render.avatar`): the rendered
    normal tied to the fitted face mesh's normal on the face and to the density's gradient
-   elsewhere, and kept facing the camera; the view-dependent residual and the per-frame light change kept small, the face's albedo
-   kept symmetric (a light from one side is the only asymmetry shading can explain). The
+   elsewhere, and kept facing the camera; the view-dependent residual and the per-frame
+   light change kept small; the face's albedo kept symmetric (a light from one side is the
+   only asymmetry shading can explain). The
    head is composited over the plate where the frame shows head, and over the frame's own
    colour elsewhere, so only the head's own pixels pull on its colour.
 2. **torso**: the head and light frozen; full composite against the frame, alpha against

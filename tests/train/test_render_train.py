@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,10 +184,16 @@ def test_render_frames_under_another_light(trained_run, subject_dir, tmp_path, c
     own, left = rendered("keep"), rendered("left")
     assert np.abs(own - left).mean() > 1
     assert rendered("left", -1.0).mean() < left.mean()  # a stop less light is darker
-    assert main(["render", str(subject_dir), "--run", str(trained_run), "--out", str(tmp_path / "bad"),
-                 "--light", "candle"]) == 2
-    error = capsys.readouterr().err
-    assert "candle" in error and "Traceback" not in error and not (tmp_path / "bad").exists()
+    short = tmp_path / "short.txt"
+    short.write_text("1 2 3 4 5")
+    garbage = tmp_path / "garbage.hdr"
+    garbage.write_bytes(b"not radiance")
+    for light in ("candle", str(short), str(garbage)):
+        assert main(["render", str(subject_dir), "--run", str(trained_run), "--out", str(tmp_path / "bad"),
+                     "--light", light]) == 2
+        error = capsys.readouterr().err
+        assert Path(light).name in error and len(error.strip().splitlines()) == 1 and "Traceback" not in error
+        assert not (tmp_path / "bad").exists()
 
 
 def test_avatar_renders_a_held_out_frame_at_another_resolution(trained_run, subject_dir):
