@@ -20,6 +20,7 @@ from avatar3d.errors import BadInputError
 from avatar3d.face.detection import FaceDetector
 from avatar3d.runtime import progress, threads
 from avatar3d.subject import frame_name
+from avatar3d.video import SquareCrop
 
 AUDIO_RATE = 16000
 DETECT_HZ = 4.0  # face-track samples per second of video when choosing the crop
@@ -92,25 +93,6 @@ def resample_frames(frames: Iterator[tuple[float, av.VideoFrame]], fps: float) -
         index += 1
 
 
-@dataclass
-class Crop:
-    """A square region of the source frames, pixels."""
-
-    x0: int
-    y0: int
-    size: int
-
-    def apply(self, image: np.ndarray, resolution: int) -> np.ndarray:
-        """Cuts the square (padding with edge pixels where it leaves the frame) and resizes it."""
-        height, width = image.shape[:2]
-        pad = max(0, -self.x0, -self.y0, self.x0 + self.size - width, self.y0 + self.size - height)
-        if pad:
-            image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        square = image[self.y0 + pad: self.y0 + pad + self.size, self.x0 + pad: self.x0 + pad + self.size]
-        shrink = self.size > resolution
-        return cv2.resize(square, (resolution, resolution), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-
-
 def _detect(detect: FaceDetector, frame: av.VideoFrame) -> np.ndarray:
     """Largest face box (x0, y0, w, h) in a frame, or an empty (0, 4) array.
 
@@ -160,7 +142,7 @@ def face_track(path, info: VideoInfo) -> tuple[np.ndarray, int, int]:
     return np.array(boxes, dtype=np.float32).reshape(-1, 4), searched, crowded
 
 
-def choose_crop(boxes: np.ndarray, width: int, height: int, face_fraction: float, face_height: float) -> Crop:
+def choose_crop(boxes: np.ndarray, width: int, height: int, face_fraction: float, face_height: float) -> SquareCrop:
     """One square holding every sampled face position with head-and-shoulders framing.
 
     The side is the median face width over ``face_fraction`` plus the face's travel; the face
@@ -175,10 +157,10 @@ def choose_crop(boxes: np.ndarray, width: int, height: int, face_fraction: float
     cy = (centres[:, 1].max() + centres[:, 1].min()) / 2 + (0.5 - face_height) * size
     x0 = int(round(np.clip(cx - size / 2, 0, max(0, width - size))))
     y0 = int(round(np.clip(cy - size / 2, 0, max(0, height - size))))
-    return Crop(x0, y0, size)
+    return SquareCrop(x0, y0, size)
 
 
-def write_frames(path, crop: Crop, fps: float, resolution: int, quality: int, folder, expected: int) -> int:
+def write_frames(path, crop: SquareCrop, fps: float, resolution: int, quality: int, folder, expected: int) -> int:
     """Writes every resampled, cropped frame as JPEG; returns the count (``expected`` sizes the bar)."""
     count = 0
     params = [cv2.IMWRITE_JPEG_QUALITY, quality]

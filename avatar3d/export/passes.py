@@ -15,8 +15,9 @@ Passes per frame (float32, head-space units are those of the face fit: a face is
 With the background ``b``: ``rgb = albedo * shading + residual + (1 - alpha) * b``.
 
 16-bit PNG encodings (``PNG_ENCODING``, also written to ``passes.json``): alpha and albedo
-x 65535, depth x 10000 (0.1 mm steps if a unit is a metre, up to 6.5 units), normal and
-residual (v + 1) / 2 x 65535, shading / 4 x 65535 (up to 4). EXR keeps the float values.
+x 65535 (albedo clipped at 1: at the presets' scale a white surface may pass it slightly; EXR
+does not clip), depth x 10000 (0.1 mm steps if a unit is a metre, up to 6.5 units), normal
+and residual (v + 1) / 2 x 65535, shading / 4 x 65535 (up to 4). EXR keeps the float values.
 """
 
 from __future__ import annotations
