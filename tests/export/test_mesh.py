@@ -35,7 +35,10 @@ class FakeAvatar(torch.nn.Module):
         self.grid = OccupancyGrid([-0.2] * 3, [0.2] * 3, 8)
         self.register_buffer("K", torch.eye(3))
 
-    def render_head(self, origins, directions, counts, codes):
+    def frame_lights(self, conditions):
+        return torch.zeros(len(conditions), 9, 3)
+
+    def render_head(self, origins, directions, counts, codes, to_camera, lights):
         """Half-transparent and premultiplied, as the real renderer returns colour."""
         alpha = torch.full((len(origins),), 0.5)
         return {"rgb": torch.tensor([0.8, 0.5, 0.3]) * alpha[:, None], "alpha": alpha}

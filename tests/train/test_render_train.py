@@ -188,6 +188,7 @@ def test_render_frames_under_another_light(trained_run, subject_dir, tmp_path, c
     short.write_text("1 2 3 4 5")
     garbage = tmp_path / "garbage.hdr"
     garbage.write_bytes(b"not radiance")
+    capsys.readouterr()  # the renders' progress bars
     for light in ("candle", str(short), str(garbage)):
         assert main(["render", str(subject_dir), "--run", str(trained_run), "--out", str(tmp_path / "bad"),
                      "--light", light]) == 2
