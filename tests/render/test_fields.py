@@ -130,7 +130,7 @@ def test_torso_field_outputs_and_head_code_normalisation():
     assert torch.allclose(normal, torch.tensor([0.0, 0.0, 1.0]).expand(5, 3))  # starts facing the camera
     for parameter in torso.normal_net.parameters():
         parameter.data.normal_(0, 1.0)
-    normal = torso(uv, [2, 3], code, torch.rand(5))[2]
+    normal = torso(uv, [2, 3], code, torch.rand(5))[2].detach()
     assert torch.allclose(normal.norm(dim=-1), torch.ones(5), atol=1e-5) and bool((normal[:, 2] > 0).all())
     assert float((normal[:, :2]).abs().max()) > 0.05
 
