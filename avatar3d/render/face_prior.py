@@ -35,9 +35,29 @@ def face_depth_maps(rotation: Tensor, translation: Tensor, landmarks: Tensor, K:
         (T, size, size) float32 depth ``-z`` in head-space units; +inf off the face.
     """
     faces = torch.from_numpy(topo.triangles())
-    surface = landmarks[:, : int(faces.max()) + 1].float()
-    cam = torch.einsum("tij,tnj->tni", rotation.float(), surface) + translation.float()[:, None]
+    cam = _camera_surface(rotation, translation, landmarks)
     return torch.stack([rasterize(project(points, K), faces, size, size).depth for points in cam])
+
+
+def _camera_surface(rotation: Tensor, translation: Tensor, landmarks: Tensor) -> Tensor:
+    """(T, 468, 3) the face mesh's vertices (the landmarks' surface points) in camera space."""
+    surface = landmarks[:, :topo.NUM_SURFACE].float()
+    return torch.einsum("tij,tnj->tni", rotation.float(), surface) + translation.float()[:, None]
+
+
+def _head_to_camera(camera_to_head: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """The head poses ``(rotation (B, 3, 3), translation (B, 3))``, on the CPU, of camera-to-head transforms."""
+    R, t = (part.cpu() for part in camera_to_head)
+    rotation = R.transpose(1, 2)
+    return rotation, -(rotation @ t[:, :, None])[:, :, 0]
+
+
+def _at_pixels(maps: Tensor, pixels: Tensor, scale: float = 1.0) -> Tensor:
+    """Values (B, P, ...) of per-frame maps (B, s, s, ...) at pixels (B, P, 2) of frames
+    ``scale`` times the maps' side (nearest map pixel)."""
+    where = (pixels / scale).long().clamp(0, maps.shape[1] - 1)
+    frame = torch.arange(len(maps))[:, None].expand(-1, where.shape[1])
+    return maps[frame, where[..., 1], where[..., 0]]
 
 
 def ray_distance(pixels: Tensor, depth: Tensor, K: Tensor) -> Tensor:
@@ -73,14 +93,8 @@ def face_distances(camera_to_head: tuple[Tensor, Tensor], landmarks: Tensor, K: 
         (B, P) distances in head-space units on ``pixels``' device; +inf off the face.
     """
     with torch.no_grad():  # the rasterizer runs on the CPU
-        R, t = (part.cpu() for part in camera_to_head)
-        rotation = R.transpose(1, 2)
-        translation = -(rotation @ t[:, :, None])[:, :, 0]
-        depth = face_depth_maps(rotation, translation, landmarks.cpu(), K.cpu(), size)
-        pixels_cpu = pixels.cpu()
-        where = pixels_cpu.long().clamp(0, size - 1)
-        frame = torch.arange(len(depth))[:, None].expand(-1, where.shape[1])
-        distance = ray_distance(pixels_cpu, depth[frame, where[..., 1], where[..., 0]], K.cpu())
+        depth = face_depth_maps(*_head_to_camera(camera_to_head), landmarks.cpu(), K.cpu(), size)
+        distance = ray_distance(pixels.cpu(), _at_pixels(depth, pixels.cpu()), K.cpu())
     return distance.to(pixels.device)
 
 
@@ -106,19 +120,11 @@ def face_normals(camera_to_head: tuple[Tensor, Tensor], landmarks: Tensor, faces
         0 off the face.
     """
     with torch.no_grad():  # the rasterizer runs on the CPU
-        R, t = (part.cpu() for part in camera_to_head)
-        rotation = R.transpose(1, 2)
         small = max(size // NORMAL_MAP_SHRINK, 1)
         K_small = K.cpu().clone()
         K_small[:2] *= small / size
-        surface = landmarks.cpu()[:, :topo.NUM_SURFACE].float()
-        cam = torch.einsum("bij,bnj->bni", rotation, surface) - torch.einsum("bij,bj->bi", rotation, t)[:, None]
-        maps = torch.stack([interpolate(vertex_normals(points, faces), faces, rasterize(project(points, K_small),
-                                                                                        faces, small, small))
-                            for points in cam])  # (B, s, s, 3)
-        where = (pixels.cpu() * small / size).long().clamp(0, small - 1)
-        frame = torch.arange(len(maps))[:, None].expand(-1, where.shape[1])
-        normals = maps[frame, where[..., 1], where[..., 0]]
-        normals = torch.nn.functional.normalize(normals, dim=-1, eps=1e-6)
+        cam = _camera_surface(*_head_to_camera(camera_to_head), landmarks.cpu())
+        maps = torch.stack([interpolate(vertex_normals(points, faces), faces,
+                                        rasterize(project(points, K_small), faces, small, small)) for points in cam])
+        normals = torch.nn.functional.normalize(_at_pixels(maps, pixels.cpu(), size / small), dim=-1, eps=1e-6)
     return normals.to(pixels.device)
-

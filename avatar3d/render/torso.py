@@ -4,13 +4,13 @@ The torso (neck, shoulders, clothes) moves mostly in the image plane and follows
 with a lag, so it lives in image space (ER-NeRF, RAD-NeRF): a pixel's normalised position
 ``uv`` in [0, 1]^2 is shifted by a deformation MLP of (uv, head code) into a canonical
 image, encoded by a 2D hash grid, and decoded with the head code and the head's rendered
-alpha at that pixel into albedo and alpha. Its camera-space normal comes from a small
-network of the canonical position alone, at low frequencies, so it is smooth; training
-pulls it towards `silhouette_normals`, the person's silhouette inflated into a body of round
-cross-section. The avatar shades it with the head's light (`avatar3d.render.avatar`). The head code holds the head's rotation, its
+alpha at that pixel into albedo and alpha. The head code holds the head's rotation, its
 translation and the projected jaw points, relative to their training means; the head
 alpha tells the torso where the head already covers the neck, so the two meet without a
-seam. It is trained after the head, with the head frozen.
+seam. Its camera-space normal comes from a small network of the canonical position alone,
+at low frequencies, so it is smooth; training pulls it towards `silhouette_normals`, the
+person's silhouette inflated into a rounded body. The avatar shades it with the head's
+light (`avatar3d.render.avatar`). It is trained after the head, with the head frozen.
 """
 
 from __future__ import annotations

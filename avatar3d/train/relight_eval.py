@@ -34,7 +34,7 @@ from avatar3d.runtime import console, progress
 from avatar3d.train import metrics
 from avatar3d.train.config import RelightEvalConfig
 from avatar3d.train.render_eval import held_out, held_out_frames
-from avatar3d.video import SquareCrop
+from avatar3d.video import SquareCrop, read_frames
 
 SAME_CLIP = ("seed", "seconds", "text", "voice", "words_per_minute", "resolution", "fps", "background",
              "supersample")
@@ -59,8 +59,6 @@ class TruthClip:
         crop, size = SquareCrop(*(int(subject.manifest["crop"][key]) for key in ("x0", "y0", "size"))), subject.resolution
         wanted = set(int(i) for i in indices)
         frames = {}
-        from avatar3d.video import read_frames
-
         for index, image in enumerate(read_frames(folder / "video.mp4")):
             if index in wanted:
                 frames[index] = crop.apply(image, size).astype(np.float32) / 255
@@ -177,7 +175,6 @@ def evaluate_relight(cfg: RelightEvalConfig, device: torch.device) -> dict:
     real = [subject.frame(int(i)).astype(np.float32) / 255 for i in indices]
     own_face, own_full = _scores(own["rgb"], own["alpha"], plate, real, boxes, np.ones(3, np.float32))
     result = {"frames": len(indices), "run": str(run), "own_psnr_face": own_face, "own_psnr": own_full, "lights": {}}
-    behind_own = [(1 - a) * plate for a in own["alpha"]]
     for clip in clips:
         truth = [clip.frames[int(i)] for i in indices]
         scores = {}
