@@ -25,7 +25,7 @@ import torch
 
 from avatar3d import config as config_io
 from avatar3d.render.avatar import load_avatar
-from avatar3d.render.backend import CPU_OPS, ENV_VAR, cpu_kernels_available, cuda_kernels_available
+from avatar3d.render.backend import ENV_VAR, kernels_missing
 from avatar3d.render.conditions import subject_conditions
 from avatar3d.subject import Subject
 from avatar3d.train.config import RenderTrainConfig
@@ -76,10 +76,9 @@ def main() -> None:
     device = torch.device(args.device)
     if os.environ.get(ENV_VAR):
         backend = f"{os.environ[ENV_VAR]} (forced by {ENV_VAR})"
-    elif device.type == "cuda":
-        backend = "cuda kernels" if cuda_kernels_available() else "torch"
     else:
-        backend = f"cpu kernels for {', '.join(sorted(CPU_OPS))}" if cpu_kernels_available() else "torch"
+        missing = kernels_missing(device.type)
+        backend = f"torch ({missing})" if missing else f"{device.type} kernels where they exist"
     print(f"device {device}, backend {backend}, {torch.get_num_threads()} threads, subject {args.subject}, "
           f"run {args.run or 'untrained (all cells occupied)'}")
     print(f"{'what':<26} {'value':>10}")
