@@ -45,8 +45,8 @@ def bench(grid: OccupancyGrid, n_rays: int, samples: int, repeats: int) -> tuple
     step = 2.0 * 3**0.5 / samples  # `samples` steps span the box diagonal
     t_starts, t_ends, valid = march(origins, directions, grid, 0.0, 10.0, step, samples, True)
     mids = origins[:, None] + directions[:, None] * ((t_starts + t_ends) / 2)[..., None]
-    densities = sphere_density(mids).requires_grad_()
-    colours = (mids * 0.5 + 0.5).clamp(0, 1).requires_grad_()
+    densities = sphere_density(mids[valid]).requires_grad_()
+    colours = (mids[valid] * 0.5 + 0.5).clamp(0, 1).requires_grad_()
     bg = torch.ones(3)
 
     def run_march():

@@ -18,6 +18,6 @@ IMPLEMENTED = {
     "warp": ("cpu", "cuda"),
     "composite": ("cpu", "cuda"),
     "shade": ("cpu", "cuda"),
-    "march": (),
+    "march": ("cpu", "cuda"),
 }
 """The ops and the kernel backends that implement each (the twin, ``torch``, always does)."""

@@ -23,8 +23,8 @@ import torch
 
 ROOT = Path(__file__).parent
 CPU_SOURCES = ("bindings.cpp", "hashgrid.cpp", "hashgrid_cpu.cpp", "warp.cpp", "warp_cpu.cpp",
-               "composite.cpp", "composite_cpu.cpp", "sh.cpp", "sh_cpu.cpp")
-CUDA_SOURCES = ("hashgrid.cu", "warp.cu", "composite.cu", "sh.cu")
+               "march.cpp", "march_cpu.cpp", "composite.cpp", "composite_cpu.cpp", "sh.cpp", "sh_cpu.cpp")
+CUDA_SOURCES = ("hashgrid.cu", "warp.cu", "march.cu", "composite.cu", "sh.cu")
 CACHE_VAR = "AVATAR3D_KERNEL_CACHE"
 """Environment variable: folder of built kernels (default ~/.cache/avatar3d/kernels)."""
 MIN_CAPABILITY = (7, 0)

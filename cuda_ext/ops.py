@@ -59,14 +59,25 @@ def warp(points: Tensor, counts: Sequence[int], anchors: Tensor, shifts: Tensor,
     return _Warp.apply(points, frame, anchors, shifts, float(radius))
 
 
+def march(origins: Tensor, directions: Tensor, offsets: Tensor, box_min: Tensor, box_max: Tensor, mask: Tensor,
+          density: Tensor, near: float, far: float, step_size: float, max_samples: int,
+          surface_band: float | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """`cuda_ext.torch_impl.march` on the kernels (not differentiable)."""
+    t_starts, t_ends, valid = extension().march(
+        origins.detach().contiguous(), directions.detach().contiguous(), offsets.contiguous(),
+        box_min.tolist(), box_max.tolist(), mask.contiguous(), density.contiguous(), float(near), float(far),
+        float(step_size), int(max_samples), -1.0 if surface_band is None else float(surface_band))
+    return t_starts, t_ends, valid
+
+
 _COMPOSITED = ("rgb", "opacity", "depth", "weights", "transmittance")
 
 
 class _Composite(torch.autograd.Function):
     @staticmethod
     def forward(ctx, densities: Tensor, colours: Tensor, t_starts: Tensor, t_ends: Tensor, valid: Tensor,
-                stop_threshold: float):
-        inputs = [x.contiguous() for x in (densities, colours, t_starts, t_ends, valid)]
+                first: Tensor, stop_threshold: float):
+        inputs = [x.contiguous() for x in (densities, colours, t_starts, t_ends, valid, first)]
         outputs = extension().composite_forward(*inputs, stop_threshold)
         ctx.save_for_backward(*inputs, *outputs)
         ctx.stop_threshold = stop_threshold
@@ -75,17 +86,19 @@ class _Composite(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *v_outputs: Tensor):
         saved = ctx.saved_tensors
-        inputs, outputs = saved[:5], list(saved[5:])
+        inputs, outputs = saved[:6], list(saved[6:])
         v_outputs = [torch.zeros_like(out) if v is None else v.contiguous() for out, v in zip(outputs, v_outputs)]
         v_densities, v_colours = extension().composite_backward(*inputs, ctx.stop_threshold, outputs, v_outputs)
-        return v_densities, v_colours, None, None, None, None
+        return v_densities, v_colours, None, None, None, None, None
 
 
 def composite(densities: Tensor, colours: Tensor, t_starts: Tensor, t_ends: Tensor, valid: Tensor,
               background: Tensor | None = None, stop_threshold: float = 1e-4) -> dict[str, Tensor]:
-    """`cuda_ext.torch_impl.composite` on the kernels; the interval ends pass no gradient."""
-    out = dict(zip(_COMPOSITED, _Composite.apply(densities, colours, t_starts.detach(), t_ends.detach(),
-                                                 valid, float(stop_threshold))))
+    """`cuda_ext.torch_impl.composite` on the kernels; the intervals pass no gradient."""
+    first = torch.nn.functional.pad(valid.sum(1).cumsum(0), (1, 0))  # (R + 1,) packed row of each ray
+    outputs = _Composite.apply(densities, colours, t_starts.detach(), t_ends.detach(), valid, first,
+                               float(stop_threshold))
+    out = dict(zip(_COMPOSITED, outputs))
     if background is not None:
         out["rgb"] = out["rgb"] + (1.0 - out["opacity"])[..., None] * background.to(out["rgb"])
     return out

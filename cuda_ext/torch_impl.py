@@ -6,6 +6,7 @@ Each function has the same arguments and results as its kernel wrapper in `cuda_
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -110,20 +111,98 @@ def warp(points: Tensor, counts: Sequence[int], anchors: Tensor, shifts: Tensor,
     return torch.cat(shifted) if shifted else points
 
 
-def composite(densities: Tensor, colours: Tensor, t_starts: Tensor, t_ends: Tensor, valid: Tensor,
-              background: Tensor | None = None, stop_threshold: float = 1e-4) -> dict[str, Tensor]:
-    """Alpha-composites samples along rays (emission-absorption), padded (R, S) layout.
-
-    With ``dt_i = t_end_i - t_start_i`` and invalid samples given zero optical thickness:
-    ``alpha_i = 1 - exp(-sigma_i dt_i)``, ``T_i = exp(-sum_{j<i} sigma_j dt_j)``,
-    ``w_i = T_i alpha_i``, and 0 where ``T_i < stop_threshold`` (early termination; 0 disables
-    it). Values at invalid slots (even NaN) reach neither results nor gradients.
+def ray_box_interval(origins: Tensor, directions: Tensor, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
+    """Entry and exit ray parameters of an axis-aligned box (slab method).
 
     Args:
-        densities: (R, S) non-negative densities.
-        colours: (R, S, C) sample values (any number of channels).
-        t_starts, t_ends: (R, S) sample intervals along each ray.
-        valid: (R, S) bool, the samples to include.
+        origins, directions: (R, 3) rays.
+        lo, hi: (3,) the box's corners.
+
+    Returns:
+        ``(t_enter, t_exit)``, each (R,); the ray misses when t_enter >= t_exit.
+    """
+    tiny = 1e-12
+    safe = torch.where(directions.abs() < tiny, torch.full_like(directions, tiny), directions)
+    safe = torch.where((directions.abs() < tiny) & (directions < 0), -safe, safe)
+    t_a = (lo - origins) / safe
+    t_b = (hi - origins) / safe
+    return torch.minimum(t_a, t_b).amax(-1), torch.maximum(t_a, t_b).amin(-1)
+
+
+def grid_cells(points: Tensor, lo: Tensor, hi: Tensor, resolution: int) -> tuple[Tensor, Tensor]:
+    """Cells of a regular grid of ``resolution``**3 cells over the box ``[lo, hi]``.
+
+    Returns:
+        ``(index, inside)``: (..., 3) long cell indices (clamped into the grid) and (...,)
+        bool, True for points inside the closed box.
+    """
+    lo, hi = lo.to(points), hi.to(points)
+    inside = ((points >= lo) & (points <= hi)).all(-1)
+    scaled = (points - lo) / (hi - lo) * resolution
+    return scaled.floor().long().clamp(0, resolution - 1), inside
+
+
+@torch.no_grad()
+def march(origins: Tensor, directions: Tensor, offsets: Tensor, box_min: Tensor, box_max: Tensor, mask: Tensor,
+          density: Tensor, near: float, far: float, step_size: float, max_samples: int,
+          surface_band: float | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Equal-step samples along rays through an occupancy grid, padded (R, S) layout.
+
+    Each ray is cut to ``[t_lo, t_hi]``, the intersection of ``[near, far]`` with its segment
+    inside the box. Sample k covers ``[t_lo + (k + u) step, t_lo + (k + 1 + u) step]``, u the
+    ray's offset, clipped to ``t_hi``. It is valid when it starts before ``t_hi`` and its
+    midpoint is in the box, in a cell of ``mask``. With ``surface_band``, samples starting more
+    than the band behind the predicted surface are invalid too: the first sample start where
+    the optical depth of the stored densities over valid samples exceeds ln 2.
+
+    Args:
+        origins, directions: (R, 3) rays.
+        offsets: (R,) u in [0, 1): zeros, or random for jittered training samples.
+        box_min, box_max: (3,) the grid's box.
+        mask: (G, G, G) bool occupied cells, indexed [x, y, z]; density: (G, G, G) their
+            stored densities.
+        near, far: Ray parameter range; step_size: sample spacing; max_samples: slots S.
+        surface_band: Depth kept behind the predicted surface; None keeps every occupied sample.
+
+    Returns:
+        ``(t_starts, t_ends, valid)``: (R, S) ray parameters, non-decreasing and finite per
+        row (zero-length at ``t_hi`` past the ray's end), and (R, S) bool. Not differentiable.
+    """
+    lo, hi = box_min.to(origins), box_max.to(origins)
+    t_enter, t_exit = ray_box_interval(origins, directions, lo, hi)
+    t_lo = t_enter.clamp(min=near)
+    t_hi = torch.maximum(t_exit.clamp(max=far), t_lo)[:, None]
+    k = torch.arange(max_samples, device=origins.device, dtype=origins.dtype)
+    raw = t_lo[:, None] + (k + offsets[:, None]) * step_size
+    t_starts = torch.minimum(raw, t_hi)
+    t_ends = torch.minimum(raw + step_size, t_hi)
+    mids = origins[:, None] + directions[:, None] * ((t_starts + t_ends) / 2)[..., None]
+    index, inside = grid_cells(mids, lo, hi, mask.shape[0])
+    ix, iy, iz = index.unbind(-1)
+    valid = (raw < t_hi) & inside & mask[ix, iy, iz]
+    if surface_band is not None:
+        tau = torch.where(valid, density[ix, iy, iz] * (t_ends - t_starts), torch.zeros_like(t_starts))
+        opaque = torch.cumsum(tau, dim=-1) > math.log(2.0)
+        surface = torch.where(opaque, t_starts, torch.full_like(t_starts, float("inf"))).amin(-1, keepdim=True)
+        valid &= t_starts <= surface + surface_band
+    return t_starts, t_ends, valid
+
+
+def composite(densities: Tensor, colours: Tensor, t_starts: Tensor, t_ends: Tensor, valid: Tensor,
+              background: Tensor | None = None, stop_threshold: float = 1e-4) -> dict[str, Tensor]:
+    """Alpha-composites samples along rays (emission-absorption).
+
+    Rays have S slots; the field's values at the valid ones come packed, in slot order
+    (``t_starts[valid]``'s order). With ``dt_i = t_end_i - t_start_i`` and invalid slots
+    given zero optical thickness: ``alpha_i = 1 - exp(-sigma_i dt_i)``,
+    ``T_i = exp(-sum_{j<i} sigma_j dt_j)``, ``w_i = T_i alpha_i``, and 0 where
+    ``T_i < stop_threshold`` (early termination; 0 disables it).
+
+    Args:
+        densities: (N,) non-negative densities of the N valid slots.
+        colours: (N, C) their values (any number of channels).
+        t_starts, t_ends: (R, S) slot intervals along each ray.
+        valid: (R, S) bool, the slots with a sample; N of them.
         background: None, (C,) or (R, C), added as ``(1 - opacity) * background``.
         stop_threshold: Transmittance below which samples get no weight.
 
@@ -133,14 +212,14 @@ def composite(densities: Tensor, colours: Tensor, t_starts: Tensor, t_ends: Tens
         Differentiable in ``densities``, ``colours`` and ``background``.
     """
     dt = t_ends - t_starts
-    tau = torch.where(valid, densities * dt, torch.zeros_like(densities))
+    tau = dt.new_zeros(valid.shape).index_put((valid,), densities.to(dt) * dt[valid])
     alpha = 1.0 - torch.exp(-tau)
     transmittance = torch.exp(-(torch.cumsum(tau, dim=-1) - tau))  # optical depth in front of each sample
     weights = transmittance * alpha
     if stop_threshold > 0:
         weights = torch.where(transmittance >= stop_threshold, weights, torch.zeros_like(weights))
-    colours = torch.where(valid[..., None], colours, torch.zeros_like(colours))
-    rgb = (weights[..., None] * colours).sum(-2)
+    weighted = weights[valid][:, None] * colours  # (N, C)
+    rgb = weighted.new_zeros(len(valid), colours.shape[1]).index_add(0, valid.nonzero()[:, 0], weighted)
     opacity = weights.sum(-1)
     eps = torch.finfo(weights.dtype).eps
     depth = (weights * (t_starts + t_ends) / 2).sum(-1) / opacity.clamp_min(eps)

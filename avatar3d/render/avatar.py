@@ -43,7 +43,8 @@ from avatar3d.render.head import HeadField
 from avatar3d.render.rays import frame_pixels, pixel_rays
 from avatar3d.render.sh import LIGHT_PRESETS, front_luminance, shade
 from avatar3d.render.torso import TorsoField, raw_head_code
-from avatar3d.render.volume import OccupancyGrid, composite, march, ray_box_interval
+from avatar3d.render.volume import OccupancyGrid, composite, march
+from cuda_ext.torch_impl import ray_box_interval
 
 CHECKPOINT_FORMAT = 6  # 2: pose and head-code statistics kept as Standardise modules; 3: pose drift curve;
 # 4: the training poses' range, which the linear pose correction's inputs are clamped to; 5: the mouth
@@ -187,10 +188,7 @@ class Avatar(nn.Module):
         channels = [field.albedo, field.normal, field.residual]
         if regularise:
             channels.append(((field.normal * sample_dirs).sum(-1, keepdim=True).clamp(min=0)).square())
-        densities = t_starts.new_zeros(t_starts.shape).index_put((valid,), field.density)
-        values = torch.cat(channels, 1)
-        packed = t_starts.new_zeros(*t_starts.shape, values.shape[1]).index_put((valid,), values)
-        out = composite(densities, packed, t_starts, t_ends, valid)
+        out = composite(field.density, torch.cat(channels, 1), t_starts, t_ends, valid)
         albedo, normal_head, residual = out["rgb"][:, :3], out["rgb"][:, 3:6], out["rgb"][:, 6:9]
         normal = (to_camera[hit_frame] @ normal_head[:, :, None])[:, :, 0]
         shading = shade(nn.functional.normalize(normal, dim=-1, eps=1e-6), lights[hit_frame])

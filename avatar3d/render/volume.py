@@ -4,22 +4,17 @@ Pipeline for one batch of rays (see `avatar3d.render.rays` for making them)::
 
     t_starts, t_ends, valid = march(origins, directions, grid, near, far, step, S, jitter)
     points = origins[:, None] + directions[:, None] * (t_starts + t_ends)[..., None] / 2
-    densities = torch.zeros_like(t_starts)                  # (R, S)
-    colours = t_starts.new_zeros(*t_starts.shape, 3)        # (R, S, 3)
-    densities[valid], colours[valid] = field(points[valid]) # only the valid samples
+    densities, colours = field(points[valid])   # (N,), (N, C): only the valid samples
     out = composite(densities, colours, t_starts, t_ends, valid, background)
 
-Sample layout: *padded*. Every ray gets exactly ``S = max_samples`` sample
-slots, as dense (R, S) tensors with a bool ``valid`` mask, instead of the
-packed (ragged) layout of CUDA ray marchers. Dense tensors keep every step a
-plain vectorised torch op (no scatter/segment sums) and are fast on CPU; the
-cost is wasted slots on short rays, which callers avoid evaluating by
-indexing with ``valid``.
+Sample layout: every ray gets ``S = max_samples`` slots, as (R, S) tensors of
+intervals with a bool ``valid`` mask; the field is evaluated only at the N
+valid slots, whose values stay *packed* (N, ...) in slot order, as in the
+ragged layout of CUDA ray marchers.
 
 `march` and `composite` are the public ops, dispatched through
-`avatar3d.render.backend.choose`: ``_march_torch`` is march's PyTorch
-implementation (no kernel yet); composite runs a kernel or its twin,
-`cuda_ext.torch_impl.composite`.
+`avatar3d.render.backend.choose` to a kernel or to their twins,
+`cuda_ext.torch_impl.march` and `cuda_ext.torch_impl.composite`.
 
 Occupancy threshold: a cell is kept when its density could make a visible
 contribution. Following instant-NGP, "visible" means an optical thickness of
@@ -33,13 +28,13 @@ small early in training does not empty itself.
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
 from torch import Tensor
 
 from avatar3d.render import backend
+from cuda_ext.torch_impl import grid_cells
 
 MIN_OPTICAL_THICKNESS = 0.01
 """Optical thickness per finest step below which a cell counts as empty."""
@@ -98,20 +93,9 @@ class OccupancyGrid(torch.nn.Module):
         return (self.box_max - self.box_min) / self.resolution
 
     def cell_index(self, points: Tensor) -> tuple[Tensor, Tensor]:
-        """Cell indices of points.
-
-        Args:
-            points: (..., 3) positions.
-
-        Returns:
-            ``(index, inside)``: (..., 3) long cell indices (clamped into the
-            grid) and (...,) bool, True for points inside the closed box.
-        """
-        lo, hi = self.box_min.to(points), self.box_max.to(points)
-        inside = ((points >= lo) & (points <= hi)).all(-1)
-        scaled = (points - lo) / (hi - lo) * self.resolution
-        index = scaled.floor().long().clamp(0, self.resolution - 1)
-        return index, inside
+        """Cell indices of (..., 3) points: (..., 3) long indices clamped into the grid and
+        (...,) bool, True inside the closed box (`cuda_ext.torch_impl.grid_cells`)."""
+        return grid_cells(points, self.box_min, self.box_max, self.resolution)
 
     def occupied(self, points: Tensor) -> Tensor:
         """Whether points fall in occupied cells.
@@ -175,20 +159,6 @@ class OccupancyGrid(torch.nn.Module):
         self.mask.copy_(self.density > level)
 
 
-def ray_box_interval(origins: Tensor, directions: Tensor, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
-    """Entry and exit ray parameters of an axis-aligned box (slab method).
-
-    Returns:
-        ``(t_enter, t_exit)``, each (R,); the ray misses when t_enter >= t_exit.
-    """
-    tiny = 1e-12
-    safe = torch.where(directions.abs() < tiny, torch.full_like(directions, tiny), directions)
-    safe = torch.where((directions.abs() < tiny) & (directions < 0), -safe, safe)
-    t_a = (lo - origins) / safe
-    t_b = (hi - origins) / safe
-    return torch.minimum(t_a, t_b).amax(-1), torch.maximum(t_a, t_b).amin(-1)
-
-
 def march(
     origins: Tensor,
     directions: Tensor,
@@ -243,45 +213,10 @@ def march(
         ``(t_starts, t_ends, valid)``: (R, S) ray parameters in the dtype of
         ``origins`` and (R, S) bool. Not differentiable.
     """
-    choice = backend.choose("march", origins, directions, grid.mask)
-    if choice == "torch":
-        return _march_torch(origins, directions, grid, near, far, step_size, max_samples, jitter, surface_band)
-    raise NotImplementedError(f"no {choice} implementation of march")  # unreachable today
-
-
-@torch.no_grad()
-def _march_torch(
-    origins: Tensor,
-    directions: Tensor,
-    grid: OccupancyGrid,
-    near: float,
-    far: float,
-    step_size: float,
-    max_samples: int,
-    jitter: bool,
-    surface_band: float | None,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """PyTorch implementation of `march` (same arguments and results)."""
-    lo, hi = grid.box_min.to(origins), grid.box_max.to(origins)
-    t_enter, t_exit = ray_box_interval(origins, directions, lo, hi)
-    t_lo = t_enter.clamp(min=near)
-    t_hi = torch.maximum(t_exit.clamp(max=far), t_lo)[:, None]
-    offset = torch.rand_like(t_lo) if jitter else torch.zeros_like(t_lo)
-    k = torch.arange(max_samples, device=origins.device, dtype=origins.dtype)
-    raw = t_lo[:, None] + (k + offset[:, None]) * step_size
-    in_range = raw < t_hi
-    t_starts = torch.minimum(raw, t_hi)
-    t_ends = torch.minimum(raw + step_size, t_hi)
-    mids = origins[:, None] + directions[:, None] * ((t_starts + t_ends) / 2)[..., None]
-    index, inside = grid.cell_index(mids)
-    ix, iy, iz = index.unbind(-1)
-    valid = in_range & inside & grid.mask[ix, iy, iz]
-    if surface_band is not None:
-        tau = torch.where(valid, grid.density[ix, iy, iz] * (t_ends - t_starts), torch.zeros_like(t_starts))
-        opaque = torch.cumsum(tau, dim=-1) > math.log(2.0)
-        surface = torch.where(opaque, t_starts, torch.full_like(t_starts, float("inf"))).amin(-1, keepdim=True)
-        valid &= t_starts <= surface + surface_band
-    return t_starts, t_ends, valid
+    offsets = torch.rand_like(origins[:, 0]) if jitter else torch.zeros_like(origins[:, 0])
+    return backend.implementation("march", origins, directions).march(
+        origins, directions, offsets, grid.box_min, grid.box_max, grid.mask, grid.density, near, far, step_size,
+        max_samples, surface_band)
 
 
 def composite(
@@ -295,23 +230,23 @@ def composite(
 ) -> dict[str, Tensor]:
     """Alpha-composite samples along rays (emission-absorption model).
 
-    With ``dt_i = t_end_i - t_start_i`` and invalid samples given zero
-    optical thickness: ``alpha_i = 1 - exp(-sigma_i dt_i)``,
+    With ``dt_i = t_end_i - t_start_i`` and invalid slots given zero optical
+    thickness: ``alpha_i = 1 - exp(-sigma_i dt_i)``,
     ``T_i = exp(-sum_{j<i} sigma_j dt_j)``, ``w_i = T_i alpha_i``. Early ray
     termination: samples with ``T_i < stop_threshold`` get weight 0, which
     changes opacity and colour by less than ``stop_threshold`` (times the
-    colour range); 0 disables it. Values at invalid slots (even NaN) do not
-    reach the results or the gradients.
+    colour range); 0 disables it.
 
     Differentiable with respect to ``densities``, ``colours`` and
     ``background``.
 
     Args:
-        densities: (R, S) non-negative densities sigma.
-        colours: (R, S, C) sample colours (any number of channels).
+        densities: (N,) non-negative densities sigma of the valid slots, packed
+            in slot order (``t_starts[valid]``'s order).
+        colours: (N, C) their values (any number of channels).
         t_starts: (R, S) interval starts (from `march`).
         t_ends: (R, S) interval ends.
-        valid: (R, S) bool, samples to include.
+        valid: (R, S) bool, the N slots with a sample.
         background: None, (C,) or (R, C) colour behind the volume.
         stop_threshold: Transmittance below which samples are dropped.
 

@@ -8,6 +8,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("grid_backward", &cuda_ext::grid_backward);
     m.def("warp_forward", &cuda_ext::warp_forward);
     m.def("warp_backward", &cuda_ext::warp_backward);
+    m.def("march", &cuda_ext::march);
     m.def("composite_forward", &cuda_ext::composite_forward);
     m.def("composite_backward", &cuda_ext::composite_backward);
     m.def("sh_forward", &cuda_ext::sh_forward);

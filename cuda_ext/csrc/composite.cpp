@@ -1,4 +1,4 @@
-// Volume compositing (padded layout): input checks and allocation; the launchers are in
+// Volume compositing of packed samples: input checks and allocation; the launchers are in
 // composite_cpu.cpp and composite.cu.
 #include "launchers.h"
 #include "ops.h"
@@ -7,39 +7,45 @@
 namespace cuda_ext {
 
 static Samples checked_samples(const at::Tensor &densities, const at::Tensor &colours, const at::Tensor &t_starts,
-                               const at::Tensor &t_ends, const at::Tensor &valid, double stop_threshold) {
+                               const at::Tensor &t_ends, const at::Tensor &valid, const at::Tensor &first,
+                               double stop_threshold) {
     const auto device = densities.device();
     check(densities, "densities", at::kFloat, device);
     check(colours, "colours", at::kFloat, device);
     check(t_starts, "t_starts", at::kFloat, device);
     check(t_ends, "t_ends", at::kFloat, device);
     check(valid, "valid", at::kBool, device);
-    check_shape(densities.dim() == 2, "densities must be (R, S)");
-    check_shape(t_starts.sizes() == densities.sizes() && t_ends.sizes() == densities.sizes() &&
-                    valid.sizes() == densities.sizes(),
-                "t_starts, t_ends and valid must be (R, S), as densities");
-    check_shape(colours.dim() == 3 && colours.size(0) == densities.size(0) && colours.size(1) == densities.size(1),
-                "colours must be (R, S, C)");
+    check(first, "first", at::kLong, device);
+    check_shape(t_starts.dim() == 2 && t_ends.sizes() == t_starts.sizes() && valid.sizes() == t_starts.sizes(),
+                "t_starts, t_ends and valid must be (R, S)");
+    check_shape(densities.dim() == 1 && colours.dim() == 2 && colours.size(0) == densities.size(0),
+                "densities must be (N,) and colours (N, C), packed");
+    check_shape(first.dim() == 1 && first.size(0) == t_starts.size(0) + 1, "first must be (R + 1,)");
+    // The packed rows must be the valid slots: checked on the CPU (on CUDA it would cost a sync,
+    // and the Python wrapper makes `first` from `valid`).
+    check_shape(!first.is_cpu() || first[-1].item<int64_t>() == densities.size(0),
+                "densities and colours must have one row per valid slot");
     return Samples{densities.data_ptr<float>(),
                    colours.data_ptr<float>(),
                    t_starts.data_ptr<float>(),
                    t_ends.data_ptr<float>(),
                    reinterpret_cast<const uint8_t *>(valid.data_ptr<bool>()),
-                   densities.size(1),
-                   colours.size(2),
+                   first.data_ptr<int64_t>(),
+                   t_starts.size(1),
+                   colours.size(1),
                    (float)stop_threshold};
 }
 
 std::vector<at::Tensor> composite_forward(const at::Tensor &densities, const at::Tensor &colours,
                                           const at::Tensor &t_starts, const at::Tensor &t_ends,
-                                          const at::Tensor &valid, double stop_threshold) {
-    const Samples samples = checked_samples(densities, colours, t_starts, t_ends, valid, stop_threshold);
-    const int64_t rays = densities.size(0);
+                                          const at::Tensor &valid, const at::Tensor &first, double stop_threshold) {
+    const Samples samples = checked_samples(densities, colours, t_starts, t_ends, valid, first, stop_threshold);
+    const int64_t rays = t_starts.size(0);
     at::Tensor rgb = at::empty({rays, samples.channels}, densities.options());
     at::Tensor opacity = at::empty({rays}, densities.options()), depth = at::empty({rays}, densities.options());
-    at::Tensor weights = at::empty_like(densities), transmittance = at::empty_like(densities);
+    at::Tensor weights = at::empty_like(t_starts), transmittance = at::empty_like(t_starts);
     launch(
-        densities,
+        t_starts,
         [&](int threads) {
             composite_forward_cpu(samples, rays, rgb.data_ptr<float>(), opacity.data_ptr<float>(),
                                   depth.data_ptr<float>(), weights.data_ptr<float>(),
@@ -55,10 +61,10 @@ std::vector<at::Tensor> composite_forward(const at::Tensor &densities, const at:
 
 std::vector<at::Tensor> composite_backward(const at::Tensor &densities, const at::Tensor &colours,
                                            const at::Tensor &t_starts, const at::Tensor &t_ends,
-                                           const at::Tensor &valid, double stop_threshold,
+                                           const at::Tensor &valid, const at::Tensor &first, double stop_threshold,
                                            const std::vector<at::Tensor> &outputs,
                                            const std::vector<at::Tensor> &v_outputs) {
-    const Samples samples = checked_samples(densities, colours, t_starts, t_ends, valid, stop_threshold);
+    const Samples samples = checked_samples(densities, colours, t_starts, t_ends, valid, first, stop_threshold);
     check_shape(outputs.size() == 5 && v_outputs.size() == 5,
                 "composite_backward takes the five outputs and their five gradients");
     const char *names[5] = {"rgb", "opacity", "depth", "weights", "transmittance"};
@@ -67,11 +73,11 @@ std::vector<at::Tensor> composite_backward(const at::Tensor &densities, const at
         check(v_outputs[k], names[k], at::kFloat, densities.device());
         check_shape(v_outputs[k].sizes() == outputs[k].sizes(), "each gradient must have its output's shape");
     }
-    const int64_t rays = densities.size(0);
+    const int64_t rays = t_starts.size(0);
     at::Tensor v_densities = at::empty_like(densities), v_colours = at::empty_like(colours);
     auto pointer = [](const at::Tensor &tensor) { return tensor.data_ptr<float>(); };
     launch(
-        densities,
+        t_starts,
         [&](int threads) {
             composite_backward_cpu(samples, rays, pointer(outputs[1]), pointer(outputs[2]), pointer(outputs[3]),
                                    pointer(outputs[4]), pointer(v_outputs[0]), pointer(v_outputs[1]),

@@ -5,6 +5,7 @@
 
 #include "../include/composite.h"
 #include "../include/hashgrid.h"
+#include "../include/march.h"
 #include "../include/sh.h"
 #include "../include/warp.h"
 
@@ -30,6 +31,9 @@ void sh_backward_cpu(const float *normals, const float *lights, const int64_t *l
                      int64_t num_lights, const float *grad_out, float *grad_normals, float *grad_lights,
                      int threads);
 
+void march_cpu(const float *origins, const float *directions, const float *offsets, int64_t rays, const March &march,
+               float *t_starts, float *t_ends, uint8_t *valid, int threads);
+
 void grid_forward_cuda(const float *points, int64_t count, int dims, const Grid &grid, float *out, void *stream);
 void grid_backward_cuda(const float *points, int64_t count, int dims, const Grid &grid, const float *grad_out,
                         float *grad_table, float *grad_points, void *stream);
@@ -48,5 +52,7 @@ void sh_forward_cuda(const float *normals, const float *lights, const int64_t *l
                      float *out, void *stream);
 void sh_backward_cuda(const float *normals, const float *lights, const int64_t *light_index, int64_t count,
                       const float *grad_out, float *grad_normals, float *grad_lights, void *stream);
+void march_cuda(const float *origins, const float *directions, const float *offsets, int64_t rays, const March &march,
+                float *t_starts, float *t_ends, uint8_t *valid, void *stream);
 
 }  // namespace cuda_ext

@@ -20,14 +20,21 @@ at::Tensor warp_forward(const at::Tensor &points, const at::Tensor &frame, const
 at::Tensor warp_backward(const at::Tensor &points, const at::Tensor &frame, const at::Tensor &anchors,
                          const at::Tensor &shifts, double radius, const at::Tensor &v_out);
 
+// {t_starts (R, S), t_ends (R, S), valid (R, S)}; surface_band < 0 keeps every occupied sample
+std::vector<at::Tensor> march(const at::Tensor &origins, const at::Tensor &directions, const at::Tensor &offsets,
+                              const std::vector<double> &box_min, const std::vector<double> &box_max,
+                              const at::Tensor &mask, const at::Tensor &density, double near, double far,
+                              double step_size, int64_t max_samples, double surface_band);
+
+// Packed densities (N,) and colours (N, C) of the valid slots of (R, S) rays; first (R + 1,).
 // {rgb (R, C), opacity (R,), depth (R,), weights (R, S), transmittance (R, S)}
 std::vector<at::Tensor> composite_forward(const at::Tensor &densities, const at::Tensor &colours,
                                           const at::Tensor &t_starts, const at::Tensor &t_ends,
-                                          const at::Tensor &valid, double stop_threshold);
-// {v_densities (R, S), v_colours (R, S, C)}
+                                          const at::Tensor &valid, const at::Tensor &first, double stop_threshold);
+// {v_densities (N,), v_colours (N, C)}
 std::vector<at::Tensor> composite_backward(const at::Tensor &densities, const at::Tensor &colours,
                                            const at::Tensor &t_starts, const at::Tensor &t_ends,
-                                           const at::Tensor &valid, double stop_threshold,
+                                           const at::Tensor &valid, const at::Tensor &first, double stop_threshold,
                                            const std::vector<at::Tensor> &outputs,
                                            const std::vector<at::Tensor> &v_outputs);
 

@@ -164,12 +164,13 @@ def test_config_fields_have_help_text():
 def test_backend_without_a_kernel_is_torch_and_logged_once(monkeypatch, caplog):
     monkeypatch.delenv(backend.ENV_VAR, raising=False)
     monkeypatch.setattr(backend, "_reported", set())
+    monkeypatch.setattr("cuda_ext.IMPLEMENTED", {"fused": ()})
     x = torch.zeros(3)
     with caplog.at_level(logging.INFO, logger="avatar3d.backend"):
-        assert backend.choose("march", x) == "torch"
-        assert backend.choose("march", x) == "torch"
+        assert backend.choose("fused", x) == "torch"
+        assert backend.choose("fused", x) == "torch"
     lines = [r.getMessage() for r in caplog.records if r.name == "avatar3d.backend"]
-    assert len(lines) == 1 and "march" in lines[0] and "torch" in lines[0]
+    assert len(lines) == 1 and "fused" in lines[0] and "torch" in lines[0]
 
 
 def test_env_forcing_torch_works(monkeypatch):

@@ -54,10 +54,8 @@ def random_samples(R=16, S=24, C=3, seed=0, dtype=torch.float64):
 @pytest.mark.parametrize("stop_threshold", [0.0, 1e-4, 1e-2])
 def test_composite_matches_reference_loop(stop_threshold):
     densities, colours, t_starts, t_ends, valid = random_samples()
-    # Garbage at invalid slots must not leak into the results.
-    densities = torch.where(valid, densities, torch.full_like(densities, float("nan")))
     background = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
-    out = composite(densities, colours, t_starts, t_ends, valid, background, stop_threshold)
+    out = composite(densities[valid], colours[valid], t_starts, t_ends, valid, background, stop_threshold)
     rgb, opacity, depth, weights = reference_composite(
         densities, colours, t_starts, t_ends, valid, background, stop_threshold
     )
@@ -70,8 +68,8 @@ def test_composite_matches_reference_loop(stop_threshold):
 
 def test_early_termination_changes_little():
     densities, colours, t_starts, t_ends, valid = random_samples(seed=1)
-    full = composite(densities, colours, t_starts, t_ends, valid, stop_threshold=0.0)
-    early = composite(densities, colours, t_starts, t_ends, valid, stop_threshold=1e-4)
+    full = composite(densities[valid], colours[valid], t_starts, t_ends, valid, stop_threshold=0.0)
+    early = composite(densities[valid], colours[valid], t_starts, t_ends, valid, stop_threshold=1e-4)
     assert (full["weights"] > early["weights"]).any()  # termination did happen
     torch.testing.assert_close(early["rgb"], full["rgb"], atol=1e-4, rtol=0)
     torch.testing.assert_close(early["opacity"], full["opacity"], atol=1e-4, rtol=0)
@@ -89,7 +87,7 @@ def test_composite_matches_nerfacc():
     rgb, opacity, depth, _ = nerfacc.volrend.rendering(
         t_starts, t_ends, rgb_sigma_fn=rgb_sigma_fn, render_bkgd=background
     )
-    out = composite(densities, colours, t_starts, t_ends, valid, background, stop_threshold=0.0)
+    out = composite(densities[valid], colours[valid], t_starts, t_ends, valid, background, stop_threshold=0.0)
     torch.testing.assert_close(out["rgb"], rgb, atol=1e-5, rtol=0)
     torch.testing.assert_close(out["opacity"], opacity.reshape(-1), atol=1e-5, rtol=0)
     torch.testing.assert_close(out["depth"], depth.reshape(-1), atol=1e-4, rtol=0)
@@ -97,8 +95,8 @@ def test_composite_matches_nerfacc():
 
 def test_composite_gradcheck():
     densities, colours, t_starts, t_ends, valid = random_samples(R=3, S=5, C=2, seed=2)
-    densities = (densities / 10).requires_grad_()
-    colours = colours.requires_grad_()
+    densities = (densities[valid] / 10).requires_grad_()
+    colours = colours[valid].requires_grad_()
     background = torch.tensor([0.3, 0.7], dtype=torch.float64, requires_grad=True)
 
     def fn(sigma, rgb, bg):
@@ -115,9 +113,9 @@ def test_constant_slab_closed_form():
     t_starts, t_ends = edges[None, :-1], edges[None, 1:]
     mids = (t_starts + t_ends) / 2
     densities = torch.where((mids > a) & (mids < a + length), sigma, 0.0)
-    colours = torch.ones(1, 4000, 1, dtype=torch.float64)
+    colours = torch.ones(4000, 1, dtype=torch.float64)
     valid = torch.ones(1, 4000, dtype=torch.bool)
-    out = composite(densities, colours, t_starts, t_ends, valid)
+    out = composite(densities[0], colours, t_starts, t_ends, valid)
     decay = math.exp(-sigma * length)
     expected_depth = a + 1 / sigma - length * decay / (1 - decay)
     assert out["opacity"].item() == pytest.approx(1 - decay, abs=1e-9)
@@ -132,7 +130,7 @@ def test_march_then_composite_through_slab():
     t_starts, t_ends, valid = march(origins, directions, grid, 0.0, 10.0, 1e-3, 2100, jitter=True)
     points = origins[:, None] + directions[:, None] * ((t_starts + t_ends) / 2)[..., None]
     densities = torch.where((points[..., 0] > -0.3) & (points[..., 0] < 0.4), 3.0, 0.0)
-    out = composite(densities, torch.ones(*densities.shape, 3), t_starts, t_ends, valid)
+    out = composite(densities[valid], torch.ones(int(valid.sum()), 3), t_starts, t_ends, valid)
     decay = math.exp(-3.0 * 0.7)
     assert out["opacity"].item() == pytest.approx(1 - decay, abs=5e-3)
     expected_depth = 2.7 + 1 / 3.0 - 0.7 * decay / (1 - decay)
