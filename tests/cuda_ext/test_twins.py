@@ -7,7 +7,19 @@ sum in another order (and the hash grid's point gradients are slopes of ~resolut
 import pytest
 import torch
 
-from cuda_ext import ops, torch_impl
+from cuda_ext import build, ops, torch_impl
+
+_NO_CUDA = build.cuda_failure(built=False)
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.skipif(_NO_CUDA is not None, reason=str(_NO_CUDA)))])
+def device(request):
+    """Each kernel device here: ``cpu`` wherever the kernels build (CI builds them), ``cuda``
+    where a usable GPU is. A test fails, with the reason, if that device's kernels do not build."""
+    assert build.extension() is not None, build.failure()
+    if request.param == "cuda":
+        assert build.cuda_failure() is None, build.cuda_failure()
+    return request.param
 
 
 def _with_gradients(fn, inputs, seed=0):
