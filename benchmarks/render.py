@@ -31,7 +31,7 @@ import torch
 
 from avatar3d import config as config_io
 from avatar3d.render.avatar import load_avatar
-from avatar3d.render.backend import CPU_OPS, ENV_VAR, cpu_kernels_available, cuda_kernels_available
+from avatar3d.render.backend import ENV_VAR
 from avatar3d.render.conditions import subject_conditions
 from avatar3d.subject import Subject
 from avatar3d.train.config import RenderTrainConfig
@@ -79,11 +79,12 @@ def rendering_fps(subject: Path, avatar, device: torch.device, sizes: list[int],
 
 
 def backend_description(device: torch.device) -> str:
+    """The forced backend, or what `avatar3d info` says of the device's kernels."""
     if os.environ.get(ENV_VAR):
         return f"{os.environ[ENV_VAR]} (forced by {ENV_VAR})"
-    if device.type == "cuda":
-        return "cuda kernels" if cuda_kernels_available() else "torch"
-    return f"cpu kernels for {', '.join(sorted(CPU_OPS))}" if cpu_kernels_available() else "torch"
+    from avatar3d.info import kernel_backends
+
+    return f"default; {device.type} kernels {kernel_backends().get(device.type, 'unknown')}"
 
 
 def main() -> None:
