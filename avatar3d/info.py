@@ -23,21 +23,17 @@ def _version(package: str) -> str:
 
 
 def kernel_backends() -> dict[str, str]:
-    """Each backend of the hot ops and whether it can run here."""
-    from avatar3d.kernels.build import build_failure
-    from avatar3d.render.backend import CPU_OPS, cpu_kernels_available, cuda_kernels_available
+    """Each backend of the hot ops and whether it can run here (builds the kernels on the
+    first call: about a minute, then cached)."""
+    from avatar3d.render.backend import kernels_missing
+    from cuda_ext import IMPLEMENTED
 
-    backends = {"torch": "available (reference implementation, CPU and GPU)"}
-    if cpu_kernels_available():
-        backends["cpu"] = f"available (compiled kernels: {', '.join(sorted(CPU_OPS))})"
-    else:
-        backends["cpu"] = f"unavailable ({build_failure()}): the PyTorch reference runs instead"
-    if not torch.cuda.is_available():
-        backends["cuda"] = "unavailable: no CUDA GPU"
-    elif cuda_kernels_available():
-        backends["cuda"] = "available"
-    else:
-        backends["cuda"] = "GPU present; avatar3d's own kernels are not part of this version yet"
+    backends = {"torch": "available (PyTorch twins of every op, CPU and GPU)"}
+    for kind in ("cpu", "cuda"):
+        missing = kernels_missing(kind)
+        ops = ", ".join(op for op, kinds in IMPLEMENTED.items() if kind in kinds)
+        backends[kind] = f"available (kernels: {ops})" if missing is None else \
+            f"unavailable ({missing}): the PyTorch twins run instead"
     return backends
 
 

@@ -1,15 +1,17 @@
-"""Per-call choice between the PyTorch reference and the kernels of a hot op.
+"""Per-call choice of the implementation of a hot op: the PyTorch twin or a kernel.
 
 Every hot op (hash-grid encode, landmark warp, ray marching, volume compositing, SH
-shading) has one public function that asks `choose` which implementation to run:
+shading) has one public function in `avatar3d.render` that asks `implementation` which
+implementation to run:
 
-- ``torch``: the PyTorch reference; always there, any device and dtype.
-- ``cpu``: compiled C kernels (`avatar3d.kernels`) for float32 tensors on the CPU, where
-  the op has one (`CPU_OPS`) and a C compiler built them.
-- ``cuda``: CUDA kernels for tensors on a GPU (a later issue; none yet).
+- ``torch``: the twin in `cuda_ext.torch_impl`; always there, any device and dtype.
+- ``cpu``: the CPU kernel (`cuda_ext.ops`) for float32 tensors on the CPU.
+- ``cuda``: the CUDA kernel (`cuda_ext.ops`) for float32 tensors on a GPU.
 
-Unforced, the fastest applicable one is taken. The environment variable
-``AVATAR3D_BACKEND=torch|cpu|cuda`` forces one (unset or empty: choose per call).
+A kernel runs where `cuda_ext.IMPLEMENTED` lists it for the op and it builds here (lazily,
+on the first call; a failed build is remembered and the twin runs). The environment
+variable ``AVATAR3D_BACKEND=torch|cpu|cuda`` forces one (unset or empty: choose per call);
+ops without that kernel, and float64 calls (gradient checks), still run the twin.
 
 Each (op, backend) choice is reported once, at INFO level, on the logger
 ``avatar3d.backend``, so a log shows which path a run took without one line per call.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+from types import ModuleType
 
 import torch
 from torch import Tensor
@@ -31,48 +34,44 @@ ENV_VAR = "AVATAR3D_BACKEND"
 BACKENDS = ("torch", "cpu", "cuda")
 """The backends `choose` can return."""
 
-CPU_OPS = frozenset({"encode", "warp"})
-"""Ops with a compiled CPU kernel."""
-
 logger = logging.getLogger("avatar3d.backend")
 
 # (op, backend) pairs already reported, so each appears once in the log.
 _reported: set[tuple[str, str]] = set()
 
 
-def cuda_kernels_available() -> bool:
-    """Whether the CUDA kernels of the hot ops are built and loadable.
+def kernels_missing(kind: str) -> str | None:
+    """Why the ``cpu`` or ``cuda`` kernels cannot run here, or None if they can (builds
+    them on the first call: about a minute, then cached)."""
+    from cuda_ext import build
 
-    Always False for now: the kernels (``cuda_ext/``) arrive in a later issue, and
-    until then every op runs its PyTorch reference, on the GPU too. When they exist,
-    this builds them lazily on first call and remembers a failed build.
-    """
-    return False
+    if kind == "cuda":
+        return build.cuda_failure()
+    return None if build.extension() is not None else f"the build failed ({build.failure()})"
 
 
-def cpu_kernels_available() -> bool:
-    """Whether the compiled CPU kernels load here (builds them on the first call, about a
-    second; a failed build is logged once and remembered)."""
-    from avatar3d.kernels.build import cpu_library
+def implemented(op: str) -> tuple[str, ...]:
+    """The kernel backends that implement ``op``."""
+    from cuda_ext import IMPLEMENTED
 
-    return cpu_library() is not None
+    return IMPLEMENTED.get(op, ())
 
 
 def choose(op: str, *tensors: Tensor) -> str:
-    """Picks the implementation of ``op`` for one call.
+    """Picks the backend of ``op`` for one call.
 
     Args:
         op: Name of the op, e.g. ``"encode"``; used in the log and in messages.
         *tensors: The call's floating-point tensor arguments.
 
     Returns:
-        ``"cuda"`` when every tensor is on a CUDA device and `cuda_kernels_available`;
-        ``"cpu"`` when ``op`` is in `CPU_OPS`, every tensor is float32 on the CPU and
-        `cpu_kernels_available`; else ``"torch"``; or what ``AVATAR3D_BACKEND`` forces.
+        ``"cuda"`` or ``"cpu"`` when every tensor is float32 on that kind of device, the op
+        has that kernel and it runs here; else ``"torch"``; or what ``AVATAR3D_BACKEND``
+        forces.
 
     Raises:
-        BadArgumentError: ``AVATAR3D_BACKEND`` holds an unknown value, or forces a
-            backend that cannot run this call.
+        BadArgumentError: ``AVATAR3D_BACKEND`` holds an unknown value, forces a backend on
+            tensors of another device, or forces kernels that cannot run here.
     """
     forced = os.environ.get(ENV_VAR, "").strip().lower()
     if forced and forced not in BACKENDS:
@@ -80,37 +79,38 @@ def choose(op: str, *tensors: Tensor) -> str:
             f"{ENV_VAR}={os.environ[ENV_VAR]!r} is not a backend: use 'torch', 'cpu' or 'cuda', "
             f"or unset it to choose per call."
         )
-    on_gpu = bool(tensors) and all(t.is_cuda for t in tensors)
-    cpu_float = bool(tensors) and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
-    if forced == "cuda":
-        if not cuda_kernels_available():
+    devices = {t.device.type for t in tensors}
+    kind = devices.pop() if len(devices) == 1 else None  # mixed devices: the twin says what is wrong
+    fits = kind in implemented(op) and all(t.dtype == torch.float32 for t in tensors)
+    if forced in ("cpu", "cuda"):
+        if kind != forced:
             raise BadArgumentError(
-                f"{ENV_VAR}=cuda but the CUDA kernels are not available in this version "
-                f"(op {op!r}): set {ENV_VAR}=torch or unset it."
+                f"{ENV_VAR}={forced} but the inputs of op {op!r} are on {', '.join(sorted({t.device.type for t in tensors}))}: "
+                f"use a {forced.upper()} device or unset {ENV_VAR}."
             )
-        if not on_gpu:
-            raise BadArgumentError(
-                f"{ENV_VAR}=cuda but the inputs of op {op!r} are not all on a CUDA device: "
-                f"use a GPU device or unset {ENV_VAR}."
-            )
-    if forced == "cpu":
-        if op in CPU_OPS and cpu_float and not cpu_kernels_available():
-            from avatar3d.kernels.build import build_failure
-
-            raise BadArgumentError(f"{ENV_VAR}=cpu but the CPU kernels could not be built ({build_failure()}): "
+        missing = kernels_missing(forced) if fits else None
+        if missing:
+            raise BadArgumentError(f"{ENV_VAR}={forced} but the {forced} kernels cannot run here ({missing}): "
                                    f"set {ENV_VAR}=torch or unset it.")
-        if op not in CPU_OPS or not cpu_float:  # ops without a CPU kernel, and float64 checks, use the reference
-            forced = "torch"
-    if forced:
-        backend = forced
-    elif on_gpu and cuda_kernels_available():
-        backend = "cuda"
-    elif op in CPU_OPS and cpu_float and cpu_kernels_available():
-        backend = "cpu"
-    else:
+        backend = forced if fits else "torch"
+    elif forced == "torch" or not fits or kernels_missing(kind):
         backend = "torch"
+    else:
+        backend = kind
     _report(op, backend, forced=bool(forced))
     return backend
+
+
+def implementation(op: str, *tensors: Tensor) -> ModuleType:
+    """The module whose function ``op`` runs this call: `cuda_ext.ops` (kernels) or
+    `cuda_ext.torch_impl` (twins), by `choose`; both have the same signatures."""
+    if choose(op, *tensors) == "torch":
+        from cuda_ext import torch_impl
+
+        return torch_impl
+    from cuda_ext import ops
+
+    return ops
 
 
 def _report(op: str, backend: str, forced: bool) -> None:

@@ -1,4 +1,4 @@
-"""Multi-resolution hash-grid encoding (Instant-NGP), pure PyTorch reference.
+"""Multi-resolution hash-grid encoding (Instant-NGP).
 
 A point in the unit cube (head, ``dims=3``) or unit square (torso, ``dims=2``) is
 encoded as the concatenation, over L levels, of F features interpolated from a grid
@@ -20,8 +20,8 @@ with weight 1 on the upper vertices. Integer math is int64, so products of coord
 the int64 hash modulo T equals the uint32 hash (wrapping products) modulo T, which is
 what a CUDA kernel computes: both backends index the same rows.
 
-`encode` is the functional op, dispatched through `avatar3d.render.backend.choose` to
-this reference or to the compiled CPU kernel (`avatar3d.kernels`);
+`encode` is the functional op, dispatched by `avatar3d.render.backend` to its PyTorch
+twin (`cuda_ext.torch_impl.encode`, which defines it) or a CPU or CUDA kernel;
 `HashGrid` is the module that owns the table. The op is differentiable with respect
 to the table and to the points (inside cells; the encoding is only piecewise smooth,
 with kinks on cell faces).
@@ -38,9 +38,6 @@ from torch import Tensor
 from avatar3d.errors import BadArgumentError
 from avatar3d.render import backend
 from avatar3d.render.config import HashGridConfig
-
-PRIMES = (1, 2654435761, 805459861)
-"""Per-axis hash multipliers (x, y, z); the first is 1 so x stays coherent in memory."""
 
 INIT_RANGE = 1e-4
 """Table entries start uniform in ``[-INIT_RANGE, INIT_RANGE]``."""
@@ -64,17 +61,12 @@ def level_resolutions(config: HashGridConfig) -> tuple[int, ...]:
     return tuple(math.floor(base * growth**level * (1 + 1e-12)) for level in range(levels))
 
 
-def is_dense(resolution: int, dims: int, table_size: int) -> bool:
-    """Whether a level of ``resolution`` cells per axis is indexed densely (no hash)."""
-    return (resolution + 1) ** dims <= table_size
-
-
 def encode(points: Tensor, table: Tensor, resolutions: Sequence[int]) -> Tensor:
     """Encodes points with a multi-resolution hash grid.
 
     Differentiable with respect to ``table`` and ``points``. Runs the backend chosen by
-    `avatar3d.render.backend.choose`: the compiled CPU kernel for float32 CPU tensors where
-    it builds, else the PyTorch reference.
+    `avatar3d.render.backend.choose`: a kernel for float32 tensors where one builds, else
+    the PyTorch twin.
 
     Args:
         points: (N, D) positions in ``[0, 1]**D``, D in {2, 3}; clamped to it.
@@ -91,14 +83,7 @@ def encode(points: Tensor, table: Tensor, resolutions: Sequence[int]) -> Tensor:
         torch.Size([5, 8])
     """
     _check(points, table, resolutions)
-    choice = backend.choose("encode", points, table)
-    if choice == "cpu":
-        from avatar3d.kernels.ops import encode_cpu
-
-        return encode_cpu(points, table, resolutions)
-    if choice == "torch":
-        return _encode_torch(points, table, resolutions)
-    raise NotImplementedError(f"no {choice} implementation of encode")  # unreachable: no CUDA kernel yet
+    return backend.implementation("encode", points, table).encode(points, table, resolutions)
 
 
 class HashGrid(torch.nn.Module):
@@ -152,50 +137,3 @@ def _check(points: Tensor, table: Tensor, resolutions: Sequence[int]) -> None:
     size = table.shape[1]
     if size & (size - 1):
         raise ValueError(f"table rows per level must be a power of two, got {size}")
-
-
-def _encode_torch(points: Tensor, table: Tensor, resolutions: Sequence[int]) -> Tensor:
-    """PyTorch reference of `encode` (same arguments and result).
-
-    Per level and axis, the two candidate coordinates give two row terms and two
-    weights, (N, 2) each; combining them across axes (sum or xor of terms, product of
-    weights) yields the 2**D corners, x varying fastest. Rows of all levels are then
-    gathered from the flattened table at once, so the backward pass scatters into the
-    table gradient once instead of once per level.
-    """
-    levels, size, features = table.shape
-    count, dims = points.shape
-    x = points.to(table.dtype).clamp(0.0, 1.0)
-    step = torch.arange(2, device=points.device)  # lower, upper vertex along an axis
-    rows, weights = [], []
-    for level, resolution in enumerate(resolutions):
-        pos = x * resolution  # (N, D) in vertex units
-        # A point at 1 goes to the last cell (fraction 1), whose upper vertex is N_l.
-        cell = pos.detach().floor().long().clamp_(0, resolution - 1)
-        frac = pos - cell.to(pos.dtype)  # (N, D), differentiable in the points
-        coords = cell[:, :, None] + step  # (N, D, 2) integer vertex coordinates
-        if is_dense(resolution, dims, size):
-            row = _combine([coords[:, d] * (resolution + 1) ** d for d in range(dims)], torch.add)
-        else:
-            row = _combine([coords[:, d] * PRIMES[d] for d in range(dims)], torch.bitwise_xor)
-            row = row & (size - 1)
-        rows.append(row + level * size)
-        weights.append(_combine([torch.stack([1 - frac[:, d], frac[:, d]], -1) for d in range(dims)], torch.mul))
-    # index_select (backward: one index_add_) is about twice as fast as advanced indexing on CPU.
-    rows = torch.stack(rows, 1)  # (N, L, C)
-    values = table.reshape(levels * size, features).index_select(0, rows.view(-1))
-    values = values.view(*rows.shape, features)  # (N, L, C, F)
-    out = torch.einsum("nlcf,nlc->nlf", values, torch.stack(weights, 1))
-    return out.reshape(count, levels * features)
-
-
-def _combine(terms: list[Tensor], op) -> Tensor:
-    """Combines per-axis (N, 2) terms into (N, 2**D) corner values, x varying fastest.
-
-    Corner ``c`` takes the upper term of axis d where bit d of c is set; ``op`` (add,
-    xor or multiply) folds the axes together.
-    """
-    out = terms[0]
-    for term in terms[1:]:
-        out = op(term[:, :, None], out[:, None, :]).flatten(1)  # the new axis varies slower
-    return out

@@ -115,8 +115,9 @@ def warp_to_neutral(points: Tensor, counts: list[int], anchors: Tensor, shifts: 
 
     ``x - sum_k w_k s_k / max(sum_k w_k, 1)`` with ``w_k = exp(-|x - l_k|^2 / 2 r^2)``.
     Differentiable in the points. Runs the backend chosen by
-    `avatar3d.render.backend.choose`: the compiled CPU kernel (which skips landmarks
-    further than 6 r, weight below 1.5e-8) or the PyTorch reference `_warp_torch`.
+    `avatar3d.render.backend.choose`: a kernel (which skips landmarks further than 6 r,
+    weight below 1.5e-8) or the PyTorch twin `cuda_ext.torch_impl.warp`. Landmarks that
+    need gradients always take the twin.
 
     Args:
         points: (N, 3) samples, grouped by frame.
@@ -128,26 +129,11 @@ def warp_to_neutral(points: Tensor, counts: list[int], anchors: Tensor, shifts: 
     Returns:
         (N, 3) neutral-face positions.
     """
-    choice = backend.choose("warp", points, anchors, shifts)
-    if choice == "cpu" and not (anchors.requires_grad or shifts.requires_grad):
-        from avatar3d.kernels.ops import warp_cpu
+    if anchors.requires_grad or shifts.requires_grad:  # the kernels differentiate in the points only
+        from cuda_ext import torch_impl
 
-        frame = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
-        return warp_cpu(points, frame, anchors, shifts, radius)
-    return _warp_torch(points, counts, anchors, shifts, radius)
-
-
-def _warp_torch(points: Tensor, counts: list[int], anchors: Tensor, shifts: Tensor, radius: float) -> Tensor:
-    """PyTorch reference of `warp_to_neutral` (same arguments and result)."""
-    two_r2 = 2 * radius**2
-    shifted = []
-    for b, part in enumerate(points.split(counts)):
-        if len(part) == 0:
-            continue
-        weights = torch.exp(-torch.cdist(part, anchors[b]).square() / two_r2)
-        shift = weights @ shifts[b] / weights.sum(1, keepdim=True).clamp(min=1.0)
-        shifted.append(part - shift)
-    return torch.cat(shifted) if shifted else points
+        return torch_impl.warp(points, counts, anchors, shifts, radius)
+    return backend.implementation("warp", points, anchors, shifts).warp(points, counts, anchors, shifts, radius)
 
 
 class HeadField(nn.Module):

@@ -37,40 +37,14 @@ import torch
 from torch import Tensor
 
 from avatar3d.errors import BadArgumentError
-
-_C0, _C1, _C2, _C3, _C4 = 0.282095, 0.488603, 1.092548, 0.315392, 0.546274
+from avatar3d.render import backend
+from cuda_ext.torch_impl import SH_CONSTANTS, sh_basis
 
 # Lambertian convolution per band (Ramamoorthi & Hanrahan 2001), with the
 # 1/pi of shading folded in: A_l / pi for l = 0, 1, 2.
 _LAMBERT = (1.0, 2.0 / 3.0, 1.0 / 4.0)
 _BAND = (0, 1, 1, 1, 2, 2, 2, 2, 2)
 _LAMBERT_PER_COEFFICIENT = torch.tensor([_LAMBERT[band] for band in _BAND])
-
-
-def sh_basis(normals: Tensor) -> Tensor:
-    """Real SH basis up to order 2 (see the module doc for the ordering).
-
-    Args:
-        normals: (..., 3) unit normals (not re-normalised here).
-
-    Returns:
-        (..., 9) basis values in ``normals``' dtype.
-    """
-    x, y, z = normals.unbind(-1)
-    return torch.stack(
-        [
-            torch.full_like(x, _C0),
-            _C1 * y,
-            _C1 * z,
-            _C1 * x,
-            _C2 * x * y,
-            _C2 * y * z,
-            _C3 * (3.0 * z * z - 1.0),
-            _C2 * x * z,
-            _C4 * (x * x - y * y),
-        ],
-        dim=-1,
-    )
 
 
 def shade(normals: Tensor, coefficients: Tensor) -> Tensor:
@@ -86,8 +60,7 @@ def shade(normals: Tensor, coefficients: Tensor) -> Tensor:
         (..., 3) shading, clamped at >= 0 (order-2 SH rings slightly negative
         opposite strong lights); multiply by albedo to get colour.
     """
-    basis = sh_basis(normals)[..., None, :]  # (..., 1, 9)
-    return (basis @ coefficients.to(normals.dtype))[..., 0, :].clamp(min=0.0)
+    return backend.implementation("shade", normals, coefficients).shade(normals, coefficients)
 
 
 def _lat_long_directions(height: int, width: int) -> np.ndarray:
@@ -180,7 +153,7 @@ def light_from_background(image: np.ndarray, field_of_view_degrees: float = 60.0
 def _ambient(rgb: tuple[float, float, float]) -> Tensor:
     """Coefficients of a constant shading ``rgb`` for every normal."""
     coeffs = torch.zeros(9, 3)
-    coeffs[0] = torch.tensor(rgb) / _C0
+    coeffs[0] = torch.tensor(rgb) / SH_CONSTANTS[0]
     return coeffs
 
 

@@ -1,4 +1,4 @@
-"""Volume rendering in pure PyTorch: occupancy grid, ray marching, compositing.
+"""Volume rendering: occupancy grid, ray marching, compositing.
 
 Pipeline for one batch of rays (see `avatar3d.render.rays` for making them)::
 
@@ -17,8 +17,9 @@ cost is wasted slots on short rays, which callers avoid evaluating by
 indexing with ``valid``.
 
 `march` and `composite` are the public ops, dispatched through
-`avatar3d.render.backend.choose`; ``_march_torch`` and ``_composite_torch``
-are their PyTorch implementations (any device; today always the one chosen).
+`avatar3d.render.backend.choose`: ``_march_torch`` is march's PyTorch
+implementation (no kernel yet); composite runs a kernel or its twin,
+`cuda_ext.torch_impl.composite`.
 
 Occupancy threshold: a cell is kept when its density could make a visible
 contribution. Following instant-NGP, "visible" means an optical thickness of
@@ -325,43 +326,5 @@ def composite(
         * ``weights``: (R, S) ``w_i``.
         * ``transmittance``: (R, S) ``T_i``.
     """
-    choice = backend.choose("composite", densities, colours, t_starts, t_ends, valid)
-    if choice == "torch":
-        return _composite_torch(densities, colours, t_starts, t_ends, valid, background, stop_threshold)
-    raise NotImplementedError(f"no {choice} implementation of composite")  # unreachable today
-
-
-def _composite_torch(
-    densities: Tensor,
-    colours: Tensor,
-    t_starts: Tensor,
-    t_ends: Tensor,
-    valid: Tensor,
-    background: Tensor | None,
-    stop_threshold: float,
-) -> dict[str, Tensor]:
-    """PyTorch implementation of `composite` (same arguments and results)."""
-    dt = t_ends - t_starts
-    tau = torch.where(valid, densities * dt, torch.zeros_like(densities))
-    alpha = 1.0 - torch.exp(-tau)
-    # Exclusive cumulative sum: optical depth in front of each sample.
-    depth_before = torch.cumsum(tau, dim=-1) - tau
-    transmittance = torch.exp(-depth_before)
-    weights = transmittance * alpha
-    if stop_threshold > 0:
-        weights = torch.where(transmittance >= stop_threshold, weights, torch.zeros_like(weights))
-    colours = torch.where(valid[..., None], colours, torch.zeros_like(colours))
-    rgb = (weights[..., None] * colours).sum(-2)
-    opacity = weights.sum(-1)
-    t_mid = (t_starts + t_ends) / 2
-    eps = torch.finfo(weights.dtype).eps
-    depth = (weights * t_mid).sum(-1) / opacity.clamp_min(eps)
-    if background is not None:
-        rgb = rgb + (1.0 - opacity)[..., None] * background.to(rgb)
-    return {
-        "rgb": rgb,
-        "opacity": opacity,
-        "depth": depth,
-        "weights": weights,
-        "transmittance": transmittance,
-    }
+    return backend.implementation("composite", densities, colours, t_starts, t_ends).composite(
+        densities, colours, t_starts, t_ends, valid, background, stop_threshold)

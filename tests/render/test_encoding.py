@@ -9,12 +9,8 @@ import torch.nn.functional as nnf
 from avatar3d.errors import BadArgumentError
 from avatar3d.render import backend
 from avatar3d.render.config import HashGridConfig
-from avatar3d.render.encoding import (
-    HashGrid,
-    encode,
-    is_dense,
-    level_resolutions,
-)
+from avatar3d.render.encoding import HashGrid, encode, level_resolutions
+from cuda_ext.torch_impl import is_dense
 
 
 def random_grid(config, dims, seed=0):
@@ -174,10 +170,6 @@ def test_backend_without_a_kernel_is_torch_and_logged_once(monkeypatch, caplog):
         assert backend.choose("march", x) == "torch"
     lines = [r.getMessage() for r in caplog.records if r.name == "avatar3d.backend"]
     assert len(lines) == 1 and "march" in lines[0] and "torch" in lines[0]
-
-
-def test_cuda_kernels_are_not_available_yet():
-    assert backend.cuda_kernels_available() is False
 
 
 def test_env_forcing_torch_works(monkeypatch):

@@ -1,14 +1,15 @@
-"""Time the head's hot ops on the CPU, per backend: hash-grid encoding and landmark warp.
+"""Time the hot ops on the CPU, per backend: hash-grid encoding, landmark warp, compositing, SH shading.
 
-Usage: ``python benchmarks/encoding.py [--threads N] [--repeats R]``
+Usage: ``python benchmarks/kernels.py [--threads N] [--repeats R]``
 
 Prints one row per (op, backend): points per second for the forward pass alone and for
 forward + backward (gradient of the table and of the points), median over repeats after
-one warm-up call. Backends: ``torch`` (the PyTorch reference) and ``cpu`` (the compiled
-kernels of `avatar3d.kernels`, when they build here). Sizes are those of a fast-preset
-training step: 2^15 samples; the head grid (3D, 8 levels, 2^16 rows, 16..512 cells), the
-torso grid (2D, 10 levels, 2^15 rows, 8..512 cells), and a warp by 96 landmarks of 4
-frames with the head's radius, samples spread over the face.
+one warm-up call. Backends: ``torch`` (the PyTorch twins) and ``cpu`` (the kernels of
+`cuda_ext`, when they build here). Sizes are those of a fast-preset training step: 2^15
+samples; the head grid (3D, 8 levels, 2^16 rows, 16..512 cells), the torso grid (2D, 10
+levels, 2^15 rows, 8..512 cells), a warp by 96 landmarks of 4 frames with the head's
+radius, samples spread over the face; compositing of 2^15 / 32 rays of 32 slots with the
+head's 10 channels; shading of 2^15 normals under one light.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import os
 import torch
 
 from avatar3d.face.model import FACE_WIDTH
-from avatar3d.render.backend import ENV_VAR, cpu_kernels_available
+from avatar3d.render.backend import ENV_VAR, kernels_missing
 from avatar3d.render.config import HeadConfig, TorsoConfig
 from avatar3d.render.encoding import HashGrid
 from avatar3d.render.head import warp_to_neutral
+from avatar3d.render.sh import LIGHT_PRESETS, shade
+from avatar3d.render.volume import composite
 from avatar3d.runtime import set_threads
 from timing import median_seconds
 
@@ -64,6 +67,40 @@ def warp_case():
     return forward, both
 
 
+def composite_case():
+    """(forward, forward + backward) callables of compositing SAMPLES samples, 32 per ray."""
+    rays, slots = SAMPLES // 32, 32
+    densities = torch.rand(rays, slots) * 20
+    colours = torch.rand(rays, slots, 10)
+    t_starts = torch.arange(slots).float().expand(rays, slots) * 0.01
+    valid = torch.rand(rays, slots) > 0.2
+
+    def forward():
+        with torch.no_grad():
+            composite(densities, colours, t_starts, t_starts + 0.01, valid)
+
+    def both():
+        out = composite(densities.requires_grad_(True), colours.requires_grad_(True), t_starts, t_starts + 0.01, valid)
+        (out["rgb"].square().sum() + out["depth"].sum()).backward()
+
+    return forward, both
+
+
+def shade_case():
+    """(forward, forward + backward) callables of shading SAMPLES normals under one light."""
+    normals = torch.nn.functional.normalize(torch.randn(SAMPLES, 3), dim=-1)
+    light = LIGHT_PRESETS["left"].clone()
+
+    def forward():
+        with torch.no_grad():
+            shade(normals, light)
+
+    def both():
+        shade(normals.requires_grad_(True), light.requires_grad_(True)).square().sum().backward()
+
+    return forward, both
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, help="as avatar3d --threads (default: every usable CPU)")
@@ -71,11 +108,11 @@ def main() -> None:
     args = parser.parse_args()
     args.threads = set_threads(args.threads)
     torch.manual_seed(0)
-    backends = ["torch"] + (["cpu"] if cpu_kernels_available() else [])
+    backends = ["torch"] + (["cpu"] if kernels_missing("cpu") is None else [])
     print(f"torch {torch.__version__}, CPU, {args.threads} threads, median of {args.repeats}, {SAMPLES} samples")
     print(f"{'op':<16} {'backend':<8} {'forward pts/s':>14} {'fwd+bwd pts/s':>14} {'fwd+bwd ms':>11}")
     cases = {"encode 3D (head)": lambda: encode_case(3), "encode 2D (torso)": lambda: encode_case(2),
-             "warp": warp_case}
+             "warp": warp_case, "composite": composite_case, "shade": shade_case}
     for name, make in cases.items():
         forward, both = make()
         for backend in backends:

@@ -1,0 +1,105 @@
+"""Lazy build of the kernels through torch's cpp_extension and ninja.
+
+Nothing builds on import. The first call of `extension` compiles the CPU launchers, the
+per-op checks and the bindings (and, where torch has CUDA, a GPU is present and nvcc is
+found, the CUDA launchers too) into ``$AVATAR3D_KERNEL_CACHE`` (default
+``~/.cache/avatar3d/kernels``), under a name made from the sources', flags' and torch's
+hash: a changed source builds anew (about a minute on two cores), an unchanged one loads
+at once. Concurrent builds of one name wait on cpp_extension's lock. A failed build is
+logged once and remembered; the ops then run their PyTorch twins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+ROOT = Path(__file__).parent
+CPU_SOURCES = ("bindings.cpp", "hashgrid.cpp", "hashgrid_cpu.cpp", "warp.cpp", "warp_cpu.cpp",
+               "composite.cpp", "composite_cpu.cpp", "sh.cpp", "sh_cpu.cpp")
+CUDA_SOURCES = ("hashgrid.cu", "warp.cu", "composite.cu", "sh.cu")
+CACHE_VAR = "AVATAR3D_KERNEL_CACHE"
+"""Environment variable: folder of built kernels (default ~/.cache/avatar3d/kernels)."""
+MIN_CAPABILITY = (7, 0)
+"""Oldest GPU the CUDA kernels run on (float atomics and the compilers' supported targets)."""
+
+logger = logging.getLogger("avatar3d.kernels")
+
+_extension: ModuleType | None = None
+_failure: str | None = None
+
+
+def cache_folder() -> Path:
+    """Where built kernels are kept."""
+    return Path(os.environ.get(CACHE_VAR) or Path.home() / ".cache" / "avatar3d" / "kernels")
+
+
+def extension() -> ModuleType | None:
+    """The compiled kernels, built on the first call; None if they cannot be built here
+    (`failure` says why)."""
+    global _extension, _failure
+    if _extension is None and _failure is None:
+        try:
+            _extension = _build(with_cuda=cuda_failure(built=False) is None)
+        except Exception as error:  # noqa: BLE001 - any build error means: run the twins
+            lines = [line for line in str(error).strip().splitlines() if line.strip()]
+            _failure = lines[-1].strip() if lines else type(error).__name__
+            logger.warning("kernels unavailable (%s); the PyTorch reference runs instead", _failure)
+    return _extension
+
+
+def failure() -> str | None:
+    """Why the kernels could not be built (None if they were, or were not tried)."""
+    return _failure
+
+
+def cuda_failure(built: bool = True) -> str | None:
+    """Why the CUDA kernels cannot run here, or None if they can. With ``built``, also
+    builds the kernels (first call) and checks that the build includes CUDA."""
+    if not torch.cuda.is_available():
+        return "no CUDA GPU (or torch without CUDA)"
+    capability = torch.cuda.get_device_capability()
+    if capability < MIN_CAPABILITY:
+        return (f"the GPU's compute capability {capability[0]}.{capability[1]} is below "
+                f"{MIN_CAPABILITY[0]}.{MIN_CAPABILITY[1]}")
+    from torch.utils.cpp_extension import CUDA_HOME
+
+    if CUDA_HOME is None:
+        return "no CUDA toolkit (nvcc) found: set CUDA_HOME"
+    if built:
+        if extension() is None:
+            return f"the build failed ({_failure})"
+        if not extension().with_cuda:
+            return "the kernels were built without CUDA"
+    return None
+
+
+def _build(with_cuda: bool) -> ModuleType:
+    from torch.utils import cpp_extension
+
+    if not (shutil.which("c++") or shutil.which("g++") or os.environ.get("CXX")):
+        raise OSError("no C++ compiler found: install g++ or set CXX")
+    # cpp_extension runs `ninja` from PATH; the pinned one is installed beside this Python.
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    sources = [ROOT / "csrc" / name for name in CPU_SOURCES + (CUDA_SOURCES if with_cuda else ())]
+    flags = ["-O3", *(["-DWITH_CUDA"] if with_cuda else [])]
+    digest = hashlib.sha256()
+    for path in sorted(sources) + sorted((ROOT / "csrc").glob("*.h*")) + sorted((ROOT / "include").glob("*.h")):
+        digest.update(path.name.encode() + path.read_bytes())
+    digest.update(" ".join([*flags, torch.__version__, str(torch.version.cuda)]).encode())
+    name = f"cuda_ext_{'cuda' if with_cuda else 'cpu'}_{digest.hexdigest()[:12]}"
+    folder = cache_folder() / name
+    folder.mkdir(parents=True, exist_ok=True)
+    logger.info("loading the kernels (%s; a first build takes about a minute)", folder)
+    module = cpp_extension.load(name=name, sources=[str(s) for s in sources], build_directory=str(folder),
+                                extra_cflags=flags, extra_cuda_cflags=flags, extra_include_paths=[str(ROOT / "include")],
+                                with_cuda=with_cuda, verbose=False)
+    logger.info("kernels loaded: %s", folder)
+    return module

@@ -1,0 +1,118 @@
+"""The kernels as differentiable torch functions, with the arguments and results of their
+twins in `cuda_ext.torch_impl`. Each runs the CPU or the CUDA kernel by its inputs' device;
+inputs must be float32 (`avatar3d.render.backend.choose` sends nothing else here) and are made
+contiguous. Gradients are named ``v_<input>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from cuda_ext.build import extension
+
+
+class _Encode(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, points: Tensor, table: Tensor, resolutions: Tensor) -> Tensor:
+        points, table = points.contiguous(), table.contiguous()
+        ctx.save_for_backward(points, table, resolutions)
+        return extension().grid_forward(points, table, resolutions)
+
+    @staticmethod
+    def backward(ctx, v_out: Tensor):
+        points, table, resolutions = ctx.saved_tensors
+        v_table, v_points = extension().grid_backward(points, table, resolutions, v_out.contiguous(),
+                                                      ctx.needs_input_grad[1], ctx.needs_input_grad[0])
+        if v_points is not None:  # clamped coordinates pass no gradient, as through torch.clamp
+            v_points = v_points.sum(0) * ((points >= 0) & (points <= 1))
+        return v_points, v_table, None
+
+
+def encode(points: Tensor, table: Tensor, resolutions: Sequence[int]) -> Tensor:
+    """`cuda_ext.torch_impl.encode` on the kernels: (N, D) points, (L, T, F) table -> (N, L * F)."""
+    return _Encode.apply(points, table, torch.tensor(resolutions, dtype=torch.int64, device=points.device))
+
+
+class _Warp(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, points: Tensor, frame: Tensor, anchors: Tensor, shifts: Tensor, radius: float) -> Tensor:
+        points, anchors, shifts = points.contiguous(), anchors.contiguous(), shifts.contiguous()
+        ctx.save_for_backward(points, frame, anchors, shifts)
+        ctx.radius = radius
+        return extension().warp_forward(points, frame, anchors, shifts, radius)
+
+    @staticmethod
+    def backward(ctx, v_out: Tensor):
+        points, frame, anchors, shifts = ctx.saved_tensors
+        v_points = extension().warp_backward(points, frame, anchors, shifts, ctx.radius, v_out.contiguous())
+        return v_points, None, None, None, None
+
+
+def warp(points: Tensor, counts: Sequence[int], anchors: Tensor, shifts: Tensor, radius: float) -> Tensor:
+    """`cuda_ext.torch_impl.warp` on the kernels, differentiable in the points only (the
+    landmarks are data); the kernels skip landmarks further than 6 radii (weight < 1.5e-8)."""
+    frame = torch.repeat_interleave(torch.arange(len(counts), device=points.device),
+                                    torch.tensor(list(counts), device=points.device))
+    return _Warp.apply(points, frame, anchors, shifts, float(radius))
+
+
+_COMPOSITED = ("rgb", "opacity", "depth", "weights", "transmittance")
+
+
+class _Composite(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, densities: Tensor, colours: Tensor, t_starts: Tensor, t_ends: Tensor, valid: Tensor,
+                stop_threshold: float):
+        inputs = [x.contiguous() for x in (densities, colours, t_starts, t_ends, valid)]
+        outputs = extension().composite_forward(*inputs, stop_threshold)
+        ctx.save_for_backward(*inputs, *outputs)
+        ctx.stop_threshold = stop_threshold
+        return tuple(outputs)
+
+    @staticmethod
+    def backward(ctx, *v_outputs: Tensor):
+        saved = ctx.saved_tensors
+        inputs, outputs = saved[:5], list(saved[5:])
+        v_outputs = [torch.zeros_like(out) if v is None else v.contiguous() for out, v in zip(outputs, v_outputs)]
+        v_densities, v_colours = extension().composite_backward(*inputs, ctx.stop_threshold, outputs, v_outputs)
+        return v_densities, v_colours, None, None, None, None
+
+
+def composite(densities: Tensor, colours: Tensor, t_starts: Tensor, t_ends: Tensor, valid: Tensor,
+              background: Tensor | None = None, stop_threshold: float = 1e-4) -> dict[str, Tensor]:
+    """`cuda_ext.torch_impl.composite` on the kernels; the interval ends pass no gradient."""
+    out = dict(zip(_COMPOSITED, _Composite.apply(densities, colours, t_starts.detach(), t_ends.detach(),
+                                                 valid, float(stop_threshold))))
+    if background is not None:
+        out["rgb"] = out["rgb"] + (1.0 - out["opacity"])[..., None] * background.to(out["rgb"])
+    return out
+
+
+class _Shade(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, normals: Tensor, lights: Tensor, light_index: Tensor) -> Tensor:
+        normals, lights = normals.contiguous(), lights.contiguous()
+        ctx.save_for_backward(normals, lights, light_index)
+        return extension().sh_forward(normals, lights, light_index)
+
+    @staticmethod
+    def backward(ctx, v_out: Tensor):
+        normals, lights, light_index = ctx.saved_tensors
+        v_normals, v_lights = extension().sh_backward(normals, lights, light_index, v_out.contiguous(),
+                                                      ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+        return v_normals, v_lights, None
+
+
+def shade(normals: Tensor, coefficients: Tensor) -> Tensor:
+    """`cuda_ext.torch_impl.shade` on the kernels: (..., 3) normals, a (9, 3) light or one
+    (..., 9, 3) per normal -> (..., 3) shading."""
+    flat = normals.reshape(-1, 3)
+    if coefficients.ndim == 2:
+        lights, light_index = coefficients[None], torch.zeros(len(flat), dtype=torch.int64, device=flat.device)
+    else:
+        lights = coefficients.expand(*normals.shape[:-1], 9, 3).reshape(-1, 9, 3)
+        light_index = torch.arange(len(flat), device=flat.device)
+    return _Shade.apply(flat, lights, light_index).reshape(normals.shape)
