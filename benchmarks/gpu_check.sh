@@ -125,23 +125,21 @@ stage() {  # KEY LIMIT_S COMMAND...: runs COMMAND under the limit; output to the
   return "$rc"
 }
 
+# Imports what the later stages need (building no kernel: that is the next stage's job and time).
 SETUP_PY='
 import importlib, platform, sys
 import torch
-needed = ["numpy", "scipy", "skimage", "cv2", "yaml", "rich", "tensorboard", "trimesh", "PIL"]
-missing = []
-for name in needed:
+found, missing = [], []
+for name in ["numpy", "scipy", "skimage", "cv2", "yaml", "rich", "tensorboard", "trimesh", "PIL"]:
     try:
-        importlib.import_module(name)
+        version = getattr(importlib.import_module(name), "__version__", "?")
+        found.append(f"{name} {version}")
     except ImportError as error:
         missing.append(f"{name} ({error})")
-import avatar3d.train.render, avatar3d.train.render_eval  # what the later stages run
-from avatar3d.info import print_info
+import avatar3d.train.render, avatar3d.train.render_eval
 gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-import numpy
-print(f"device: {gpu}; python {platform.python_version()}, torch {torch.__version__} (CUDA {torch.version.cuda}), "
-      f"numpy {numpy.__version__}")
-print_info(torch.device(sys.argv[1]))
+print(f"device: {gpu}; python {platform.python_version()}, torch {torch.__version__} (CUDA {torch.version.cuda})")
+print("packages:", ", ".join(found))
 if missing:
     sys.exit("missing: " + ", ".join(missing))
 '
@@ -158,7 +156,7 @@ main() {
   else
     echo "no wheels in $WHEELS"; record wheels "none carried" 0
   fi
-  stage setup "$(limit 60 $((BEFORE_TRAIN_S + 40)))" "$PY" -c "$SETUP_PY" "$DEVICE"
+  stage setup "$(limit 60 $((BEFORE_TRAIN_S + 40)))" "$PY" -c "$SETUP_PY"
   if [ -z "$SUBJECT" ]; then  # dry run: tests/conftest.py's tiny virtual actor, made here
     SUBJECT=$WORK/subject
     stage subject "$(limit 120 $((BEFORE_TRAIN_S + 40)))" env -u AVATAR3D_ABSENT_MODULES bash -c '
