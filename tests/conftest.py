@@ -5,13 +5,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avatar3d.synth.clip import make_clip
 from avatar3d.synth.config import SynthConfig
+
+# Heavier modules are imported by the fixtures that need them: the GPU check runs tests/cuda_ext
+# where PyAV and MediaPipe are not installed (docs/gpu.md).
 
 
 @pytest.fixture(scope="session")
 def clip_dir(tmp_path_factory):
     """A 4-second, 256-pixel clip with every pass (about 10 s to render here)."""
+    from avatar3d.synth.clip import make_clip
+
     out = tmp_path_factory.mktemp("clip")
     make_clip(SynthConfig(out=out, seconds=4, resolution=256, seed=3, supersample=1,
                           passes="albedo,normal,label"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import numpy as np
 
@@ -50,19 +51,30 @@ LIPS = MOUTH_CORNERS + INNER_CORNERS + UPPER_LIP_OUTER + LOWER_LIP_OUTER + UPPER
 EYELIDS = RIGHT_EYE_CORNERS + RIGHT_UPPER_LID + RIGHT_LOWER_LID + LEFT_EYE_CORNERS + LEFT_UPPER_LID + LEFT_LOWER_LID
 
 
+TRIANGLES_FILE = Path(__file__).with_name("triangles.txt")
+"""The face surface triangles, shipped with the package so that a head can be built without
+MediaPipe (a GPU machine may not have it); `triangles_from_edges` of MediaPipe's tessellation."""
+
+
 @functools.cache
 def triangles() -> np.ndarray:
-    """The face surface triangles, (852, 3) int64 into the 468 surface points.
+    """The face surface triangles, (852, 3) int64 into the 468 surface points (`TRIANGLES_FILE`).
 
-    MediaPipe publishes its tessellation as edges only. Every 3-cycle of that edge graph
-    is a triangle, except the few 3-cycles that are not faces; those are recognised by all
-    three of their edges being shared by three cycles (a manifold edge has at most two
-    faces). Winding is not made consistent here: callers that need normals orient them.
+    Winding is not made consistent here: callers that need normals orient them.
     """
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+    return np.loadtxt(TRIANGLES_FILE, dtype=np.int64, ndmin=2)
 
+
+def triangles_from_edges(edges) -> np.ndarray:
+    """The triangles (F, 3) int64 of a tessellation given as edges, pairs of point indices.
+
+    MediaPipe publishes its tessellation (``FACEMESH_TESSELATION``) as edges only. Every
+    3-cycle of that edge graph is a triangle, except the few 3-cycles that are not faces;
+    those are recognised by all three of their edges being shared by three cycles (a
+    manifold edge has at most two faces). Rows are sorted indices, in sorted order.
+    """
     neighbours = defaultdict(set)
-    for a, b in FACEMESH_TESSELATION:
+    for a, b in edges:
         neighbours[a].add(b)
         neighbours[b].add(a)
     cycles = {

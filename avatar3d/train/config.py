@@ -99,6 +99,8 @@ class RenderEvalConfig:
     """Evaluate at most this many validation frames (spread evenly); all when unset."""
     video: bool = True
     """Also write RUN/eval.mp4 (real, rendered, error, alpha)."""
+    lmd: bool = True
+    """Also score the lips' landmarks (LMD), found by MediaPipe Face Mesh on the rendered and the real frames."""
 
 
 @dataclass

@@ -7,7 +7,7 @@ the avatar is rendered over the subject's plate and compared with the real frame
   real frame's landmarks.
 - ``lmd``: MediaPipe Face Mesh run on both the rendered and the real frame, mean distance
   of the lip landmarks, pixels at 512 (`avatar3d.train.metrics`); frames where either
-  detection fails are left out and counted in ``lmd_frames``.
+  detection fails are left out and counted in ``lmd_frames``; None with ``--no-lmd``.
 - ``face_depth_error``: mean |rendered depth - fitted face mesh's| on the face pixels the
   head covers, in face widths: how well the head's geometry follows the face (PSNR cannot
   see geometry from near-frontal cameras, an orbit or a mesh can).
@@ -33,10 +33,8 @@ from avatar3d.train.config import RenderEvalConfig
 
 def evaluate_render(cfg: RenderEvalConfig, device: torch.device) -> dict:
     """Renders the validation frames, writes metrics.json (and the video); returns the metrics."""
-    from avatar3d.face.landmarks import FaceMeshTracker
     from avatar3d.files import atomic_path, to_uint8
     from avatar3d.subject import Subject
-    from avatar3d.video import VideoWriter
 
     subject = Subject.load(cfg.subject)
     run = find_run(subject.root, cfg.run, cfg.runs)
@@ -47,9 +45,7 @@ def evaluate_render(cfg: RenderEvalConfig, device: torch.device) -> dict:
     landmarks = subject.arrays("landmarks")["landmarks"]
     size = subject.resolution
     scores = {key: [] for key in ("psnr", "ssim", "psnr_face", "ssim_face", "lmd", "face_depth_error")}
-    video_path = run / "eval.mp4"
-    writer = VideoWriter(video_path, fps=round(subject.fps), size=2 * size) if cfg.video else contextlib.nullcontext()
-    with writer, FaceMeshTracker(static=True) as tracker:
+    with _video(cfg.video, run / "eval.mp4", subject.fps, 2 * size) as writer, _tracker(cfg.lmd) as tracker:
         for index in progress(frames, len(frames), "eval render"):
             frame = held_out(conditions.select(int(index)))
             out = avatar.render_frame(frame, plate)
@@ -63,9 +59,11 @@ def evaluate_render(cfg: RenderEvalConfig, device: torch.device) -> dict:
             depth_error = _face_depth_error(avatar, frame, out)
             if depth_error is not None:
                 scores["face_depth_error"].append(depth_error)
-            found_rendered, found_real = tracker(to_uint8(rendered)), tracker(to_uint8(real))
-            if found_rendered is not None and found_real is not None:
-                scores["lmd"].append(metrics.mouth_landmark_distance(found_rendered[:, :2], found_real[:, :2], size))
+            if tracker is not None:
+                found_rendered, found_real = tracker(to_uint8(rendered)), tracker(to_uint8(real))
+                if found_rendered is not None and found_real is not None:
+                    scores["lmd"].append(metrics.mouth_landmark_distance(found_rendered[:, :2], found_real[:, :2],
+                                                                         size))
             if cfg.video:
                 error = np.abs(rendered - real) * 4
                 alpha = np.repeat(out["head_alpha"].cpu().numpy(), 3, -1)
@@ -82,6 +80,25 @@ def evaluate_render(cfg: RenderEvalConfig, device: torch.device) -> dict:
                   f"SSIM {result['ssim']:.3f} (face {result['ssim_face']:.3f}), LMD {lmd}, face depth error {depth} "
                   f"-> {out_path}")
     return result
+
+
+def _video(enabled: bool, path, fps: float, size: int):
+    """The review video's writer, or a null context when it is off (PyAV is then not needed)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    from avatar3d.video import VideoWriter
+
+    return VideoWriter(path, fps=round(fps), size=size)
+
+
+def _tracker(enabled: bool):
+    """MediaPipe Face Mesh for the LMD score, or a null context (None) when it is off
+    (MediaPipe is then not needed)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    from avatar3d.face.landmarks import FaceMeshTracker
+
+    return FaceMeshTracker(static=True)
 
 
 def held_out_frames(subject, max_frames: int | None = None) -> np.ndarray:

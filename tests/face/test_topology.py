@@ -20,6 +20,12 @@ def test_triangles_form_a_manifold_face_with_eye_and_mouth_holes():
     assert set(topo.RIGHT_UPPER_LID) | set(topo.LEFT_LOWER_LID) <= boundary
 
 
+def test_shipped_triangles_are_those_of_mediapipes_tessellation():
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+
+    np.testing.assert_array_equal(topo.triangles(), topo.triangles_from_edges(FACEMESH_TESSELATION))
+
+
 def test_paired_landmark_groups_match_in_length():
     assert len(topo.UPPER_LIP_INNER) == len(topo.LOWER_LIP_INNER)
     assert len(topo.UPPER_LIP_OUTER) == len(topo.LOWER_LIP_OUTER)

@@ -158,6 +158,13 @@ def test_eval_writes_metrics_and_review_video(trained_run, subject_dir, tmp_path
     assert (trained_run / "eval.mp4").stat().st_size > 0
 
 
+def test_eval_without_lmd_scores_the_images_alone(trained_run, subject_dir, tmp_path):
+    result = evaluate_render(RenderEvalConfig(subject=subject_dir, run=trained_run, out=tmp_path / "m.json",
+                                              max_frames=1, video=False, lmd=False), CPU)
+    assert result["lmd"] is None and result["lmd_frames"] == 0
+    assert np.isfinite(result["psnr"]) and np.isfinite(result["psnr_face"])
+
+
 def test_render_frames_and_orbit(trained_run, subject_dir, tmp_path):
     import cv2
 
