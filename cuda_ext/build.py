@@ -5,8 +5,10 @@ per-op checks and the bindings (and, where torch has CUDA, a GPU is present and 
 found, the CUDA launchers too) into ``$AVATAR3D_KERNEL_CACHE`` (default
 ``~/.cache/avatar3d/kernels``), under a name made from the sources', flags' and torch's
 hash: a changed source builds anew (about a minute on two cores), an unchanged one loads
-at once. Concurrent builds of one name wait on cpp_extension's lock. A failed build is
-logged once and remembered; the ops then run their PyTorch twins.
+at once. Concurrent builds of one name wait on cpp_extension's lock (a lock left by a killed
+build is removed after `STALE_LOCK_S`). A failed build is logged once, with the compiler's
+messages, and remembered: a failed CUDA build is retried without CUDA, and where nothing
+builds the ops run their PyTorch twins.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -27,13 +30,18 @@ CPU_SOURCES = ("bindings.cpp", "hashgrid.cpp", "hashgrid_cpu.cpp", "warp.cpp", "
 CUDA_SOURCES = ("hashgrid.cu", "warp.cu", "march.cu", "composite.cu", "sh.cu")
 CACHE_VAR = "AVATAR3D_KERNEL_CACHE"
 """Environment variable: folder of built kernels (default ~/.cache/avatar3d/kernels)."""
-MIN_CAPABILITY = (7, 0)
-"""Oldest GPU the CUDA kernels run on (float atomics and the compilers' supported targets)."""
+MIN_CAPABILITY = (7, 5)
+"""Oldest GPU the CUDA kernels run on (the oldest target CUDA 13 compiles for)."""
+CUDA_FLAGS = ("-fmad=false",)
+"""No fused multiply-adds, so the CUDA kernels round as their twins and the CPU kernels do."""
+STALE_LOCK_S = 600
+"""A build lock older than this was left by a killed build, and is removed."""
 
 logger = logging.getLogger("avatar3d.kernels")
 
 _extension: ModuleType | None = None
 _failure: str | None = None
+_cuda_build_failure: str | None = None
 
 
 def cache_folder() -> Path:
@@ -44,15 +52,28 @@ def cache_folder() -> Path:
 def extension() -> ModuleType | None:
     """The compiled kernels, built on the first call; None if they cannot be built here
     (`failure` says why)."""
-    global _extension, _failure
+    global _extension, _failure, _cuda_build_failure
     if _extension is None and _failure is None:
-        try:
-            _extension = _build(with_cuda=cuda_failure(built=False) is None)
-        except Exception as error:  # noqa: BLE001 - any build error means: run the twins
-            lines = [line for line in str(error).strip().splitlines() if line.strip()]
-            _failure = lines[-1].strip() if lines else type(error).__name__
-            logger.warning("kernels unavailable (%s); the PyTorch reference runs instead", _failure)
+        if cuda_failure(built=False) is None:
+            try:
+                _extension = _build(with_cuda=True)
+            except Exception as error:  # noqa: BLE001 - any build error: try without CUDA
+                _cuda_build_failure = _reason(error)
+                logger.warning("CUDA kernels failed to build (%s); building the CPU kernels alone", error)
+        if _extension is None:
+            try:
+                _extension = _build(with_cuda=False)
+            except Exception as error:  # noqa: BLE001 - any build error means: run the twins
+                _failure = _reason(error)
+                logger.warning("kernels unavailable; the PyTorch twins run instead. The build said:\n%s", error)
     return _extension
+
+
+def _reason(error: Exception) -> str:
+    """One line of a build error: the compiler's first error message, else its last line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower() and "subcommand failed" not in line]
+    return (errors or lines or [type(error).__name__])[0 if errors else -1]
 
 
 def failure() -> str | None:
@@ -77,7 +98,7 @@ def cuda_failure(built: bool = True) -> str | None:
         if extension() is None:
             return f"the build failed ({_failure})"
         if not extension().with_cuda:
-            return "the kernels were built without CUDA"
+            return f"the CUDA build failed ({_cuda_build_failure})"
     return None
 
 
@@ -93,13 +114,20 @@ def _build(with_cuda: bool) -> ModuleType:
     digest = hashlib.sha256()
     for path in sorted(sources) + sorted((ROOT / "csrc").glob("*.h*")) + sorted((ROOT / "include").glob("*.h")):
         digest.update(path.name.encode() + path.read_bytes())
-    digest.update(" ".join([*flags, torch.__version__, str(torch.version.cuda)]).encode())
+    # Whatever makes a build unloadable elsewhere: Python, torch, and for CUDA the GPU's architecture.
+    target = [sys.version, torch.__version__, str(torch.version.cuda), *flags, *CUDA_FLAGS]
+    if with_cuda:
+        target += [str(torch.cuda.get_device_capability()), os.environ.get("TORCH_CUDA_ARCH_LIST", "")]
+    digest.update(" ".join(target).encode())
     name = f"cuda_ext_{'cuda' if with_cuda else 'cpu'}_{digest.hexdigest()[:12]}"
     folder = cache_folder() / name
     folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / "lock"  # cpp_extension's; a killed build leaves it, and the next would wait forever
+    if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_S:
+        lock.unlink(missing_ok=True)
     logger.info("loading the kernels (%s; a first build takes about a minute)", folder)
     module = cpp_extension.load(name=name, sources=[str(s) for s in sources], build_directory=str(folder),
-                                extra_cflags=flags, extra_cuda_cflags=flags, extra_include_paths=[str(ROOT / "include")],
-                                with_cuda=with_cuda, verbose=False)
+                                extra_cflags=flags, extra_cuda_cflags=[*flags, *CUDA_FLAGS],
+                                extra_include_paths=[str(ROOT / "include")], with_cuda=with_cuda, verbose=False)
     logger.info("kernels loaded: %s", folder)
     return module

@@ -7,6 +7,7 @@ contiguous. Gradients are named ``v_<input>``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import torch
 from torch import Tensor
@@ -31,9 +32,15 @@ class _Encode(torch.autograd.Function):
         return v_points, v_table, None
 
 
+@lru_cache(maxsize=32)
+def _resolutions(resolutions: tuple[int, ...], device: torch.device) -> Tensor:
+    """The levels' resolutions as an int64 tensor on ``device``, made once (a copy to a GPU waits)."""
+    return torch.tensor(resolutions, dtype=torch.int64, device=device)
+
+
 def encode(points: Tensor, table: Tensor, resolutions: Sequence[int]) -> Tensor:
     """`cuda_ext.torch_impl.encode` on the kernels: (N, D) points, (L, T, F) table -> (N, L * F)."""
-    return _Encode.apply(points, table, torch.tensor(resolutions, dtype=torch.int64, device=points.device))
+    return _Encode.apply(points, table, _resolutions(tuple(resolutions), points.device))
 
 
 class _Warp(torch.autograd.Function):
@@ -55,7 +62,7 @@ def warp(points: Tensor, counts: Sequence[int], anchors: Tensor, shifts: Tensor,
     """`cuda_ext.torch_impl.warp` on the kernels, differentiable in the points only (the
     landmarks are data); the kernels skip landmarks further than 6 radii (weight < 1.5e-8)."""
     frame = torch.repeat_interleave(torch.arange(len(counts), device=points.device),
-                                    torch.tensor(list(counts), device=points.device))
+                                    torch.tensor(list(counts), device=points.device), output_size=len(points))
     return _Warp.apply(points, frame, anchors, shifts, float(radius))
 
 

@@ -8,8 +8,11 @@
 #include <cstddef>
 
 #ifdef WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
+// Not ATen/cuda/CUDAContext.h: it needs cuBLAS', cuSPARSE's and cuSOLVER's headers, which a
+// CUDA toolkit may lack.
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 // The argument (a lambda of the stream) where this build has CUDA kernels, nullptr where not.
 #define CUDA_EXT_ON_CUDA(...) __VA_ARGS__
 #else
@@ -40,7 +43,7 @@ template <class OnCpu, class OnCuda>
 void launch(const at::Tensor &like, OnCpu on_cpu, OnCuda on_cuda) {
     if (!like.is_cuda()) return launch(like, on_cpu, nullptr);
     const c10::cuda::CUDAGuard guard(like.device());
-    on_cuda(static_cast<void *>(at::cuda::getCurrentCUDAStream().stream()));
+    on_cuda(static_cast<void *>(c10::cuda::getCurrentCUDAStream().stream()));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 #endif
