@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,18 @@ class DemoConfig:
     """Most minutes the avatar's training may take."""
 
 
+def discard_outdated_run(run: Path) -> None:
+    """Removes the demo's avatar run if an older version trained it (its checkpoint format is
+    not this version's), so that the demo trains afresh instead of failing to resume it."""
+    from avatar3d.files import CHECKPOINT
+    from avatar3d.render.avatar import CHECKPOINT_FORMAT, load_checkpoint
+
+    path = run / CHECKPOINT
+    if path.exists() and load_checkpoint(path)["avatar"].get("format") != CHECKPOINT_FORMAT:
+        console.print(f"{run} was trained by an older version of avatar3d: training it afresh")
+        shutil.rmtree(run)
+
+
 def run_demo(cfg: DemoConfig, device) -> dict:
     """Runs every stage; returns the summary's numbers."""
     from avatar3d.synth.clip import make_clip
@@ -71,6 +84,7 @@ def run_demo(cfg: DemoConfig, device) -> dict:
     # reserve of 4.5 made the demo 15.1 min. Machines differ from session to session.
     reserve = 5.0
     train_minutes = max(1.0, min(cfg.train_minutes, cfg.minutes - reserve - stages.minutes()))
+    discard_outdated_run(out / "render")
     with stages("train render", f"{train_minutes:.1f} min budget"):
         train = config_io.build(RenderTrainConfig, config_io.load_preset(RenderTrainConfig),
                                 {"subject": subject, "run": out / "render", "max_minutes": train_minutes})

@@ -74,3 +74,17 @@ def test_demo_runs_every_stage_that_exists(tmp_path):
     assert (out / "render" / "finished").exists() and (out / "render" / "eval.mp4").is_file()
     metrics = __import__("json").loads((out / "render" / "metrics.json").read_text())
     assert metrics["frames"] == manifest["split"]["val"][1] - manifest["split"]["val"][0]
+
+
+def test_demo_discards_an_avatar_run_of_an_older_checkpoint_format(tmp_path):
+    from avatar3d.demo import discard_outdated_run
+    from avatar3d.files import CHECKPOINT, save_checkpoint
+    from avatar3d.render.avatar import CHECKPOINT_FORMAT
+
+    old, current = tmp_path / "old", tmp_path / "current"
+    for run, version in ((old, CHECKPOINT_FORMAT - 1), (current, CHECKPOINT_FORMAT)):
+        run.mkdir()
+        save_checkpoint(run / CHECKPOINT, {"avatar": {"format": version}})
+        discard_outdated_run(run)
+    assert not old.exists() and (current / CHECKPOINT).exists()
+    discard_outdated_run(tmp_path / "missing")  # no run yet: nothing to do
