@@ -25,15 +25,13 @@ def _version(package: str) -> str:
 def kernel_backends() -> dict[str, str]:
     """Each backend of the hot ops and whether it can run here (builds the kernels on the
     first call: about a minute, then cached)."""
-    from avatar3d.render.backend import kernels_missing
-    from cuda_ext import IMPLEMENTED
+    from cuda_ext import build, kernels_of
 
     backends = {"torch": "available (PyTorch twins of every op, CPU and GPU)"}
     for kind in ("cpu", "cuda"):
-        missing = kernels_missing(kind)
-        ops = ", ".join(op for op, kinds in IMPLEMENTED.items() if kind in kinds)
-        backends[kind] = f"available (kernels: {ops})" if missing is None else \
-            f"unavailable ({missing}): the PyTorch twins run instead"
+        reason = build.missing(kind)
+        backends[kind] = f"available (kernels: {', '.join(kernels_of(kind))})" if reason is None else \
+            f"unavailable ({reason}): the PyTorch twins run instead"
     return backends
 
 

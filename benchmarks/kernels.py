@@ -20,13 +20,14 @@ import os
 import torch
 
 from avatar3d.face.model import FACE_WIDTH
-from avatar3d.render.backend import ENV_VAR, kernels_missing
+from avatar3d.render.backend import ENV_VAR
 from avatar3d.render.config import HeadConfig, TorsoConfig
 from avatar3d.render.encoding import HashGrid
 from avatar3d.render.head import warp_to_neutral
 from avatar3d.render.sh import LIGHT_PRESETS, shade
 from avatar3d.render.volume import composite
 from avatar3d.runtime import set_threads
+from cuda_ext import build
 from timing import median_seconds
 
 SAMPLES = 2**15
@@ -108,7 +109,7 @@ def main() -> None:
     args = parser.parse_args()
     args.threads = set_threads(args.threads)
     torch.manual_seed(0)
-    backends = ["torch"] + (["cpu"] if kernels_missing("cpu") is None else [])
+    backends = ["torch"] + (["cpu"] if build.missing("cpu") is None else [])
     print(f"torch {torch.__version__}, CPU, {args.threads} threads, median of {args.repeats}, {SAMPLES} samples")
     print(f"{'op':<16} {'backend':<8} {'forward pts/s':>14} {'fwd+bwd pts/s':>14} {'fwd+bwd ms':>11}")
     cases = {"encode 3D (head)": lambda: encode_case(3), "encode 2D (torso)": lambda: encode_case(2),

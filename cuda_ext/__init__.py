@@ -21,3 +21,8 @@ IMPLEMENTED = {
     "march": ("cpu", "cuda"),
 }
 """The ops and the kernel backends that implement each (the twin, ``torch``, always does)."""
+
+
+def kernels_of(backend: str) -> list[str]:
+    """The ops that have a kernel on ``backend`` (``cpu`` or ``cuda``)."""
+    return [op for op, backends in IMPLEMENTED.items() if backend in backends]

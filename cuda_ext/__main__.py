@@ -2,13 +2,11 @@
 
 import logging
 
-from cuda_ext import IMPLEMENTED
-from cuda_ext.build import cuda_failure, extension, failure
+from cuda_ext import kernels_of
+from cuda_ext.build import missing
 
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 print("torch: available (PyTorch twins of every op)")
-print(f"cpu: built ({', '.join(op for op, kinds in IMPLEMENTED.items() if 'cpu' in kinds)})"
-      if extension() is not None else f"cpu: unavailable ({failure()})")
-reason = cuda_failure()
-print(f"cuda: built ({', '.join(op for op, kinds in IMPLEMENTED.items() if 'cuda' in kinds)})"
-      if reason is None else f"cuda: unavailable ({reason})")
+for backend in ("cpu", "cuda"):
+    reason = missing(backend)
+    print(f"{backend}: built ({', '.join(kernels_of(backend))})" if reason is None else f"{backend}: unavailable ({reason})")

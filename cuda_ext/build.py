@@ -13,6 +13,7 @@ builds the ops run their PyTorch twins.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -81,9 +82,30 @@ def failure() -> str | None:
     return _failure
 
 
+def missing(backend: str) -> str | None:
+    """Why the ``cpu`` or ``cuda`` kernels cannot run here, or None if they can (builds
+    them on the first call: about a minute, then cached)."""
+    if backend == "cuda":
+        return cuda_failure()
+    return None if extension() is not None else f"the build failed ({_failure})"
+
+
 def cuda_failure(built: bool = True) -> str | None:
     """Why the CUDA kernels cannot run here, or None if they can. With ``built``, also
     builds the kernels (first call) and checks that the build includes CUDA."""
+    problem = _cuda_device_problem()
+    if problem or not built:
+        return problem
+    module = extension()
+    if module is None:
+        return f"the build failed ({_failure})"
+    return None if module.with_cuda else f"the CUDA build failed ({_cuda_build_failure})"
+
+
+@functools.cache
+def _cuda_device_problem() -> str | None:
+    """What keeps this machine from CUDA kernels (no GPU, too old a GPU, no nvcc), or None;
+    asked once per process, since the dispatch asks on every call."""
     if not torch.cuda.is_available():
         return "no CUDA GPU (or torch without CUDA)"
     capability = torch.cuda.get_device_capability()
@@ -92,14 +114,7 @@ def cuda_failure(built: bool = True) -> str | None:
                 f"{MIN_CAPABILITY[0]}.{MIN_CAPABILITY[1]}")
     from torch.utils.cpp_extension import CUDA_HOME
 
-    if CUDA_HOME is None:
-        return "no CUDA toolkit (nvcc) found: set CUDA_HOME"
-    if built:
-        if extension() is None:
-            return f"the build failed ({_failure})"
-        if not extension().with_cuda:
-            return f"the CUDA build failed ({_cuda_build_failure})"
-    return None
+    return "no CUDA toolkit (nvcc) found: set CUDA_HOME" if CUDA_HOME is None else None
 
 
 def _build(with_cuda: bool) -> ModuleType:

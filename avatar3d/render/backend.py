@@ -26,7 +26,9 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
+import cuda_ext
 from avatar3d.errors import BadArgumentError
+from cuda_ext import build, ops, torch_impl
 
 ENV_VAR = "AVATAR3D_BACKEND"
 """Environment variable that forces a backend: ``torch``, ``cpu`` or ``cuda``."""
@@ -38,23 +40,6 @@ logger = logging.getLogger("avatar3d.backend")
 
 # (op, backend) pairs already reported, so each appears once in the log.
 _reported: set[tuple[str, str]] = set()
-
-
-def kernels_missing(kind: str) -> str | None:
-    """Why the ``cpu`` or ``cuda`` kernels cannot run here, or None if they can (builds
-    them on the first call: about a minute, then cached)."""
-    from cuda_ext import build
-
-    if kind == "cuda":
-        return build.cuda_failure()
-    return None if build.extension() is not None else f"the build failed ({build.failure()})"
-
-
-def implemented(op: str) -> tuple[str, ...]:
-    """The kernel backends that implement ``op``."""
-    from cuda_ext import IMPLEMENTED
-
-    return IMPLEMENTED.get(op, ())
 
 
 def choose(op: str, *tensors: Tensor) -> str:
@@ -81,19 +66,19 @@ def choose(op: str, *tensors: Tensor) -> str:
         )
     devices = {t.device.type for t in tensors}
     kind = devices.pop() if len(devices) == 1 else None  # mixed devices: the twin says what is wrong
-    fits = kind in implemented(op) and all(t.dtype == torch.float32 for t in tensors)
+    fits = kind in cuda_ext.IMPLEMENTED.get(op, ()) and all(t.dtype == torch.float32 for t in tensors)
     if forced in ("cpu", "cuda"):
         if kind != forced:
             raise BadArgumentError(
                 f"{ENV_VAR}={forced} but the inputs of op {op!r} are on {', '.join(sorted({t.device.type for t in tensors}))}: "
                 f"use a {forced.upper()} device or unset {ENV_VAR}."
             )
-        missing = kernels_missing(forced) if fits else None
+        missing = build.missing(forced) if fits else None
         if missing:
             raise BadArgumentError(f"{ENV_VAR}={forced} but the {forced} kernels cannot run here ({missing}): "
                                    f"set {ENV_VAR}=torch or unset it.")
         backend = forced if fits else "torch"
-    elif forced == "torch" or not fits or kernels_missing(kind):
+    elif forced == "torch" or not fits or build.missing(kind):
         backend = "torch"
     else:
         backend = kind
@@ -104,13 +89,7 @@ def choose(op: str, *tensors: Tensor) -> str:
 def implementation(op: str, *tensors: Tensor) -> ModuleType:
     """The module whose function ``op`` runs this call: `cuda_ext.ops` (kernels) or
     `cuda_ext.torch_impl` (twins), by `choose`; both have the same signatures."""
-    if choose(op, *tensors) == "torch":
-        from cuda_ext import torch_impl
-
-        return torch_impl
-    from cuda_ext import ops
-
-    return ops
+    return torch_impl if choose(op, *tensors) == "torch" else ops
 
 
 def _report(op: str, backend: str, forced: bool) -> None:

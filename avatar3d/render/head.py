@@ -40,6 +40,7 @@ from avatar3d.layers import mlp, positional_encoding, trunc_exp
 from avatar3d.render.config import HeadConfig
 from avatar3d.render.encoding import HashGrid
 from avatar3d.render.sh import sh_basis
+from cuda_ext import torch_impl
 
 DISPLACEMENT_SCALE = 0.01
 """Head-space displacement (about 7 % of the face width) that maps to 1 in network inputs."""
@@ -130,8 +131,6 @@ def warp_to_neutral(points: Tensor, counts: list[int], anchors: Tensor, shifts: 
         (N, 3) neutral-face positions.
     """
     if anchors.requires_grad or shifts.requires_grad:  # the kernels differentiate in the points only
-        from cuda_ext import torch_impl
-
         return torch_impl.warp(points, counts, anchors, shifts, radius)
     return backend.implementation("warp", points, anchors, shifts).warp(points, counts, anchors, shifts, radius)
 

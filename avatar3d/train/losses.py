@@ -44,4 +44,3 @@ def face_depth_error(surface_spread: Tensor, face_distance: Tensor, is_head: Ten
     on_face = torch.isfinite(face_distance) & is_head.to(surface_spread.device)
     spread = torch.where(on_face, surface_spread, torch.zeros_like(surface_spread))
     return spread.sum() / on_face.sum().clamp(min=1) / FACE_WIDTH  # no host sync for "any ray on the face?"
-
