@@ -21,11 +21,16 @@ background ``b``::
 
 The background is anything at render time: the subject's plate, an image, a colour, or
 nothing (``alpha`` then makes an RGBA frame with premultiplied colour).
+
+**Other viewpoints** (`View`, the viewer's camera): the head is rendered in 3D from the new
+camera; the torso and the background, image-space layers of the filmed view, are seen as a
+card facing the filmed camera at the head's depth; the light stays fixed to the filmed camera,
+where the clip's was, so turning the view turns the head under a still light.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -33,14 +38,14 @@ from torch import Tensor, nn
 
 from avatar3d import config as config_io
 from avatar3d import files
-from avatar3d.camera import rodrigues
+from avatar3d.camera import project, rodrigues
 from avatar3d.errors import BadArgumentError, BadInputError
 from avatar3d.files import CHECKPOINT
 from avatar3d.layers import Standardise
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.config import HeadConfig, MarchConfig, TorsoConfig
 from avatar3d.render.head import HeadField
-from avatar3d.render.rays import frame_pixels, pixel_rays
+from avatar3d.render.rays import camera_directions, frame_pixels, pixel_rays
 from avatar3d.render.sh import LIGHT_PRESETS, front_luminance, shade
 from avatar3d.render.torso import TorsoField, raw_head_code
 from avatar3d.render.volume import OccupancyGrid, composite, march
@@ -92,6 +97,49 @@ class PoseDrift(nn.Module):
         right_share = (position - left)[:, None]
         value = self.knots[left] * (1 - right_share) + self.knots[left + 1] * right_share
         return value * (frame_ids >= 0)[:, None].to(value)
+
+
+@dataclass(frozen=True)
+class View:
+    """A camera other than the filmed one (the viewer's), for `Avatar.render_frame`.
+
+    Attributes:
+        K: (3, 3) intrinsics in pixels of its ``width`` x ``height`` image.
+        rotation: (3, 3) and
+        position: (3,) its camera-to-filmed-camera transform, ``p_filmed = rotation @ p + position``,
+            both cameras with the axes of `avatar3d.render.rays` (x right, y up, looking along -z).
+        width, height: Image size in pixels.
+    """
+
+    K: Tensor
+    rotation: Tensor
+    position: Tensor
+    width: int
+    height: int
+
+    def to(self, device) -> "View":
+        return View(self.K.to(device), self.rotation.to(device), self.position.to(device), self.width, self.height)
+
+    def card_pixels(self, pixels: Tensor, card_depth: float, K_filmed: Tensor, filmed_size: int) -> tuple[Tensor, Tensor]:
+        """Where this view's pixels see a card facing the filmed camera at ``card_depth``.
+
+        Args:
+            pixels: (P, 2) pixel positions in this view.
+            card_depth: The card's distance from the filmed camera along its axis (> 0).
+            K_filmed: (3, 3) the filmed camera's intrinsics at ``filmed_size``.
+            filmed_size: The filmed image's side in pixels.
+
+        Returns:
+            ``(uv, on_card)``: (P, 2) positions in the filmed image (clamped to its edges),
+            (P,) bool: the ray meets the card in front of this camera, within the filmed image.
+        """
+        directions = camera_directions(self.K, pixels) @ self.rotation.to(pixels).T
+        position = self.position.to(pixels)
+        along = (-card_depth - position[2]) / torch.where(directions[:, 2].abs() > 1e-9, directions[:, 2],
+                                                          torch.full_like(directions[:, 2], 1e-9))
+        uv = project(position + along[:, None] * directions, K_filmed)[:, :2]
+        on_card = (along > 0) & (uv >= 0).all(1) & (uv <= filmed_size).all(1)
+        return torch.nan_to_num(uv).clamp(0, filmed_size), on_card
 
 
 class Avatar(nn.Module):
@@ -307,18 +355,24 @@ class Avatar(nn.Module):
         R_inv = R_d.transpose(1, 2)
         return R_inv @ R, (R_inv @ (t - t_d)[:, :, None])[:, :, 0]
 
-    def head_rays(self, pixels: Tensor, camera_to_head: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, list[int]]:
+    def head_rays(self, pixels: Tensor, camera_to_head: tuple[Tensor, Tensor], view: View | None = None
+                  ) -> tuple[Tensor, Tensor, list[int]]:
         """Head-space rays through pixels of B frames.
 
         Args:
-            pixels: (B, P, 2) pixel positions (u, v) at the avatar's resolution.
+            pixels: (B, P, 2) pixel positions (u, v) at the avatar's resolution, or in ``view``.
             camera_to_head: The frames' (B, 3, 3), (B, 3) transforms (`camera_to_head`).
+            view: Another camera than the filmed one, or None.
 
         Returns:
             ``(origins, directions, counts)``: (B*P, 3) each, grouped by frame, and [P]*B.
         """
         R, t = camera_to_head
-        rays = [pixel_rays(self.K, (R[b], t[b]), pixels[b]) for b in range(len(pixels))]
+        K = self.K
+        if view is not None:  # view -> filmed camera -> head
+            R, t = R @ view.rotation.to(R), (R @ view.position.to(R)[:, None])[..., 0] + t
+            K = view.K
+        rays = [pixel_rays(K, (R[b], t[b]), pixels[b]) for b in range(len(pixels))]
         return (torch.cat([o for o, _ in rays]), torch.cat([d for _, d in rays]),
                 [pixels.shape[1]] * len(pixels))
 
@@ -364,10 +418,17 @@ class Avatar(nn.Module):
 
     # --- whole frames -------------------------------------------------------------------
 
+    def card_depth(self, conditions: Conditions) -> float:
+        """The distance of the head box's centre from the filmed camera in the first frame
+        (where a `View` sees the torso and background card)."""
+        R, t = self.camera_to_head(conditions.select(0))
+        centre = (self.grid.box_min + self.grid.box_max) / 2
+        return float(-(R[0].T @ (centre - t[0]))[2].detach())
+
     def render_pixels(self, pixels: Tensor, conditions: Conditions, background: Tensor | None,
                       with_torso: bool = True, jitter: bool = False, coarse: int = 1,
                       surface: Tensor | None = None, light: Tensor | None = None, exposure: float = 0.0,
-                      regularise: bool = False) -> dict[str, Tensor]:
+                      regularise: bool = False, view: View | None = None) -> dict[str, Tensor]:
         """Composited, lit colour of pixels of B frames.
 
         Args:
@@ -381,6 +442,8 @@ class Avatar(nn.Module):
             surface: (B*P,) known surface distances for a depth prior (see `render_head`).
             light, exposure: The light (`frame_lights`).
             regularise: Return the head's training terms too (see `render_head`).
+            view: Another camera than the filmed one (one frame, B = 1), whose ``pixels`` these
+                are; None for the filmed camera.
 
         Returns:
             (B*P, ...) tensors: ``rgb``, ``alpha``, ``head_rgb``, ``head_alpha``, ``depth``;
@@ -392,7 +455,7 @@ class Avatar(nn.Module):
         transform = self.camera_to_head(conditions)
         to_camera = transform[0].transpose(1, 2)
         lights = self.frame_lights(conditions, light, exposure)
-        origins, directions, counts = self.head_rays(pixels, transform)
+        origins, directions, counts = self.head_rays(pixels, transform, view)
         head = self.render_head(origins, directions, counts, self.head.frame_codes(conditions), to_camera, lights,
                                 jitter, coarse, surface, regularise)
         behind = pixels.new_zeros(len(origins), 3) if background is None else background.reshape(-1, 3)
@@ -401,7 +464,13 @@ class Avatar(nn.Module):
         if with_torso:
             code = self.torso.head_code(raw_head_code(conditions, self.K, self.resolution))
             uv = pixels.reshape(-1, 2) / self.resolution
+            if view is not None:
+                card, on_card = view.card_pixels(pixels.reshape(-1, 2), self.card_depth(conditions), self.K,
+                                                 self.resolution)
+                uv = card / self.resolution
             torso_albedo, torso_alpha, torso_normal = self.torso(uv, counts, code, head["alpha"])
+            if view is not None:
+                torso_alpha = torso_alpha * on_card
             frame = torch.arange(len(counts), device=uv.device).repeat_interleave(pixels.shape[1])
             torso_rgb = torso_albedo * shade(torso_normal, lights[frame])
             under = (1 - head["alpha"]) * torso_alpha
@@ -419,38 +488,58 @@ class Avatar(nn.Module):
     @torch.no_grad()
     def render_frame(self, conditions: Conditions, background: Tensor | None = None,
                      resolution: int | None = None, with_torso: bool = True, chunk: int = 8192,
-                     light: Tensor | None = None, exposure: float = 0.0) -> dict[str, Tensor]:
+                     light: Tensor | None = None, exposure: float = 0.0, view: View | None = None
+                     ) -> dict[str, Tensor]:
         """Renders one whole frame.
 
         Args:
             conditions: One frame (length 1).
-            background: (H, W, 3) image in [0, 1], or None (transparent).
+            background: (H, W, 3) image in [0, 1], or None (transparent). With ``view``, any
+                size: it is the filmed view's backdrop, sampled where the view sees the card.
             resolution: Output side in pixels; the training resolution when None (the
-                intrinsics are scaled with it).
+                intrinsics are scaled with it). Ignored with ``view``.
             with_torso: False renders the head alone over the background.
             chunk: Rays per batch (bounds memory).
             light, exposure: The light (`frame_lights`); None keeps the clip's.
+            view: Render from this camera (its size) instead of the filmed one.
 
         Returns:
             (H, W, C) float tensors: ``rgb`` (3), ``alpha`` (1), ``depth`` (1, head-space
             distance from the camera where the head is, else 0), ``head_alpha`` (1), and the
-            passes (`passes`): ``albedo`` (3), ``shading`` (3), ``residual`` (3), ``normal`` (3),
-            with ``rgb = albedo * shading + residual + (1 - alpha) * background``.
+            passes (`passes`): ``albedo`` (3), ``shading`` (3), ``residual`` (3), ``normal`` (3,
+            in the filmed camera's space), with
+            ``rgb = albedo * shading + residual + (1 - alpha) * background``.
         """
-        size = resolution or self.resolution
-        scale = size / self.resolution
-        pixels = frame_pixels(size, size).to(self.K.device) / scale  # back to training pixel units
-        flat_bg = None if background is None else background.reshape(-1, 3).to(self.K)
+        if view is None:
+            height = width = resolution or self.resolution
+            pixels = frame_pixels(height, width).to(self.K.device) * (self.resolution / height)  # training pixels
+            flat_bg = None if background is None else background.reshape(-1, 3).to(self.K)
+        else:
+            height, width = view.height, view.width
+            view = view.to(self.K.device)
+            pixels = frame_pixels(height, width).to(self.K.device)
+            flat_bg = None if background is None else self._card_background(background.to(self.K), pixels, view,
+                                                                           conditions)
         parts = []
         for start in range(0, len(pixels), chunk):
             part = pixels[start:start + chunk][None]
             bg = None if flat_bg is None else flat_bg[start:start + chunk][None]
-            parts.append(self.render_pixels(part, conditions, bg, with_torso, light=light, exposure=exposure))
+            parts.append(self.render_pixels(part, conditions, bg, with_torso, light=light, exposure=exposure,
+                                            view=view))
         keys = ("rgb", "alpha", "depth", "head_alpha", "albedo", "diffuse", "residual", "normal")
         out = {key: torch.cat([p[key] for p in parts]) for key in keys}
         out["depth"] = torch.where(out["head_alpha"] > 0.5, out["depth"], torch.zeros_like(out["depth"]))
         out.update(passes(out, self.albedo_scale()))
-        return {key: value.reshape(size, size, -1) for key, value in out.items()}
+        return {key: value.reshape(height, width, -1) for key, value in out.items()}
+
+    def _card_background(self, background: Tensor, pixels: Tensor, view: View, conditions: Conditions) -> Tensor:
+        """(P, 3) colours of the filmed view's ``background`` (H, W, 3) where ``view``'s pixels
+        (P, 2) see the card (`View.card_pixels`); its edges' colours off the card."""
+        uv, _ = view.card_pixels(pixels, self.card_depth(conditions), self.K, self.resolution)
+        grid = (uv / self.resolution * 2 - 1)[None, None]  # grid_sample's [-1, 1], x then y
+        sampled = nn.functional.grid_sample(background.permute(2, 0, 1)[None], grid, mode="bilinear",
+                                            padding_mode="border", align_corners=False)
+        return sampled[0, :, 0].T
 
     # --- checkpoint ---------------------------------------------------------------------
 

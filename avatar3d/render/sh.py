@@ -178,6 +178,20 @@ def _studio(scale: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Tensor:
     return base * torch.tensor(scale)[None, :]
 
 
+def key_light(azimuth: float, elevation: float, strength: float = 0.8, ambient: float = 0.45) -> Tensor:
+    """(9, 3) coefficients of an even ``ambient`` light plus a distant white key light of
+    ``strength`` (the scale of the presets "left" and "right").
+
+    Args:
+        azimuth: Degrees about the vertical axis from the camera's direction: 0 lights the
+            face from the camera, 90 from the image's right (+x), -90 from its left.
+        elevation: Degrees above the horizontal (negative: from below).
+    """
+    azimuth, elevation = math.radians(azimuth), math.radians(elevation)
+    direction = (math.sin(azimuth) * math.cos(elevation), math.sin(elevation), math.cos(azimuth) * math.cos(elevation))
+    return _ambient((ambient,) * 3) + _directional(direction, (strength,) * 3)
+
+
 LIGHT_PRESETS: dict[str, Tensor] = {
     # Exactly 1 for every normal in float32: fl(0.282095 * fl(1 / 0.282095)) == 1.
     "neutral": _ambient((1.0, 1.0, 1.0)),

@@ -20,6 +20,7 @@ from avatar3d.render.sh import (
     _directional,
     front_luminance,
     environment_sh,
+    key_light,
     light_from_background,
     load_light,
     resolve_light,
@@ -103,6 +104,19 @@ def test_preset_directions():
     cool = shade(n, LIGHT_PRESETS["cool"]).mean(0)
     assert warm[0] > warm[2] and cool[2] > cool[0]
     assert shade(n, LIGHT_PRESETS["dim"]).mean() < 0.6
+
+
+def test_key_light_comes_from_its_angles():
+    """The viewer's key light: its angles of the "right" preset's direction give that preset;
+    azimuth 90 lights +x, elevation 90 lights +y, and strength 0 leaves the even fill."""
+    direction = torch.tensor([0.85, 0.2, 0.5]) / torch.tensor([0.85, 0.2, 0.5]).norm()
+    azimuth, elevation = math.degrees(math.atan2(direction[0], direction[2])), math.degrees(math.asin(direction[1]))
+    assert torch.allclose(key_light(azimuth, elevation), LIGHT_PRESETS["right"], atol=1e-5)
+    axes = torch.eye(3)
+    for light, axis in ((key_light(90.0, 0.0), 0), (key_light(0.0, 90.0), 1), (key_light(0.0, 0.0), 2)):
+        shading = shade(torch.cat([axes, -axes]), light)[:, 0]
+        assert int(shading.argmax()) == axis
+    assert torch.allclose(shade(torch.cat([axes, -axes]), key_light(30.0, 10.0, strength=0.0)), torch.tensor(0.45))
 
 
 def test_load_light_presets_are_copies():
