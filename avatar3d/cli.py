@@ -107,6 +107,12 @@ def _run_export_mesh(config, device) -> None:
     export_mesh(config, device)
 
 
+def _run_view(config, device) -> None:
+    from viewer.server import run_viewer
+
+    run_viewer(config, device)
+
+
 def _commands() -> dict[str, Command]:
     """Commands by name; a two-word name ("train render") is a subcommand of its first word."""
     # Config classes import light modules only; the work is imported when a command runs.
@@ -117,6 +123,7 @@ def _commands() -> dict[str, Command]:
     from avatar3d.synth.config import SynthConfig
     from avatar3d.train.config import MotionTrainConfig, RelightEvalConfig, RenderEvalConfig, RenderTrainConfig
     from data_prep.config import PrepConfig
+    from viewer.config import ViewConfig
 
     return {
         "info": Command("Print versions, the compute device and the available kernel backends.", None, _run_info),
@@ -141,6 +148,8 @@ def _commands() -> dict[str, Command]:
                          _run_drive),
         "export mesh": Command("Export the avatar's head as a coloured mesh (.ply, .obj, .glb).", MeshConfig,
                                _run_export_mesh),
+        "view": Command("Show the avatar in a browser: orbit it, play a line with its audio, relight it, look at "
+                        "its passes.", ViewConfig, _run_view),
         "demo": Command("Run the main job end to end on the built-in virtual actor.", DemoConfig, _run_demo),
     }
 
