@@ -100,6 +100,15 @@ def test_tab_shows_avatar_light_and_play(browser, viewer):
     relit = canvas(page)
     assert np.abs(relit - first).mean() > 0.01, "the light control did not change the picture"
 
+    # Save PNG: the browser downloads the frame at full size.
+    import cv2
+
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="save PNG").click()
+    saved = cv2.imread(download.value.path())
+    assert download.value.suggested_filename.endswith("-frame00000.png")
+    assert saved.shape[0] == 96 and saved.shape[1] == round(96 * session.last_job.camera.aspect) and saved.std() > 10
+
     # Play: the audio element plays and the frames follow its clock.
     assert session.last_job.frame == 0
     state = page.evaluate("""async () => { const a = document.querySelector('audio');
