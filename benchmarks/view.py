@@ -56,7 +56,10 @@ def drag(page, seconds: float) -> None:
 
 def measure(session, page, viewer, seconds: float) -> dict:
     full = int(session.resolution.value)
-    settle = lambda: session.last_job is not None and session.last_job.height == full and session.next_job() is None  # noqa: E731
+
+    def settle() -> bool:
+        return session.last_job is not None and session.last_job.height == full and session.next_job() is None
+
     wait_for(settle, 60, "a still full-size frame")
 
     # Still: full-size frames, one new frame index each.

@@ -104,7 +104,7 @@ class Job:
     frame: int
     height: int
     look: Look
-    timeline: int  # the timeline's generation (motion settings change it)
+    generation: int  # the timeline's (`Viewer.regenerate` makes a new one)
 
 
 class Session:
@@ -123,7 +123,6 @@ class Session:
         self.look = Look()
         self.frames_shown = 0
         self.last_job: Job | None = None
-        self.last_seconds = 0.0
         self._moved_at = 0.0
         self._play_height: int | None = None
         self._play_start: tuple[int, float] | None = None  # (frame, time) of a silent play's start
@@ -141,10 +140,17 @@ class Session:
     # --- controls ---------------------------------------------------------------------------
 
     def _build_gui(self) -> None:
-        gui = self.client.gui
         timeline = self.viewer.timeline
-        gui.add_markdown(f"**avatar3d** · {self.viewer.avatar.subject.root.name} · {timeline.label}")
-        self.status = gui.add_markdown("starting…")
+        self.client.gui.add_markdown(f"**avatar3d** · {self.viewer.avatar.subject.root.name} · {timeline.label}")
+        self.status = self.client.gui.add_markdown("starting…")
+        self._time_controls(timeline)
+        self._look_controls()
+        if self.viewer.can_regenerate:
+            self._motion_controls()
+        self._output_controls()
+
+    def _time_controls(self, timeline: Timeline) -> None:
+        gui = self.client.gui
         with gui.add_folder("Time"):
             self.frame_slider = gui.add_slider("frame", 0, max(len(timeline) - 1, 1), 1, initial_value=0)
             self.frame_slider.on_update(lambda _: self._changed())
@@ -156,31 +162,42 @@ class Session:
             else:
                 self.play = gui.add_checkbox("play", initial_value=False, hint="Play the frames (there is no audio).")
                 self.play.on_update(self._silent_play)
+
+    def _look_controls(self) -> None:
+        gui = self.client.gui
         with gui.add_folder("Look"):
             self.pass_menu = gui.add_dropdown("pass", PASSES, initial_value="rgb")
             self.light_menu = gui.add_dropdown("light", LIGHTS, initial_value=LIGHT_KEEP,
                                                hint="keep: the clip's own; from-bg: a rough estimate from the "
                                                     "background; direction: a key light from the angles below.")
             self.azimuth = gui.add_slider("azimuth °", -180.0, 180.0, 5.0, initial_value=Look.azimuth, visible=False)
-            self.elevation = gui.add_slider("elevation °", -90.0, 90.0, 5.0, initial_value=Look.elevation, visible=False)
+            self.elevation = gui.add_slider("elevation °", -90.0, 90.0, 5.0, initial_value=Look.elevation,
+                                            visible=False)
             self.strength = gui.add_slider("strength", 0.0, 2.0, 0.05, initial_value=Look.strength, visible=False)
             self.exposure = gui.add_slider("exposure", -3.0, 3.0, 0.1, initial_value=0.0, hint="Stops of light added.")
             self.background_menu = gui.add_dropdown("background", BACKGROUNDS, initial_value="plate")
             self.colour = gui.add_rgb("colour", initial_value=Look.colour, visible=False)
-            self.image_path = gui.add_text("image file", initial_value="", visible=False, hint="An image or video on the server.")
+            self.image_path = gui.add_text("image file", initial_value="", visible=False,
+                                           hint="An image or video on the server.")
             self.torso = gui.add_checkbox("torso", initial_value=True)
             self.resolution = gui.add_slider("resolution", SMALLEST, self.viewer.max_resolution, 8,
-                                             initial_value=self.viewer.resolution, hint="Image height when the camera is still.")
+                                             initial_value=self.viewer.resolution,
+                                             hint="Image height when the camera is still.")
         for control in (self.pass_menu, self.light_menu, self.azimuth, self.elevation, self.strength, self.exposure,
                         self.background_menu, self.colour, self.image_path, self.torso, self.resolution):
             control.on_update(lambda _: self._look_changed())
-        if self.viewer.can_regenerate:
-            with gui.add_folder("Motion"):
-                self.mouth = gui.add_slider("mouth amplitude", 0.0, 3.0, 0.05, initial_value=1.0)
-                self.blink = gui.add_dropdown("blinks", ("auto", "periodic", "none"), initial_value="auto")
-                self.pose = gui.add_dropdown("pose", ("train", "static", "generated"), initial_value="train")
-                for control in (self.mouth, self.blink, self.pose):
-                    control.on_update(lambda _: self._regenerate())
+
+    def _motion_controls(self) -> None:
+        gui = self.client.gui
+        with gui.add_folder("Motion"):
+            self.mouth = gui.add_slider("mouth amplitude", 0.0, 3.0, 0.05, initial_value=1.0)
+            self.blink = gui.add_dropdown("blinks", ("auto", "periodic", "none"), initial_value="auto")
+            self.pose = gui.add_dropdown("pose", ("train", "static", "generated"), initial_value="train")
+        for control in (self.mouth, self.blink, self.pose):
+            control.on_update(lambda _: self._regenerate())
+
+    def _output_controls(self) -> None:
+        gui = self.client.gui
         with gui.add_folder("Output"):
             gui.add_button("filmed camera", hint="Back to the camera that filmed the subject.").on_click(
                 lambda _: self.reset_camera())
@@ -350,7 +367,7 @@ class Session:
         if self._stop.is_set():  # the tab left while this rendered
             return
         self.client.scene.set_background_image(image, format="jpeg", jpeg_quality=90)
-        self.last_job, self.last_seconds = job, seconds
+        self.last_job = job
         self.frames_shown += 1
         if self._playing():
             self.frame_slider.value = job.frame

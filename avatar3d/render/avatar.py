@@ -120,7 +120,8 @@ class View:
     def to(self, device) -> "View":
         return View(self.K.to(device), self.rotation.to(device), self.position.to(device), self.width, self.height)
 
-    def card_pixels(self, pixels: Tensor, card_depth: float, K_filmed: Tensor, filmed_size: int) -> tuple[Tensor, Tensor]:
+    def card_pixels(self, pixels: Tensor, card_depth: float, K_filmed: Tensor, filmed_size: int
+                    ) -> tuple[Tensor, Tensor]:
         """Where this view's pixels see a card facing the filmed camera at ``card_depth``.
 
         Args:
