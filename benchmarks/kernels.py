@@ -1,4 +1,5 @@
-"""Time the hot ops on the CPU, per backend: hash-grid encoding, landmark warp, compositing, SH shading.
+"""Time the hot ops on the CPU, per backend: hash-grid encoding, landmark warp, compositing, SH shading,
+Gaussian rasterisation.
 
 Usage: ``python benchmarks/kernels.py [--threads N] [--repeats R]``
 
@@ -9,7 +10,9 @@ one warm-up call. Backends: ``torch`` (the PyTorch twins) and ``cpu`` (the kerne
 samples; the head grid (3D, 8 levels, 2^16 rows, 16..512 cells), the torso grid (2D, 10
 levels, 2^15 rows, 8..512 cells), a warp by 96 landmarks of 4 frames with the head's
 radius, samples spread over the face; compositing of 2^15 / 32 rays of 32 slots, 80 % of them
-sampled, with the head's 10 channels; shading of 2^15 normals under one light.
+sampled, with the head's 10 channels; shading of 2^15 normals under one light; rasterising 2^15
+Gaussians of a head's size (3 channels) into a 256² image (projection and tile binning
+included, which run in PyTorch on both backends).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from avatar3d.render.config import HeadConfig, TorsoConfig
 from avatar3d.render.encoding import HashGrid
 from avatar3d.render.head import warp_to_neutral
 from avatar3d.render.sh import LIGHT_PRESETS, shade
+from avatar3d.render.splat import covariances, project, rasterize
 from avatar3d.render.volume import composite
 from avatar3d.runtime import set_threads
 from cuda_ext import build
@@ -102,6 +106,32 @@ def shade_case():
     return forward, both
 
 
+def rasterize_case():
+    """(forward, forward + backward) callables of rendering SAMPLES Gaussians over a head-sized
+    volume into 256 x 256 pixels."""
+    size = 256
+    means = (torch.rand(SAMPLES, 3) - 0.5) * torch.tensor([1.0, 1.2, 1.0]) * FACE_WIDTH * 1.5
+    quats, scales = torch.randn(SAMPLES, 4), torch.rand(SAMPLES, 3) * 0.01 * FACE_WIDTH + 0.002 * FACE_WIDTH
+    opacities, colours = torch.rand(SAMPLES) * 0.9, torch.rand(SAMPLES, 3)
+    distance = 4 * FACE_WIDTH
+    K = torch.tensor([[size * 2.0, 0.0, size / 2], [0.0, size * 2.0, size / 2], [0.0, 0.0, 1.0]])
+    pose = (torch.eye(3), torch.tensor([0.0, 0.0, -distance]))
+
+    def render(means, quats, scales, opacities, colours):
+        projected = project(means, covariances(quats, scales), K, *pose, size, size)
+        return rasterize(projected, colours, opacities, size, size)["rgb"]
+
+    def forward():
+        with torch.no_grad():
+            render(means, quats, scales, opacities, colours)
+
+    def both():
+        inputs = [x.detach().requires_grad_(True) for x in (means, quats, scales, opacities, colours)]
+        render(*inputs).square().sum().backward()
+
+    return forward, both
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, help="as avatar3d --threads (default: every usable CPU)")
@@ -113,7 +143,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, CPU, {args.threads} threads, median of {args.repeats}, {SAMPLES} samples")
     print(f"{'op':<16} {'backend':<8} {'forward pts/s':>14} {'fwd+bwd pts/s':>14} {'fwd+bwd ms':>11}")
     cases = {"encode 3D (head)": lambda: encode_case(3), "encode 2D (torso)": lambda: encode_case(2),
-             "warp": warp_case, "composite": composite_case, "shade": shade_case}
+             "warp": warp_case, "composite": composite_case, "shade": shade_case, "rasterize": rasterize_case}
     for name, make in cases.items():
         forward, both = make()
         for backend in backends:

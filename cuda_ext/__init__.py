@@ -19,6 +19,7 @@ IMPLEMENTED = {
     "composite": ("cpu", "cuda"),
     "shade": ("cpu", "cuda"),
     "march": ("cpu", "cuda"),
+    "rasterize": ("cpu", "cuda"),
 }
 """The ops and the kernel backends that implement each (the twin, ``torch``, always does)."""
 

@@ -27,8 +27,9 @@ import torch
 
 ROOT = Path(__file__).parent
 CPU_SOURCES = ("bindings.cpp", "hashgrid.cpp", "hashgrid_cpu.cpp", "warp.cpp", "warp_cpu.cpp",
-               "march.cpp", "march_cpu.cpp", "composite.cpp", "composite_cpu.cpp", "sh.cpp", "sh_cpu.cpp")
-CUDA_SOURCES = ("hashgrid.cu", "warp.cu", "march.cu", "composite.cu", "sh.cu")
+               "march.cpp", "march_cpu.cpp", "composite.cpp", "composite_cpu.cpp", "sh.cpp", "sh_cpu.cpp",
+               "rasterize.cpp", "rasterize_cpu.cpp")
+CUDA_SOURCES = ("hashgrid.cu", "warp.cu", "march.cu", "composite.cu", "sh.cu", "rasterize.cu")
 CACHE_VAR = "AVATAR3D_KERNEL_CACHE"
 """Environment variable: folder of built kernels (default ~/.cache/avatar3d/kernels)."""
 MIN_CAPABILITY = (7, 5)

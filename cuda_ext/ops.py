@@ -136,3 +136,33 @@ def shade(normals: Tensor, coefficients: Tensor) -> Tensor:
         lights = coefficients.expand(*normals.shape[:-1], 9, 3).reshape(-1, 9, 3)
         light_index = torch.arange(len(flat), device=flat.device)
     return _Shade.apply(flat, lights, light_index).reshape(normals.shape)
+
+
+class _Rasterize(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, means2d: Tensor, conics: Tensor, colours: Tensor, opacities: Tensor, offsets: Tensor,
+                ids: Tensor, width: int, height: int, tile_size: int):
+        inputs = [x.contiguous() for x in (means2d, conics, colours, opacities, offsets, ids)]
+        rgb, alpha, transmittance, last = extension().rasterize_forward(*inputs, width, height, tile_size)
+        ctx.save_for_backward(*inputs, transmittance, last)
+        ctx.size = (width, height, tile_size)
+        return rgb, alpha
+
+    @staticmethod
+    def backward(ctx, v_rgb: Tensor, v_alpha: Tensor):
+        *inputs, transmittance, last = ctx.saved_tensors
+        v_rgb = transmittance.new_zeros(*transmittance.shape, inputs[2].shape[1]) if v_rgb is None \
+            else v_rgb.contiguous()
+        v_alpha = torch.zeros_like(transmittance) if v_alpha is None else v_alpha.contiguous()
+        gradients = extension().rasterize_backward(*inputs, *ctx.size, transmittance, last, v_rgb, v_alpha)
+        return (*gradients, None, None, None, None, None)
+
+
+def rasterize(means2d: Tensor, conics: Tensor, colours: Tensor, opacities: Tensor, offsets: Tensor, ids: Tensor,
+              width: int, height: int, tile_size: int, background: Tensor | None = None) -> dict[str, Tensor]:
+    """`cuda_ext.torch_impl.rasterize` on the kernels."""
+    rgb, alpha = _Rasterize.apply(means2d, conics, colours, opacities, offsets, ids, int(width), int(height),
+                                     int(tile_size))
+    if background is not None:
+        rgb = rgb + (1.0 - alpha)[..., None] * background.to(rgb)
+    return {"rgb": rgb, "alpha": alpha}

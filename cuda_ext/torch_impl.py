@@ -256,3 +256,101 @@ def shade(normals: Tensor, coefficients: Tensor) -> Tensor:
     """
     basis = sh_basis(normals)[..., None, :]  # (..., 1, 9)
     return (basis @ coefficients.to(normals.dtype))[..., 0, :].clamp(min=0.0)
+
+
+SPLAT_MIN_ALPHA = 1.0 / 255.0
+"""A Gaussian whose alpha at a pixel is below this is skipped there (`rasterize`)."""
+SPLAT_MAX_ALPHA = 0.999
+"""Alphas are clamped to this, so a pixel's transmittance never reaches 0 at once."""
+SPLAT_MIN_TRANSMITTANCE = 1e-4
+"""A pixel stops before the Gaussian that would take its transmittance to this or less."""
+
+
+def tile_bins(means2d: Tensor, radii: Tensor, depths: Tensor, width: int, height: int,
+              tile_size: int) -> tuple[Tensor, Tensor]:
+    """Lists, per tile of ``tile_size`` pixels square, the Gaussians whose box covers it, front to
+    back: what `rasterize` walks. Not an op with a kernel: both backends use this.
+
+    Args:
+        means2d: (N, 2) pixel positions (x right, y down) of the Gaussians' centres.
+        radii: (N, 2) half-widths of their boxes in pixels along x and y; a Gaussian with a
+            radius <= 0 is culled.
+        depths: (N,) distances that order them (smaller in front).
+        width, height: Image size in pixels.
+        tile_size: Tile side in pixels.
+
+    Returns:
+        ``(offsets, ids)``: (tiles + 1,) int64, tile t's list is ``ids[offsets[t]:offsets[t+1]]``
+        (tiles in row-major order, ``ceil(W / tile_size)`` per row), and (M,) int64 Gaussian
+        indices, each tile's sorted by depth (ties by index).
+    """
+    tiles_x, tiles_y = -(-width // tile_size), -(-height // tile_size)
+    lo = torch.floor((means2d - radii) / tile_size).long()
+    hi = torch.ceil((means2d + radii) / tile_size).long()
+    limit = torch.tensor([tiles_x, tiles_y], device=means2d.device)
+    lo, hi = lo.clamp(min=0).minimum(limit), hi.clamp(min=0).minimum(limit)
+    spans = (hi - lo).clamp(min=0) * (radii > 0).all(-1, keepdim=True)
+    counts = spans.prod(-1)  # tiles per Gaussian
+    gaussian = torch.repeat_interleave(torch.arange(len(means2d), device=means2d.device), counts)
+    rank = torch.arange(len(gaussian), device=means2d.device) - torch.repeat_interleave(counts.cumsum(0) - counts,
+                                                                                       counts)
+    width_g = spans[gaussian, 0].clamp(min=1)
+    tile = (lo[gaussian, 1] + rank // width_g) * tiles_x + lo[gaussian, 0] + rank % width_g
+    order = torch.argsort(depths[gaussian], stable=True)  # front to back, then by index
+    order = order[torch.argsort(tile[order], stable=True)]  # grouped by tile, keeping that order
+    ids = gaussian[order]
+    offsets = torch.zeros(tiles_x * tiles_y + 1, dtype=torch.int64, device=means2d.device)
+    offsets[1:] = torch.bincount(tile, minlength=tiles_x * tiles_y).cumsum(0)
+    return offsets, ids
+
+
+def rasterize(means2d: Tensor, conics: Tensor, colours: Tensor, opacities: Tensor, offsets: Tensor, ids: Tensor,
+              width: int, height: int, tile_size: int, background: Tensor | None = None) -> dict[str, Tensor]:
+    """Alpha-composites 2D Gaussians into an image, front to back per tile list (3D Gaussian
+    splatting's rasteriser).
+
+    At pixel centre ``p`` (column + 0.5, row + 0.5) Gaussian g has
+    ``sigma = 0.5 (a dx^2 + c dy^2) + b dx dy`` with ``(dx, dy) = means2d_g - p`` and
+    ``conics_g = (a, b, c)`` (its 2D covariance's inverse, upper triangle), and
+    ``alpha = min(SPLAT_MAX_ALPHA, opacity_g exp(-sigma))``; it is skipped where ``sigma < 0`` or
+    ``alpha < SPLAT_MIN_ALPHA``, and the pixel stops before the Gaussian that would take its
+    transmittance to ``SPLAT_MIN_TRANSMITTANCE`` or less. ``rgb = sum_k c_k alpha_k T_k``.
+
+    Args:
+        means2d: (N, 2) centres in pixels.
+        conics: (N, 3) inverse 2D covariances (a, b, c).
+        colours: (N, C) colours (any channels).
+        opacities: (N,) opacities in [0, 1].
+        offsets, ids: The tile lists (`tile_bins`).
+        width, height: Image size; tile_size: their tiles' side.
+        background: None, or (C,) added as ``(1 - alpha) * background``.
+
+    Returns:
+        ``rgb`` (H, W, C) and ``alpha`` (H, W); differentiable in means2d, conics, colours,
+        opacities and background.
+    """
+    tiles_x = -(-width // tile_size)
+    rows, columns = torch.meshgrid(torch.arange(height, device=means2d.device),
+                                   torch.arange(width, device=means2d.device), indexing="ij")
+    rows, columns = rows.reshape(-1), columns.reshape(-1)
+    tile = (rows // tile_size) * tiles_x + columns // tile_size
+    counts = offsets[1:] - offsets[:-1]
+    longest = int(counts.max()) if len(counts) and len(ids) else 0
+    slot = torch.arange(longest, device=means2d.device)
+    listed = slot < counts[tile][:, None]  # (P, L)
+    g = ids[(offsets[tile][:, None] + slot).clamp(max=max(len(ids) - 1, 0))] if longest else tile[:, None][:, :0]
+    dx = means2d[g, 0] - (columns[:, None] + 0.5)
+    dy = means2d[g, 1] - (rows[:, None] + 0.5)
+    a, b, c = conics[g].unbind(-1)
+    sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
+    alpha = (opacities[g] * torch.exp(-sigma)).clamp(max=SPLAT_MAX_ALPHA)
+    alpha = torch.where(listed & (sigma >= 0) & (alpha >= SPLAT_MIN_ALPHA), alpha, torch.zeros_like(alpha))
+    log_after = torch.cumsum(torch.log1p(-alpha), dim=1)  # log transmittance behind each entry
+    kept = log_after > math.log(SPLAT_MIN_TRANSMITTANCE)
+    alpha = torch.where(kept, alpha, torch.zeros_like(alpha))
+    weights = alpha * torch.exp(torch.cumsum(torch.log1p(-alpha), dim=1) - torch.log1p(-alpha))
+    rgb = (weights[..., None] * colours[g]).sum(1).reshape(height, width, -1)
+    coverage = weights.sum(1).reshape(height, width)
+    if background is not None:
+        rgb = rgb + (1.0 - coverage)[..., None] * background.to(rgb)
+    return {"rgb": rgb, "alpha": coverage}

@@ -13,6 +13,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("composite_backward", &cuda_ext::composite_backward);
     m.def("sh_forward", &cuda_ext::sh_forward);
     m.def("sh_backward", &cuda_ext::sh_backward);
+    m.def("rasterize_forward", &cuda_ext::rasterize_forward);
+    m.def("rasterize_backward", &cuda_ext::rasterize_backward);
 #ifdef WITH_CUDA
     m.attr("with_cuda") = true;
 #else

@@ -6,6 +6,7 @@
 #include "../include/composite.h"
 #include "../include/hashgrid.h"
 #include "../include/march.h"
+#include "../include/rasterize.h"
 #include "../include/sh.h"
 #include "../include/warp.h"
 
@@ -33,6 +34,12 @@ void sh_backward_cpu(const float *normals, const float *lights, const int64_t *l
 
 void march_cpu(const float *origins, const float *directions, const float *offsets, int64_t rays, const March &march,
                float *t_starts, float *t_ends, uint8_t *valid, int threads);
+void rasterize_forward_cpu(const Splats &splats, int64_t pixels, float *rgb, float *alpha, float *transmittance,
+                           int64_t *last, int threads);
+// count: the number of Gaussians N (the gradients' rows)
+void rasterize_backward_cpu(const Splats &splats, int64_t pixels, int64_t count, const float *transmittance,
+                            const int64_t *last, const float *v_rgb, const float *v_alpha, float *v_means2d,
+                            float *v_conics, float *v_colours, float *v_opacities, int threads);
 
 void grid_forward_cuda(const float *points, int64_t count, int dims, const Grid &grid, float *out, void *stream);
 void grid_backward_cuda(const float *points, int64_t count, int dims, const Grid &grid, const float *grad_out,
@@ -54,5 +61,11 @@ void sh_backward_cuda(const float *normals, const float *lights, const int64_t *
                       const float *grad_out, float *grad_normals, float *grad_lights, void *stream);
 void march_cuda(const float *origins, const float *directions, const float *offsets, int64_t rays, const March &march,
                 float *t_starts, float *t_ends, uint8_t *valid, void *stream);
+
+void rasterize_forward_cuda(const Splats &splats, int64_t pixels, float *rgb, float *alpha, float *transmittance,
+                            int64_t *last, void *stream);
+void rasterize_backward_cuda(const Splats &splats, int64_t pixels, const float *transmittance, const int64_t *last,
+                             const float *v_rgb, const float *v_alpha, float *v_means2d, float *v_conics,
+                             float *v_colours, float *v_opacities, void *stream);
 
 }  // namespace cuda_ext

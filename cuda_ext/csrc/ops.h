@@ -44,4 +44,18 @@ std::vector<at::Tensor> sh_backward(const at::Tensor &normals, const at::Tensor 
                                     const at::Tensor &light_index, const at::Tensor &v_out, bool normals_gradient,
                                     bool lights_gradient);
 
+// Gaussians' means2d (N, 2), conics (N, 3), colours (N, C), opacities (N,); tile lists offsets
+// (tiles + 1,), ids (M,). {rgb (H, W, C), alpha (H, W), transmittance (H, W), last (H, W) int64}
+std::vector<at::Tensor> rasterize_forward(const at::Tensor &means2d, const at::Tensor &conics,
+                                          const at::Tensor &colours, const at::Tensor &opacities,
+                                          const at::Tensor &offsets, const at::Tensor &ids, int64_t width,
+                                          int64_t height, int64_t tile_size);
+// {v_means2d, v_conics, v_colours, v_opacities}
+std::vector<at::Tensor> rasterize_backward(const at::Tensor &means2d, const at::Tensor &conics,
+                                           const at::Tensor &colours, const at::Tensor &opacities,
+                                           const at::Tensor &offsets, const at::Tensor &ids, int64_t width,
+                                           int64_t height, int64_t tile_size, const at::Tensor &transmittance,
+                                           const at::Tensor &last, const at::Tensor &v_rgb,
+                                           const at::Tensor &v_alpha);
+
 }  // namespace cuda_ext

@@ -157,6 +157,42 @@ def test_shade_matches_its_twin(device, per_normal):
     torch.testing.assert_close(out_light, ref_light, atol=1e-4, rtol=1e-4)
 
 
+def splats(count=60, width=37, height=29, tile_size=8, opacity=(0.05, 0.95), seed=0, device="cpu"):
+    """Random 2D Gaussians on a width x height image (odd sizes: partial tiles), their tile lists,
+    and the rasteriser's arguments: (means2d, conics, colours, opacities), (offsets, ids, W, H, tile)."""
+    generator = torch.Generator().manual_seed(seed)
+    means = torch.rand(count, 2, generator=generator) * torch.tensor([width, height])
+    shape = torch.randn(count, 2, 2, generator=generator) * 0.4 + torch.eye(2) * 1.5
+    covariance = shape @ shape.transpose(1, 2) + 0.3 * torch.eye(2)
+    inverse = torch.linalg.inv(covariance)
+    conics = torch.stack([inverse[:, 0, 0], inverse[:, 0, 1], inverse[:, 1, 1]], -1)
+    radii = (3 * torch.linalg.eigvalsh(covariance)[:, 1].sqrt())[:, None].expand(count, 2).contiguous()
+    colours = torch.rand(count, 3, generator=generator)
+    low, high = opacity
+    opacities = low + (high - low) * torch.rand(count, generator=generator)
+    offsets, ids = torch_impl.tile_bins(means, radii, torch.rand(count, generator=generator), width, height,
+                                        tile_size)
+    return ([x.to(device) for x in (means, conics, colours, opacities)],
+            (offsets.to(device), ids.to(device), width, height, tile_size))
+
+
+@pytest.mark.parametrize("count, opacity", [(60, (0.05, 0.95)), (300, (0.8, 1.0))])  # the second stops early
+def test_rasterize_matches_its_twin(device, count, opacity):
+    gaussians, lists = splats(count=count, opacity=opacity, device=device)
+    ref, ref_grads = _with_gradients(lambda *g: torch_impl.rasterize(*g, *lists), gaussians)
+    out, out_grads = _with_gradients(lambda *g: ops.rasterize(*g, *lists), gaussians)
+    # Faint: some pixels covered, some not; opaque: some pixels stopped (transmittance near 1e-4).
+    assert float(ref[1].max()) > (0.9998 if count > 100 else 0.99) and float(ref[1].min()) < 0.9
+    for o, r in zip(out, ref):
+        torch.testing.assert_close(o, r, atol=2e-6, rtol=1e-5)
+    for o, r in zip(out_grads, ref_grads):
+        assert float(r.abs().max()) > 0
+        torch.testing.assert_close(o, r, atol=1e-4, rtol=1e-4)
+    background = torch.tensor([0.2, 0.5, 1.0], device=device)
+    torch.testing.assert_close(ops.rasterize(*gaussians, *lists, background=background)["rgb"],
+                               torch_impl.rasterize(*gaussians, *lists, background=background)["rgb"])
+
+
 def test_empty_inputs_give_empty_outputs(device):
     points, table, resolutions = _grid(3, 2, device)
     assert ops.encode(points[:0], table, resolutions).shape == (0, len(resolutions) * 2)
@@ -164,6 +200,11 @@ def test_empty_inputs_give_empty_outputs(device):
     densities, colours, t_starts, t_ends, valid = _samples(device, 3)
     out = ops.composite(densities[:0], colours[:0], t_starts[:0], t_ends[:0], valid[:0])
     assert out["rgb"].shape == (0, 3) and out["weights"].shape == (0, 24)
+    gaussians, (_, _, width, height, tile_size) = splats(device=device)
+    offsets, ids = torch_impl.tile_bins(*[x[:0] for x in (gaussians[0], gaussians[0], gaussians[3])], width, height,
+                                        tile_size)
+    image = ops.rasterize(*[x[:0] for x in gaussians], offsets, ids, width, height, tile_size)
+    assert image["rgb"].shape == (height, width, 3) and float(image["alpha"].abs().max()) == 0
 
 
 def test_kernels_refuse_bad_inputs_with_a_message_instead_of_crashing(device):
@@ -178,6 +219,11 @@ def test_kernels_refuse_bad_inputs_with_a_message_instead_of_crashing(device):
             ops.composite(densities[1:], colours[1:], t_starts, t_ends, valid)
         with pytest.raises(RuntimeError, match="every frame must index"):
             ops.warp(points[:10], [10], torch.zeros(0, 5, 3), torch.zeros(0, 5, 3), 0.1)
+        gaussians, (offsets, ids, width, height, tile_size) = splats(device=device)
+        with pytest.raises(RuntimeError, match="every id must index the Gaussians"):
+            ops.rasterize(*[x[:5] for x in gaussians], offsets, ids, width, height, tile_size)
+        with pytest.raises(RuntimeError, match=r"offsets must be \(tiles \+ 1,\)"):
+            ops.rasterize(*gaussians, offsets, ids, width, height, 4)
     else:
         with pytest.raises(RuntimeError, match="move them to one device"):
             ops.encode(points, table.cpu(), resolutions)
