@@ -110,7 +110,8 @@ def run_demo(cfg: DemoConfig, device) -> dict:
     sheet = contact_sheet(out, run, paths, motion, measured, truth_opening)
     write_summary(out, results, video, subject, run, paths, mesh, sheet)
     console.print(f"\n[bold]demo done[/] in {stages.minutes():.1f} min: mouth opening of the driven video vs "
-                  f"truth r = {sync_r:.2f}; see {out / 'summary.md'}")
+                  f"truth r = {sync_r:.2f}; see {out / 'summary.md'}; look at it in a browser with "
+                  f"`avatar3d view {subject} --run {run} --audio {out / 'sentence' / 'speech.wav'}`")
     return results
 
 
@@ -263,6 +264,8 @@ def write_summary(out: Path, results: dict, video: Path, subject: Path, run: Pat
         f"| head mesh | `{mesh}` |",
         f"| contact sheet | `{sheet}` |", "",
         "Stage times (minutes): " + ", ".join(f"{k} {v:.1f}" for k, v in results["stage_minutes"].items()), "",
+        "To orbit the avatar, play the sentence and relight it in a browser (docs/viewer.md):", "",
+        f"    avatar3d view {subject} --run {run} --audio {out / 'sentence' / 'speech.wav'}", "",
         f"![contact sheet]({sheet.name})", "",
     ]
     (out / "summary.md").write_text("\n".join(lines))
