@@ -131,6 +131,9 @@ class Session:
         self._plate = viewer.avatar.subject.background().astype(np.float32) / 255
         self._backdrop: np.ndarray | None = self._plate
         self._light: torch.Tensor | None = None
+        self._motion_lock = threading.Lock()
+        self._motion_busy = False
+        self._motion_wanted: dict = {}
         self._build_gui()
         self.reset_camera()
         client.camera.on_update(self._camera_moved)
@@ -280,15 +283,28 @@ class Session:
         return LIGHT_PRESETS[look.light]
 
     def _regenerate(self) -> None:
-        settings = {"mouth_amp": float(self.mouth.value), "blink": self.blink.value, "pose": self.pose.value}
+        """Remakes the motion with the panel's settings: one remake at a time, then one more
+        with the newest settings if they changed meanwhile (a dragged slider sends many)."""
+        self._motion_wanted = {"mouth_amp": float(self.mouth.value), "blink": self.blink.value,
+                               "pose": self.pose.value}
         self.status.content = "generating motion…"
-        threading.Thread(target=self._regenerate_now, args=(settings,), daemon=True).start()
+        with self._motion_lock:
+            if self._motion_busy:
+                return
+            self._motion_busy = True
+        threading.Thread(target=self._regenerate_until_current, daemon=True).start()
 
-    def _regenerate_now(self, settings: dict) -> None:
-        try:
-            self.viewer.regenerate(**settings)
-        except UserError as error:
-            self.client.add_notification("Motion failed", str(error), color="red", auto_close_seconds=8.0)
+    def _regenerate_until_current(self) -> None:
+        while True:
+            settings = self._motion_wanted
+            try:
+                self.viewer.regenerate(**settings)
+            except UserError as error:
+                self.client.add_notification("Motion failed", str(error), color="red", auto_close_seconds=8.0)
+            with self._motion_lock:
+                if self._motion_wanted == settings:
+                    self._motion_busy = False
+                    break
         self._wake.set()
 
     # --- rendering --------------------------------------------------------------------------

@@ -77,3 +77,31 @@ def test_training_frames_play_with_the_clip_audio(speech_viewer):
     assert len(timeline) == speech_viewer.avatar.subject.num_frames
     assert timeline.audio is not None and timeline.audio[1] == 16000
     assert timeline.conditions.frame_ids.tolist() == list(range(len(timeline)))
+
+
+def test_a_dragged_slider_remakes_the_motion_once_more_at_most():
+    """Many motion-setting changes while a remake runs: the running one finishes, then one more
+    with the newest settings."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from viewer.session import Session
+
+    made = []
+
+    def slow_regenerate(**settings):
+        made.append(settings["mouth_amp"])
+        time.sleep(0.3)
+
+    session = Session.__new__(Session)  # its motion controls only: no browser
+    session.viewer = SimpleNamespace(regenerate=slow_regenerate)
+    session.status = SimpleNamespace(content="")
+    session.blink, session.pose = SimpleNamespace(value="auto"), SimpleNamespace(value="train")
+    session._motion_lock, session._motion_busy, session._wake = threading.Lock(), False, threading.Event()
+    for amplitude in (0.5, 0.6, 0.7, 0.8):
+        session.mouth = SimpleNamespace(value=amplitude)
+        session._regenerate()
+        time.sleep(0.02)
+    assert session._wake.wait(5) and not session._motion_busy
+    assert made == [0.5, 0.8]
