@@ -107,6 +107,12 @@ def _run_export_mesh(config, device) -> None:
     export_mesh(config, device)
 
 
+def _run_export_gaussians(config, device) -> None:
+    from avatar3d.export.gaussians import export_gaussians
+
+    export_gaussians(config, device)
+
+
 def _run_view(config, device) -> None:
     from viewer.server import run_viewer
 
@@ -117,7 +123,7 @@ def _commands() -> dict[str, Command]:
     """Commands by name; a two-word name ("train render") is a subcommand of its first word."""
     # Config classes import light modules only; the work is imported when a command runs.
     from avatar3d.demo import DemoConfig
-    from avatar3d.export.config import DriveConfig, MeshConfig
+    from avatar3d.export.config import DriveConfig, GaussiansConfig, MeshConfig
     from avatar3d.motion.config import MotionConfig, MotionEvalConfig
     from avatar3d.render.config import RenderFramesConfig
     from avatar3d.synth.config import SynthConfig
@@ -148,6 +154,8 @@ def _commands() -> dict[str, Command]:
                          _run_drive),
         "export mesh": Command("Export the avatar's head as a coloured mesh (.ply, .obj, .glb).", MeshConfig,
                                _run_export_mesh),
+        "export gaussians": Command("Export the avatar's head as 3D Gaussians (.ply, the layout splat viewers open).",
+                                    GaussiansConfig, _run_export_gaussians),
         "view": Command("Show the avatar in a browser: orbit it, play a line with its audio, relight it, look at "
                         "its passes.", ViewConfig, _run_view),
         "demo": Command("Run the main job end to end on the built-in virtual actor.", DemoConfig, _run_demo),

@@ -1,4 +1,5 @@
-"""Settings of ``avatar3d drive`` and ``avatar3d export mesh`` (light: no torch import, for fast --help)."""
+"""Settings of ``avatar3d drive``, ``avatar3d export mesh`` and ``avatar3d export gaussians`` (light: no torch
+import, for fast --help)."""
 
 from __future__ import annotations
 
@@ -75,3 +76,42 @@ class MeshConfig:
             raise BadArgumentError(f"--out {self.out}: use a .ply, .obj or .glb file name")
         if not 32 <= self.resolution <= 512:
             raise BadArgumentError(f"--resolution {self.resolution}: use 32..512 cells")
+
+
+@dataclass
+class GaussiansConfig:
+    """Settings of ``avatar3d export gaussians``."""
+
+    POSITIONAL = ("subject",)
+
+    subject: Path
+    """Prepared subject folder."""
+    out: Path
+    """Gaussians file: .ply (the layout of 3D Gaussian splatting)."""
+    run: Path | None = None
+    """Render run folder; default: the subject's newest finished run under --runs."""
+    runs: Path = Path("runs")
+    """Root folder of runs."""
+    frame: int | None = None
+    """Subject frame whose expression to export; default: the neutral face (the canonical landmarks)."""
+    yaws: str = "-40,0,40"
+    """Comma-separated degrees about the head's vertical axis of the views the surface is taken from (0: the filmed camera; positive: from the image's right)."""
+    resolution: int | None = None
+    """Side in pixels of each view (one Gaussian per head pixel); default: the subject's."""
+
+    def __post_init__(self):
+        if Path(self.out).suffix.lower() != ".ply":
+            raise BadArgumentError(f"--out {self.out}: use a .ply file name")
+        self.yaw_list()
+        if self.resolution is not None:
+            check_resolution(self.resolution)
+
+    def yaw_list(self) -> list[float]:
+        try:
+            yaws = [float(word) for word in self.yaws.split(",")]
+        except ValueError:
+            yaws = []
+        if not yaws or not all(-90 < yaw < 90 for yaw in yaws):
+            raise BadArgumentError(f"--yaws {self.yaws!r}: write degrees within -90..90 separated by commas, "
+                                   "e.g. -40,0,40")
+        return yaws
