@@ -25,7 +25,9 @@ nothing (``alpha`` then makes an RGBA frame with premultiplied colour).
 **Other viewpoints** (`View`, the viewer's camera): the head is rendered in 3D from the new
 camera; the torso and the background, image-space layers of the filmed view, are seen as a
 card facing the filmed camera at the head's depth; the light stays fixed to the filmed camera,
-where the clip's was, so turning the view turns the head under a still light.
+where the clip's was, so turning the view turns the head under a still light; and the
+view-dependent residual is the one the filmed camera sees (footage shows no other directions:
+asked about them, the residual tinted the head by 0.19 at 30 degrees, against 0.02 head-on).
 """
 
 from __future__ import annotations
@@ -186,7 +188,8 @@ class Avatar(nn.Module):
 
     def render_head(self, origins: Tensor, directions: Tensor, counts: list[int], codes: dict[str, Tensor],
                     to_camera: Tensor, lights: Tensor, jitter: bool = False, coarse: int = 1,
-                    surface: Tensor | None = None, regularise: bool = False) -> dict[str, Tensor]:
+                    surface: Tensor | None = None, regularise: bool = False,
+                    seen_from: Tensor | None = None) -> dict[str, Tensor]:
         """Volume-renders the head along rays grouped by frame, and shades it.
 
         Args:
@@ -201,6 +204,10 @@ class Avatar(nn.Module):
             surface: (R,) distance along each ray to a known surface (+inf where unknown),
                 for a depth prior.
             regularise: Also return the training terms that tie normals and albedo down.
+            seen_from: (B, 3) a head-space point per frame from which the view-dependent
+                residual sees the samples (the filmed camera's centre when rendering another
+                view: footage shows no other directions, and from them the residual guesses
+                wildly); None: along the rays.
 
         Returns:
             (R, ...) tensors: ``rgb`` premultiplied colour, ``alpha``, ``depth`` (ray
@@ -233,7 +240,11 @@ class Avatar(nn.Module):
         sample_dirs = directions[:, None].expand(-1, used, -1)[valid]
         per_ray = valid.sum(1)
         sample_counts = [int(part.sum()) for part in per_ray.split(counts)]
-        field = self.head(points, sample_dirs, sample_counts, codes)
+        residual_dirs = sample_dirs
+        if seen_from is not None:
+            sample_frame = hit_frame[:, None].expand(-1, used)[valid]
+            residual_dirs = nn.functional.normalize(points - seen_from[sample_frame], dim=-1)
+        field = self.head(points, residual_dirs, sample_counts, codes)
         channels = [field.albedo, field.normal, field.residual]
         if regularise:
             channels.append(((field.normal * sample_dirs).sum(-1, keepdim=True).clamp(min=0)).square())
@@ -458,7 +469,7 @@ class Avatar(nn.Module):
         lights = self.frame_lights(conditions, light, exposure)
         origins, directions, counts = self.head_rays(pixels, transform, view)
         head = self.render_head(origins, directions, counts, self.head.frame_codes(conditions), to_camera, lights,
-                                jitter, coarse, surface, regularise)
+                                jitter, coarse, surface, regularise, None if view is None else transform[1])
         behind = pixels.new_zeros(len(origins), 3) if background is None else background.reshape(-1, 3)
         out = {"head_rgb": head["rgb"], "head_alpha": head["alpha"]}
         out.update((key, value) for key, value in head.items() if key not in ("rgb", "alpha"))

@@ -116,3 +116,27 @@ def test_a_taken_port_is_refused_with_a_free_one_suggested():
         port = taken.getsockname()[1]
         with pytest.raises(BadArgumentError, match=rf"--port {port}: already in use on 127.0.0.1; try --port \d+"):
             check_port("127.0.0.1", port)
+
+
+def test_other_views_take_the_residual_the_filmed_camera_sees(avatar_and_frames):
+    """Seen from the rays' own origins the residual is the rays' own; seen from elsewhere only
+    the residual (and the colour it adds to) changes: where the head is and its albedo do not."""
+    avatar, frames = avatar_and_frames
+    frame = frames.select(2)
+    transform = avatar.camera_to_head(frame)
+    pixels = torch.stack(torch.meshgrid(torch.arange(8.0, 120.0, 8.0), torch.arange(8.0, 120.0, 8.0),
+                                        indexing="xy"), -1).reshape(1, -1, 2)
+    origins, directions, counts = avatar.head_rays(pixels, transform)
+    codes, lights = avatar.head.frame_codes(frame), avatar.frame_lights(frame)
+    to_camera = transform[0].transpose(1, 2)
+    with torch.no_grad():
+        own = avatar.render_head(origins, directions, counts, codes, to_camera, lights)
+        same = avatar.render_head(origins, directions, counts, codes, to_camera, lights, seen_from=transform[1])
+        aside = avatar.render_head(origins, directions, counts, codes, to_camera, lights,
+                                   seen_from=transform[1] + torch.tensor([[2.0, 0.0, 0.0]]))
+    assert float(own["alpha"].max()) > 0.5
+    for key in ("rgb", "alpha", "albedo", "residual"):
+        torch.testing.assert_close(same[key], own[key], atol=1e-5, rtol=1e-5)
+    for key in ("alpha", "albedo", "depth"):
+        torch.testing.assert_close(aside[key], own[key])
+    assert float((aside["residual"] - own["residual"]).abs().max()) > 1e-4
