@@ -25,6 +25,9 @@ struct Splats {
 constexpr float SPLAT_MIN_ALPHA = 1.0f / 255.0f;
 constexpr float SPLAT_MAX_ALPHA = 0.999f;
 constexpr float SPLAT_MIN_TRANSMITTANCE = 1e-4f;
+// Above this sigma, alpha < 1/255 for any opacity <= 1 (ln 255 = 5.5413, plus a margin for
+// rounding): the exp is skipped, most pairs of a tile and a Gaussian's box are that far.
+constexpr float SPLAT_FAR_SIGMA = 5.5415f;
 
 // Gaussian g's alpha at pixel (x, y) (centre coordinates), 0 where it is skipped; sigma and the
 // unclamped opacity x exp(-sigma) are returned for the backward.
@@ -34,6 +37,7 @@ CUDA_EXT_BODY float splat_alpha(const Splats &s, int64_t g, float x, float y, fl
     *dy = s.means2d[2 * g + 1] - y;
     const float a = s.conics[3 * g], b = s.conics[3 * g + 1], c = s.conics[3 * g + 2];
     *sigma = 0.5f * (a * *dx * *dx + c * *dy * *dy) + b * *dx * *dy;
+    if (*sigma > SPLAT_FAR_SIGMA && s.opacities[g] <= 1.0f) return 0.0f;
     *raw = s.opacities[g] * expf(-*sigma);
     const float alpha = *raw < SPLAT_MAX_ALPHA ? *raw : SPLAT_MAX_ALPHA;
     return (*sigma < 0.0f || alpha < SPLAT_MIN_ALPHA) ? 0.0f : alpha;
