@@ -51,21 +51,29 @@ class DriveConfig(MotionConfig):
 
 
 @dataclass
-class MeshConfig:
-    """Settings of ``avatar3d export mesh``."""
+class HeadExportConfig:
+    """What the exports of the avatar's head take: the avatar and the expression."""
 
     POSITIONAL = ("subject",)
 
     subject: Path
     """Prepared subject folder."""
     out: Path
-    """Mesh file: .ply, .obj or .glb."""
+    """Output file."""
     run: Path | None = None
     """Render run folder; default: the subject's newest finished run under --runs."""
     runs: Path = Path("runs")
     """Root folder of runs."""
     frame: int | None = None
-    """Subject frame whose expression to mesh; default: the neutral face (the canonical landmarks)."""
+    """Subject frame whose expression to export; default: the neutral face (the canonical landmarks)."""
+
+
+@dataclass
+class MeshConfig(HeadExportConfig):
+    """Settings of ``avatar3d export mesh``."""
+
+    out: Path
+    """Mesh file: .ply, .obj or .glb."""
     resolution: int = 192
     """Marching-cubes cells along the head box's longest side."""
     threshold: float = 10.0
@@ -79,21 +87,11 @@ class MeshConfig:
 
 
 @dataclass
-class GaussiansConfig:
+class GaussiansConfig(HeadExportConfig):
     """Settings of ``avatar3d export gaussians``."""
 
-    POSITIONAL = ("subject",)
-
-    subject: Path
-    """Prepared subject folder."""
     out: Path
     """Gaussians file: .ply (the layout of 3D Gaussian splatting)."""
-    run: Path | None = None
-    """Render run folder; default: the subject's newest finished run under --runs."""
-    runs: Path = Path("runs")
-    """Root folder of runs."""
-    frame: int | None = None
-    """Subject frame whose expression to export; default: the neutral face (the canonical landmarks)."""
     yaws: str = "-40,0,40"
     """Comma-separated degrees about the head's vertical axis of the views the surface is taken from (0: the filmed camera; positive: from the image's right)."""
     resolution: int | None = None
