@@ -23,23 +23,16 @@ some of the time. ``--png`` saves a screenshot of the page.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "viewer"))
-from test_browser import BROWSER_ARGS, CHROMIUM, wait_for  # noqa: E402  (one browser set-up)
+from test_browser import BROWSER_ARGS, CHROMIUM, free_port, wait_for  # noqa: E402  (one browser set-up)
 
 from viewer.config import ViewConfig  # noqa: E402
 from viewer.server import Viewer  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def drag(page, seconds: float) -> None:

@@ -96,6 +96,11 @@ class Look:
     torso: bool = True
 
 
+def backdrop_of(look: Look) -> tuple:
+    """The parts of a `Look` that decide the backdrop."""
+    return look.background, look.colour, look.image
+
+
 @dataclass(frozen=True)
 class Job:
     """One frame to render: everything that decides its pixels."""
@@ -252,7 +257,8 @@ class Session:
                     light, float(self.azimuth.value), float(self.elevation.value), float(self.strength.value),
                     float(self.exposure.value), bool(self.torso.value))
         try:
-            self._backdrop = self._background(look)
+            if backdrop_of(look) != backdrop_of(self.look):  # not on every exposure or pass change: it may read a file
+                self._backdrop = self._background(look)
             self._light = self._resolve_light(look)
         except UserError as error:
             self.client.add_notification("Cannot use that", str(error), color="red", auto_close_seconds=8.0)

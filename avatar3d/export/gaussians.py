@@ -31,7 +31,7 @@ from avatar3d.export.config import GaussiansConfig
 from avatar3d.export.mesh import mesh_conditions
 from avatar3d.render.avatar import Avatar, View, find_run, load_avatar
 from avatar3d.render.conditions import Conditions
-from avatar3d.render.rays import camera_directions, frame_pixels
+from avatar3d.render.rays import frame_pixels
 from avatar3d.runtime import console
 from avatar3d.subject import Subject
 
@@ -68,21 +68,19 @@ def surface_gaussians(avatar: Avatar, conditions: Conditions, yaws: list[float],
         normal, ``scales`` (N, 3) standard deviations (across, across, along the normal),
         ``opacities`` (N,), ``colours`` (N, 3) lit colour in [0, 1].
     """
-    R, t = avatar.camera_to_head(conditions)
-    R, t = R[0], t[0]
+    transform = avatar.camera_to_head(conditions)
+    R = transform[0][0]  # filmed camera -> head: the normals' frame
     parts = []
     for yaw in yaws:
         view = orbit_view(avatar, conditions, yaw, size)
         out = avatar.render_frame(conditions, None, with_torso=False, view=view)
-        pixels = frame_pixels(size, size)
-        directions = camera_directions(view.K, pixels) @ (R @ view.rotation).T  # head space, unit
-        origin = R @ view.position + t
+        origins, directions, _ = avatar.head_rays(frame_pixels(size, size)[None], transform, view)
         alpha = out["head_alpha"].reshape(-1)
         keep = alpha > MIN_ALPHA
         distance = out["depth"].reshape(-1)[keep]
         normals = torch.nn.functional.normalize(out["normal"].reshape(-1, 3)[keep] @ R.T, dim=-1)
         parts.append({
-            "means": origin + distance[:, None] * directions[keep],
+            "means": origins[keep] + distance[:, None] * directions[keep],
             "normals": normals,
             "width": FOOTPRINT * distance / float(view.K[0, 0]),
             "opacities": alpha[keep].clamp(max=0.99),

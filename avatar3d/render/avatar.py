@@ -440,7 +440,8 @@ class Avatar(nn.Module):
     def render_pixels(self, pixels: Tensor, conditions: Conditions, background: Tensor | None,
                       with_torso: bool = True, jitter: bool = False, coarse: int = 1,
                       surface: Tensor | None = None, light: Tensor | None = None, exposure: float = 0.0,
-                      regularise: bool = False, view: View | None = None) -> dict[str, Tensor]:
+                      regularise: bool = False, view: View | None = None,
+                      card: tuple[Tensor, Tensor] | None = None) -> dict[str, Tensor]:
         """Composited, lit colour of pixels of B frames.
 
         Args:
@@ -456,6 +457,8 @@ class Avatar(nn.Module):
             regularise: Return the head's training terms too (see `render_head`).
             view: Another camera than the filmed one (one frame, B = 1), whose ``pixels`` these
                 are; None for the filmed camera.
+            card: With ``view``: where these pixels see the torso's card, `View.card_pixels`'
+                (P, 2) filmed-image positions and (P,) mask.
 
         Returns:
             (B*P, ...) tensors: ``rgb``, ``alpha``, ``head_rgb``, ``head_alpha``, ``depth``;
@@ -475,14 +478,10 @@ class Avatar(nn.Module):
         out.update((key, value) for key, value in head.items() if key not in ("rgb", "alpha"))
         if with_torso:
             code = self.torso.head_code(raw_head_code(conditions, self.K, self.resolution))
-            uv = pixels.reshape(-1, 2) / self.resolution
-            if view is not None:
-                card, on_card = view.card_pixels(pixels.reshape(-1, 2), self.card_depth(conditions), self.K,
-                                                 self.resolution)
-                uv = card / self.resolution
+            uv = (pixels.reshape(-1, 2) if card is None else card[0]) / self.resolution
             torso_albedo, torso_alpha, torso_normal = self.torso(uv, counts, code, head["alpha"])
-            if view is not None:
-                torso_alpha = torso_alpha * on_card
+            if card is not None:
+                torso_alpha = torso_alpha * card[1]
             frame = torch.arange(len(counts), device=uv.device).repeat_interleave(pixels.shape[1])
             torso_rgb = torso_albedo * shade(torso_normal, lights[frame])
             under = (1 - head["alpha"]) * torso_alpha
@@ -522,6 +521,7 @@ class Avatar(nn.Module):
             in the filmed camera's space), with
             ``rgb = albedo * shading + residual + (1 - alpha) * background``.
         """
+        card = None
         if view is None:
             height = width = resolution or self.resolution
             pixels = frame_pixels(height, width).to(self.K.device) * (self.resolution / height)  # training pixels
@@ -530,24 +530,24 @@ class Avatar(nn.Module):
             height, width = view.height, view.width
             view = view.to(self.K.device)
             pixels = frame_pixels(height, width).to(self.K.device)
-            flat_bg = None if background is None else self._card_background(background.to(self.K), pixels, view,
-                                                                           conditions)
+            card = view.card_pixels(pixels, self.card_depth(conditions), self.K, self.resolution)
+            flat_bg = None if background is None else self._card_background(background.to(self.K), card[0])
         parts = []
         for start in range(0, len(pixels), chunk):
-            part = pixels[start:start + chunk][None]
-            bg = None if flat_bg is None else flat_bg[start:start + chunk][None]
-            parts.append(self.render_pixels(part, conditions, bg, with_torso, light=light, exposure=exposure,
-                                            view=view))
+            part = slice(start, start + chunk)
+            bg = None if flat_bg is None else flat_bg[part][None]
+            parts.append(self.render_pixels(pixels[part][None], conditions, bg, with_torso, light=light,
+                                            exposure=exposure, view=view,
+                                            card=None if card is None else (card[0][part], card[1][part])))
         keys = ("rgb", "alpha", "depth", "head_alpha", "albedo", "diffuse", "residual", "normal")
         out = {key: torch.cat([p[key] for p in parts]) for key in keys}
         out["depth"] = torch.where(out["head_alpha"] > 0.5, out["depth"], torch.zeros_like(out["depth"]))
         out.update(passes(out, self.albedo_scale()))
         return {key: value.reshape(height, width, -1) for key, value in out.items()}
 
-    def _card_background(self, background: Tensor, pixels: Tensor, view: View, conditions: Conditions) -> Tensor:
-        """(P, 3) colours of the filmed view's ``background`` (H, W, 3) where ``view``'s pixels
-        (P, 2) see the card (`View.card_pixels`); its edges' colours off the card."""
-        uv, _ = view.card_pixels(pixels, self.card_depth(conditions), self.K, self.resolution)
+    def _card_background(self, background: Tensor, uv: Tensor) -> Tensor:
+        """(P, 3) colours of the filmed view's ``background`` (H, W, 3, any size) at (P, 2)
+        positions in the filmed image (`View.card_pixels`, clamped to its edges)."""
         grid = (uv / self.resolution * 2 - 1)[None, None]  # grid_sample's [-1, 1], x then y
         sampled = nn.functional.grid_sample(background.permute(2, 0, 1)[None], grid, mode="bilinear",
                                             padding_mode="border", align_corners=False)
