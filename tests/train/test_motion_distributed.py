@@ -79,7 +79,7 @@ def _torchrun_motion(folder):
 def test_torchrun_trains_one_run(tmp_path):
     done, ranks = _torchrun_motion(tmp_path / "first")
     if done.returncode != 0:
-        # In about one full `make test` in three on the 2-core machine a rank has died of SIGABRT
+        # Twice in about ten full `make test` runs on the 2-core machine a rank died of SIGABRT
         # (cause unknown; never in 18 runs of this command alone, idle or loaded): one more try,
         # with the failed try's rank logs shown as a warning, so the failure stays visible.
         warnings.warn(f"torchrun failed (exit {done.returncode}), trying once more; its ranks' output:\n{ranks}")
