@@ -45,10 +45,13 @@ from avatar3d.errors import BadArgumentError, BadInputError
 from avatar3d.files import CHECKPOINT
 from avatar3d.layers import Standardise
 from avatar3d.render.conditions import Conditions
-from avatar3d.render.config import HeadConfig, MarchConfig, TorsoConfig
+from avatar3d.render.config import GaussianConfig, HeadConfig, MarchConfig, TorsoConfig
+from avatar3d.render.gaussians import GaussianHead
 from avatar3d.render.head import HeadField
 from avatar3d.render.rays import camera_directions, frame_pixels, pixel_rays
 from avatar3d.render.sh import LIGHT_PRESETS, front_luminance, shade
+from avatar3d.render.splat import project as project_gaussians
+from avatar3d.render.splat import rasterize
 from avatar3d.render.torso import TorsoField, raw_head_code
 from avatar3d.render.volume import OccupancyGrid, composite, march
 from cuda_ext.torch_impl import ray_box_interval
@@ -67,6 +70,8 @@ Z_SHIFT = 5
 drive: it has no constant term and does not follow the mouth (see `Avatar.camera_to_head`). A
 mouth-driven one ran away like the constant one did (0.026 head-space units per standard
 deviation of the mouth opening; held-out frames fell to 24.8 dB)."""
+FROZEN_HEAD_FRAMES = 64
+"""Frames `Avatar.frozen_head_cache` holds (the sampler's pool is 48; 2 MB a frame at 256²)."""
 DRIFT_KNOT_FRAMES = 5
 """Frames between the knots of the pose drift curve (0.2 s at 25 fps)."""
 NORMAL_STEP = 0.02
@@ -146,24 +151,25 @@ class View:
 
 
 class Avatar(nn.Module):
-    """Head field, its occupancy grid and the torso field of one subject.
+    """The head (a NeRF with its occupancy grid, or 3D Gaussians), the torso field and the
+    light of one subject.
 
     Args:
-        head: The head field (its box bounds the occupancy grid).
+        head: The head: a `HeadField` (its box bounds the occupancy grid) or a `GaussianHead`.
         torso: The torso field.
         K: (3, 3) intrinsics in pixels at ``resolution``.
         resolution: Frame side in pixels the avatar was trained at.
         march_config: Ray sampling settings.
     """
 
-    def __init__(self, head: HeadField, torso: TorsoField, K: Tensor, resolution: int,
+    def __init__(self, head: HeadField | GaussianHead, torso: TorsoField, K: Tensor, resolution: int,
                  march_config: MarchConfig = MarchConfig()):
         super().__init__()
         self.head = head
         self.torso = torso
         self.march_config = march_config
         self.pose_model = nn.Linear(POSE_INPUT_DIMS, POSE_CORRECTION_DIMS)
-        self.pose_drift = PoseDrift(head.appearance.num_embeddings)
+        self.pose_drift = PoseDrift(head.num_frames)
         for weight in (self.pose_model.weight, self.pose_model.bias):
             nn.init.zeros_(weight)
         # Which weights and constant terms of pose_model may be non-zero (`Z_SHIFT`).
@@ -175,9 +181,13 @@ class Avatar(nn.Module):
         unbounded = torch.tensor([[-1e9], [1e9]]).expand(2, POSE_INPUT_DIMS).clone()
         self.register_buffer("pose_code_range", unbounded)  # set by fit_pose_code
         self.light = nn.Parameter(LIGHT_PRESETS["neutral"].clone())  # (9, 3) the clip's light, camera space
-        self.light_change = nn.Embedding(head.appearance.num_embeddings, 27)  # per training frame, (9, 3) flat
+        self.light_change = nn.Embedding(head.num_frames, 27)  # per training frame, (9, 3) flat
         nn.init.zeros_(self.light_change.weight)
-        self.grid = OccupancyGrid(head.box_min, head.box_max, march_config.grid_resolution)
+        self.backend = "gaussians" if isinstance(head, GaussianHead) else "nerf"
+        self.frozen_head_cache: dict[int, Tensor] | None = None
+        """Training frames' rasterised Gaussian heads by frame id, while the head is frozen (the
+        torso stage sets it to {}): the same frames come back often from the sampler's pool."""
+        self.grid = OccupancyGrid(head.box_min, head.box_max, march_config.grid_resolution) if self.backend == "nerf" else None
         self.register_buffer("K", K.float())
         self.resolution = int(resolution)
         diagonal = float((head.box_max - head.box_min).norm())
@@ -251,8 +261,7 @@ class Avatar(nn.Module):
         out = composite(field.density, torch.cat(channels, 1), t_starts, t_ends, valid)
         albedo, normal_head, residual = out["rgb"][:, :3], out["rgb"][:, 3:6], out["rgb"][:, 6:9]
         normal = (to_camera[hit_frame] @ normal_head[:, :, None])[:, :, 0]
-        shading = shade(nn.functional.normalize(normal, dim=-1, eps=1e-6), lights[hit_frame])
-        diffuse = albedo * shading
+        diffuse = albedo * shade(nn.functional.normalize(normal, dim=-1, eps=1e-6), lights[hit_frame])
         # Rays that miss the box stay empty: alpha 0, colour 0, depth 0.
         everywhere = len(all_origins)
 
@@ -312,6 +321,65 @@ class Avatar(nn.Module):
                                           {key: value.repeat(2, *[1] * (value.ndim - 1)) for key, value in codes.items()})
         face, mirror = albedo.chunk(2)
         return (face - mirror).abs().mean()
+
+    def splat_head(self, pixels: Tensor, codes: dict[str, Tensor], camera_to_head: tuple[Tensor, Tensor],
+                   to_camera: Tensor, lights: Tensor, view: View | None = None,
+                   frame_ids: Tensor | None = None) -> dict[str, Tensor]:
+        """The Gaussian head's counterpart of `render_head`: rasterises each frame's Gaussians
+        whole and shades them per pixel the same way.
+
+        Args:
+            pixels: (B, P, 2) pixel centres of the filmed image or of ``view``.
+            codes: ``head.frame_codes`` of the B frames.
+            camera_to_head: The frames' filmed camera-to-head transforms (`camera_to_head`).
+            to_camera: (B, 3, 3) head-to-filmed-camera rotations (the normals' frame).
+            lights: (B, 9, 3) SH shading coefficients of the frames.
+            view: Another camera than the filmed one, or None.
+            frame_ids: (B,) the frames' ids, to look them up in `frozen_head_cache` when it is on.
+
+        Returns:
+            (B*P, ...) tensors: ``rgb`` premultiplied colour, ``alpha``, ``depth`` (distance
+            from the camera, head-space units), premultiplied ``albedo``, ``normal`` (filmed
+            camera space), ``residual`` (0: the Gaussians have none) and ``diffuse``.
+        """
+        R, t, K, width, height = self.viewing_camera(camera_to_head, view)
+        images, encoded = [], None
+        for b in range(len(pixels)):
+            key = None if self.frozen_head_cache is None or view is not None or frame_ids is None else int(frame_ids[b])
+            if key is not None and key in self.frozen_head_cache:
+                images.append(self.frozen_head_cache[key])
+                continue
+            encoded = encoded or self.head.encode()
+            images.append(self._splatted(self.head.posed(codes, b, encoded), R[b], t[b], K, width, height, to_camera[b]))
+            if key is not None and key >= 0:
+                if len(self.frozen_head_cache) >= FROZEN_HEAD_FRAMES:
+                    self.frozen_head_cache.pop(next(iter(self.frozen_head_cache)))
+                self.frozen_head_cache[key] = images[-1].detach()
+        cols = pixels[..., 0].long().clamp(0, width - 1)
+        rows = pixels[..., 1].long().clamp(0, height - 1)
+        seen = torch.stack(images).gather(1, (rows * width + cols)[..., None].expand(-1, -1, 8)).reshape(-1, 8)
+        albedo, normal, alpha = seen[:, :3], seen[:, 3:6], seen[:, 7]
+        frame = torch.arange(len(pixels), device=pixels.device).repeat_interleave(pixels.shape[1])
+        diffuse = albedo * shade(nn.functional.normalize(normal, dim=-1, eps=1e-6), lights[frame])
+        depth = torch.where(alpha > 1e-6, seen[:, 6] / alpha.clamp(min=1e-6), torch.zeros_like(alpha))
+        return {"rgb": diffuse, "alpha": alpha, "depth": depth, "albedo": albedo, "normal": normal,
+                "residual": torch.zeros_like(diffuse), "diffuse": diffuse}
+
+    @staticmethod
+    def _splatted(gaussians: dict[str, Tensor], R: Tensor, t: Tensor, K: Tensor, width: int, height: int,
+                  to_camera: Tensor) -> Tensor:
+        """(H*W, 8) one frame's posed Gaussians (`GaussianHead.posed`) rasterised by a camera
+        (camera-to-head ``R`` (3, 3), ``t`` (3,), intrinsics ``K``): premultiplied albedo (3),
+        normal in the frame of ``to_camera`` (3, 3), distance from the camera (1), alpha (1)."""
+        rotation = R.T  # head -> camera
+        projected = project_gaussians(gaussians["means"], gaussians["covariances"], K, rotation, -rotation @ t,
+                                      width, height)
+        axes = gaussians["axes"]  # the shortest axis, turned towards the camera
+        facing = torch.where(((gaussians["means"] - t) * axes).sum(-1, keepdim=True) > 0, -axes, axes)
+        distance = (gaussians["means"] - t).norm(dim=-1, keepdim=True)
+        channels = torch.cat([gaussians["albedo"], facing @ to_camera.T, distance], 1)
+        image = rasterize(projected, channels, gaussians["opacities"], width, height)
+        return torch.cat([image["rgb"], image["alpha"][..., None]], -1).reshape(height * width, -1)
 
     @staticmethod
     def pose_inputs(conditions: Conditions) -> Tensor:
@@ -379,14 +447,22 @@ class Avatar(nn.Module):
         Returns:
             ``(origins, directions, counts)``: (B*P, 3) each, grouped by frame, and [P]*B.
         """
-        R, t = camera_to_head
-        K = self.K
-        if view is not None:  # view -> filmed camera -> head
-            R, t = R @ view.rotation.to(R), (R @ view.position.to(R)[:, None])[..., 0] + t
-            K = view.K
+        R, t, K = self.viewing_camera(camera_to_head, view)[:3]
         rays = [pixel_rays(K, (R[b], t[b]), pixels[b]) for b in range(len(pixels))]
         return (torch.cat([o for o, _ in rays]), torch.cat([d for _, d in rays]),
                 [pixels.shape[1]] * len(pixels))
+
+    def viewing_camera(self, camera_to_head: tuple[Tensor, Tensor], view: View | None = None
+                       ) -> tuple[Tensor, Tensor, Tensor, int, int]:
+        """The camera that sees B frames: ``(R, t, K, width, height)``, its camera-to-head
+        transforms (B, 3, 3), (B, 3), intrinsics (3, 3) and image size; the filmed camera
+        (``camera_to_head``, `camera_to_head`'s) or ``view``."""
+        R, t = camera_to_head
+        if view is None:
+            return R, t, self.K, self.resolution, self.resolution
+        # view -> filmed camera -> head
+        R, t = R @ view.rotation.to(R), (R @ view.position.to(R)[:, None])[..., 0] + t
+        return R, t, view.K.to(R), view.width, view.height
 
     # --- light --------------------------------------------------------------------------
 
@@ -421,7 +497,7 @@ class Avatar(nn.Module):
             step: Training step; only every ``every``-th step updates.
             share: Fraction of the cells refreshed (random cells when below 1).
         """
-        if step % every:
+        if step % every or self.grid is None:
             return
         frame = conditions.select(int(torch.randint(len(conditions), ())))
         codes = self.head.frame_codes(frame)
@@ -434,7 +510,7 @@ class Avatar(nn.Module):
         """The distance of the head box's centre from the filmed camera in the first frame
         (where a `View` sees the torso and background card)."""
         R, t = self.camera_to_head(conditions.select(0))
-        centre = (self.grid.box_min + self.grid.box_max) / 2
+        centre = (self.head.box_min + self.head.box_max) / 2
         return float(-(R[0].T @ (centre - t[0]))[2].detach())
 
     def render_pixels(self, pixels: Tensor, conditions: Conditions, background: Tensor | None,
@@ -450,7 +526,8 @@ class Avatar(nn.Module):
             background: (B, P, 3) colours behind the avatar, or None for none (black,
                 with ``alpha`` for an RGBA result).
             with_torso: False renders the head alone over the background.
-            jitter: Jitter head samples (training).
+            jitter: Jitter head samples (training; NeRF only, as are ``coarse``, ``surface`` and
+                ``regularise``).
             coarse: Head sample spacing factor (see `render_head`).
             surface: (B*P,) known surface distances for a depth prior (see `render_head`).
             light, exposure: The light (`frame_lights`).
@@ -470,10 +547,15 @@ class Avatar(nn.Module):
         transform = self.camera_to_head(conditions)
         to_camera = transform[0].transpose(1, 2)
         lights = self.frame_lights(conditions, light, exposure)
-        origins, directions, counts = self.head_rays(pixels, transform, view)
-        head = self.render_head(origins, directions, counts, self.head.frame_codes(conditions), to_camera, lights,
-                                jitter, coarse, surface, regularise, None if view is None else transform[1])
-        behind = pixels.new_zeros(len(origins), 3) if background is None else background.reshape(-1, 3)
+        codes = self.head.frame_codes(conditions)
+        counts = [pixels.shape[1]] * len(pixels)
+        if self.backend == "gaussians":
+            head = self.splat_head(pixels, codes, transform, to_camera, lights, view, conditions.frame_ids)
+        else:
+            origins, directions, counts = self.head_rays(pixels, transform, view)
+            head = self.render_head(origins, directions, counts, codes, to_camera, lights, jitter, coarse, surface,
+                                    regularise, None if view is None else transform[1])
+        behind = pixels.new_zeros(counts[0] * len(counts), 3) if background is None else background.reshape(-1, 3)
         out = {"head_rgb": head["rgb"], "head_alpha": head["alpha"]}
         out.update((key, value) for key, value in head.items() if key not in ("rgb", "alpha"))
         if with_torso:
@@ -522,6 +604,12 @@ class Avatar(nn.Module):
             ``rgb = albedo * shading + residual + (1 - alpha) * background``.
         """
         card = None
+        if self.backend == "gaussians":  # Gaussians are rasterised whole: one chunk, at the output's own size
+            chunk = 1 << 62
+            if view is None and resolution not in (None, self.resolution):
+                K = self.K.clone()
+                K[:2] *= resolution / self.resolution
+                view = View(K, torch.eye(3), torch.zeros(3), resolution, resolution)
         if view is None:
             height = width = resolution or self.resolution
             pixels = frame_pixels(height, width).to(self.K.device) * (self.resolution / height)  # training pixels
@@ -557,10 +645,10 @@ class Avatar(nn.Module):
 
     def payload(self) -> dict:
         """Everything needed to rebuild the avatar: configs and tensors only (weights_only-safe)."""
-        return {"format": CHECKPOINT_FORMAT, "resolution": self.resolution,
+        return {"format": CHECKPOINT_FORMAT, "resolution": self.resolution, "backend": self.backend,
                 "head_config": asdict(self.head.config), "torso_config": asdict(self.torso.config),
                 "march_config": asdict(self.march_config),
-                "num_frames": self.head.appearance.num_embeddings, "state": self.state_dict()}
+                "num_frames": self.head.num_frames, "state": self.state_dict()}
 
     @classmethod
     def from_payload(cls, payload: dict, source: Path | str = "checkpoint") -> "Avatar":
@@ -570,9 +658,13 @@ class Avatar(nn.Module):
                 raise BadInputError(f"{source}: checkpoint format {payload.get('format')} is not "
                                     f"{CHECKPOINT_FORMAT}; train again with `avatar3d train render`")
             state = payload["state"]
-            head = HeadField(config_io.build(HeadConfig, payload["head_config"]), state["head.box_min"],
-                             state["head.box_max"], state["head.canonical"], state["head.warp_index"],
-                             int(payload["num_frames"]))
+            shared = (state["head.box_min"], state["head.box_max"], state["head.canonical"], state["head.warp_index"],
+                      int(payload["num_frames"]))
+            if payload.get("backend", "nerf") == "gaussians":
+                head = GaussianHead(config_io.build(GaussianConfig, payload["head_config"]), *shared,
+                                    count=len(state["head.means"]))
+            else:
+                head = HeadField(config_io.build(HeadConfig, payload["head_config"]), *shared)
             torso = TorsoField(config_io.build(TorsoConfig, payload["torso_config"]))
             march = config_io.build(MarchConfig, payload["march_config"])
             avatar = cls(head, torso, state["K"], int(payload["resolution"]), march)
@@ -582,7 +674,6 @@ class Avatar(nn.Module):
             raise BadInputError(f"{source} is not a usable avatar checkpoint ({message}); "
                                 "train again with `avatar3d train render`") from None
         return avatar
-
 
 
 def passes(out: dict[str, Tensor], albedo_scale: Tensor) -> dict[str, Tensor]:

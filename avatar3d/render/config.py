@@ -71,6 +71,48 @@ class HeadConfig:
 
 
 @dataclass(frozen=True)
+class GaussianConfig:
+    """Size and upkeep of the Gaussian head (`avatar3d.render.gaussians`)."""
+
+    face_count: int = 16000
+    """Gaussians seeded on the fitted face mesh."""
+    shell_count: int = 16000
+    """Gaussians seeded on an ellipsoid around the rest of the head (hair, ears, back)."""
+    mouth_count: int = 2000
+    """Gaussians of the inner-mouth set, seeded behind the lips."""
+    max_count: int = 150000
+    """Most Gaussians densification may make (about 60 MB of training state per 100k on a CPU)."""
+    grid: HashGridConfig = field(default_factory=lambda: HashGridConfig(
+        levels=8, log2_table_size=15, base_resolution=16, finest_resolution=512))
+    """Hash grid over the head box at the Gaussians' neutral positions, an input of the
+    deformation network fine enough to tell the upper lip from the lower where they touch."""
+    hidden: int = 64
+    """Width of the deformation network's hidden layers."""
+    region_code_dims: int = 16
+    """Size of each of the mouth, eye and rest codes."""
+    warp_landmarks: int = 96
+    """Moving landmarks that drive the warp."""
+    warp_radius: float = 0.012
+    """Gaussian radius of a landmark's pull on nearby Gaussians, head-space units (0.08 face widths)."""
+    frames_per_step: int = 1
+    """Whole frames rendered per head training step."""
+    densify_every: int = 150
+    """Head steps between densification and pruning."""
+    densify_until: float = 0.6
+    """Share of the head stage after which densification stops (pruning too)."""
+
+    def __post_init__(self):
+        for name in ("face_count", "shell_count", "max_count", "hidden", "region_code_dims", "warp_landmarks",
+                     "frames_per_step", "densify_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise BadArgumentError(f"gaussians.{name}={getattr(self, name)!r}: use a positive integer")
+        if self.mouth_count < 0:
+            raise BadArgumentError(f"gaussians.mouth_count={self.mouth_count}: use 0 or more")
+        if not 0 <= self.densify_until <= 1:
+            raise BadArgumentError(f"gaussians.densify_until={self.densify_until}: use a share in [0, 1]")
+
+
+@dataclass(frozen=True)
 class TorsoConfig:
     """Size of the torso field (`avatar3d.render.torso`)."""
 

@@ -135,7 +135,61 @@ def warp_to_neutral(points: Tensor, counts: list[int], anchors: Tensor, shifts: 
     return backend.implementation("warp", points, anchors, shifts).warp(points, counts, anchors, shifts, radius)
 
 
-class HeadField(nn.Module):
+class LandmarkDriven(nn.Module):
+    """What both head backends share: the head box, the neutral landmarks, the landmarks that
+    drive the warp, and the region codes of a frame's expression.
+
+    Args:
+        config: The backend's config (its ``region_code_dims`` and ``warp_radius`` are read).
+        box_min, box_max: (3,) head-space box around the head.
+        canonical: (478, 3) neutral landmarks.
+        warp_index: (M,) landmarks that drive the warp (`moving_landmarks`).
+        num_frames: Training frames.
+    """
+
+    def __init__(self, config, box_min: Tensor, box_max: Tensor, canonical: Tensor, warp_index: Tensor,
+                 num_frames: int):
+        super().__init__()
+        self.config = config
+        self.num_frames = int(num_frames)
+        self.register_buffer("box_min", torch.as_tensor(box_min, dtype=torch.float32))
+        self.register_buffer("box_max", torch.as_tensor(box_max, dtype=torch.float32))
+        self.register_buffer("canonical", canonical.float())
+        self.register_buffer("warp_index", warp_index.long())
+        self.register_buffer("regions", region_masks(canonical))
+        self.region_encoders = nn.ModuleList(
+            nn.Linear(int(mask.sum()) * 3 + (name == "eyes"), config.region_code_dims)
+            for name, mask in zip(REGIONS, self.regions))
+        surface = canonical[:topo.NUM_SURFACE]
+        self.register_buffer("face_triangles", torch.from_numpy(orient_towards_camera(surface.numpy(), topo.triangles())),
+                             persistent=False)
+        self.register_buffer("face_extent", torch.stack([surface[:, :2].min(0).values, surface[:, :2].max(0).values]),
+                             persistent=False)
+
+    def frame_codes(self, conditions: Conditions) -> dict[str, Tensor]:
+        """Per-frame inputs of B frames: warp landmarks and region codes.
+
+        Returns:
+            ``warp_points`` (B, M, 3) and ``warp_shift`` (B, M, 3), head space;
+            ``regions`` (B, 3, C).
+        """
+        displacement = (conditions.landmarks - self.canonical) / DISPLACEMENT_SCALE  # (B, 478, 3)
+        codes = []
+        for name, mask, encoder in zip(REGIONS, self.regions, self.region_encoders):
+            inputs = displacement[:, mask].flatten(1)
+            if name == "eyes":
+                inputs = torch.cat([inputs, conditions.eye[:, None]], 1)
+            codes.append(encoder(inputs))
+        warp_points = conditions.landmarks[:, self.warp_index]
+        return {"warp_points": warp_points, "warp_shift": warp_points - self.canonical[self.warp_index],
+                "regions": torch.stack(codes, 1)}
+
+    def unit_box(self, points: Tensor) -> Tensor:
+        """Head-space points (N, 3) in the head box's [0, 1]^3 coordinates."""
+        return (points - self.box_min) / (self.box_max - self.box_min)
+
+
+class HeadField(LandmarkDriven):
     """Density and colour of the head in head space (see the module doc).
 
     Args:
@@ -148,19 +202,10 @@ class HeadField(nn.Module):
 
     def __init__(self, config: HeadConfig, box_min: Tensor, box_max: Tensor, canonical: Tensor,
                  warp_index: Tensor, num_frames: int):
-        super().__init__()
-        self.config = config
-        self.register_buffer("box_min", torch.as_tensor(box_min, dtype=torch.float32))
-        self.register_buffer("box_max", torch.as_tensor(box_max, dtype=torch.float32))
-        self.register_buffer("canonical", canonical.float())
-        self.register_buffer("warp_index", warp_index.long())
-        self.register_buffer("regions", region_masks(canonical))
+        super().__init__(config, box_min, box_max, canonical, warp_index, num_frames)
         c = config
         self.grid = HashGrid(c.grid, dims=3)
         features = self.grid.output_dim
-        self.region_encoders = nn.ModuleList(
-            nn.Linear(int(mask.sum()) * 3 + (name == "eyes"), c.region_code_dims)
-            for name, mask in zip(REGIONS, self.regions))
         self.attention = nn.Linear(features, 3)
         self.ambient = mlp(features + 3 * c.region_code_dims, c.hidden, c.ambient_dims)
         self.density_net = mlp(features + c.ambient_dims * (1 + 2 * AMBIENT_FREQUENCIES), c.hidden,
@@ -177,35 +222,18 @@ class HeadField(nn.Module):
         with torch.no_grad():  # normals start out facing the camera (+z), as a face mostly does
             self.normal_net[-1].bias.copy_(torch.tensor([0.0, 0.0, 1.0]))
         self.register_buffer("mirror", mirror_plane(canonical))
-        surface = canonical[:topo.NUM_SURFACE]
-        self.register_buffer("face_triangles", torch.from_numpy(orient_towards_camera(surface.numpy(), topo.triangles())),
-                             persistent=False)
-        self.register_buffer("face_extent", torch.stack([surface[:, :2].min(0).values, surface[:, :2].max(0).values]),
-                             persistent=False)
 
     # --- per-frame codes --------------------------------------------------------------
 
     def frame_codes(self, conditions: Conditions) -> dict[str, Tensor]:
-        """Per-frame inputs of B frames: warp landmarks, region codes, appearance.
-
-        Returns:
-            ``warp_points`` (B, M, 3) and ``warp_shift`` (B, M, 3), head space;
-            ``regions`` (B, 3, C); ``appearance`` (B, A).
-        """
-        displacement = (conditions.landmarks - self.canonical) / DISPLACEMENT_SCALE  # (B, 478, 3)
-        codes = []
-        for name, mask, encoder in zip(REGIONS, self.regions, self.region_encoders):
-            inputs = displacement[:, mask].flatten(1)
-            if name == "eyes":
-                inputs = torch.cat([inputs, conditions.eye[:, None]], 1)
-            codes.append(encoder(inputs))
+        """`LandmarkDriven.frame_codes` plus ``appearance`` (B, A), the frames' appearance
+        codes (the mean code for frames never trained on)."""
+        codes = super().frame_codes(conditions)
         ids = conditions.frame_ids.clamp(min=0)
         appearance = self.appearance(ids)
         mean_code = self.appearance.weight.mean(0).expand_as(appearance)
-        appearance = torch.where((conditions.frame_ids >= 0)[:, None], appearance, mean_code)
-        warp_points = conditions.landmarks[:, self.warp_index]
-        return {"warp_points": warp_points, "warp_shift": warp_points - self.canonical[self.warp_index],
-                "regions": torch.stack(codes, 1), "appearance": appearance}
+        codes["appearance"] = torch.where((conditions.frame_ids >= 0)[:, None], appearance, mean_code)
+        return codes
 
     # --- per-sample evaluation ---------------------------------------------------------
 
@@ -226,10 +254,6 @@ class HeadField(nn.Module):
         ambient = positional_encoding(self.ambient(torch.cat([features, condition], 1)), AMBIENT_FREQUENCIES)
         raw = self.density_net(torch.cat([features, ambient], 1))
         return neutral, ambient, raw, frame
-
-    def unit_box(self, points: Tensor) -> Tensor:
-        """Head-space points (N, 3) in the head box's [0, 1]^3 coordinates."""
-        return (points - self.box_min) / (self.box_max - self.box_min)
 
     def density(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
         """Densities (N,) of samples grouped by frame (``counts`` per frame, summing to N)."""

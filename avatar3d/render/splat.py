@@ -28,17 +28,32 @@ VIEW_MARGIN = 0.3
 half-width (3DGS's guard against huge footprints of off-screen Gaussians)."""
 
 
-def covariances(quats: Tensor, scales: Tensor) -> Tensor:
-    """(N, 3, 3) covariances of Gaussians from their (N, 4) quaternions (w, x, y, z; any length)
-    and (N, 3) scales (standard deviations along their axes)."""
+def rotations(quats: Tensor) -> Tensor:
+    """(N, 3, 3) rotation matrices of (N, 4) quaternions (w, x, y, z; any length)."""
     w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
-    rotation = torch.stack([
+    return torch.stack([
         1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
         2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
         2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
     ], -1).reshape(-1, 3, 3)
-    axes = rotation * scales[:, None, :]
+
+
+def covariances(quats: Tensor, scales: Tensor) -> Tensor:
+    """(N, 3, 3) covariances of Gaussians from their (N, 4) quaternions (w, x, y, z; any length)
+    and (N, 3) scales (standard deviations along their axes)."""
+    axes = rotations(quats) * scales[:, None, :]
     return axes @ axes.transpose(1, 2)
+
+
+def quaternion_to(directions: Tensor) -> Tensor:
+    """(N, 4) unit quaternions (w, x, y, z) of the shortest rotations of +z onto (N, 3) unit directions."""
+    z = torch.tensor([0.0, 0.0, 1.0], device=directions.device).expand_as(directions)
+    half = torch.nn.functional.normalize(z + directions, dim=-1)  # the bisector; 0 when opposite
+    w = (z * half).sum(-1, keepdim=True)
+    axis = torch.linalg.cross(z, half)
+    quats = torch.cat([w, axis], -1)
+    opposite = (directions[:, 2] < -1 + 1e-6)[:, None]  # a half turn about x
+    return torch.where(opposite, torch.tensor([0.0, 1.0, 0.0, 0.0], device=directions.device).expand_as(quats), quats)
 
 
 @dataclass

@@ -6,10 +6,10 @@ import numpy as np
 import torch
 
 from avatar3d.cli import main
-from avatar3d.export.gaussians import PLY_FIELDS, SH_C0, orbit_view, quaternion_to, read_ply, surface_gaussians
+from avatar3d.export.gaussians import PLY_FIELDS, SH_C0, orbit_view, read_ply, surface_gaussians
 from avatar3d.export.mesh import mesh_conditions
 from avatar3d.render.avatar import load_avatar
-from avatar3d.render.splat import covariances, project, rasterize
+from avatar3d.render.splat import covariances, project, quaternion_to, rasterize
 from avatar3d.subject import Subject
 
 
