@@ -63,9 +63,13 @@ TINY_RENDER = {"head": {"grid": {"levels": 4, "log2_table_size": 12, "finest_res
 """Render training settings small enough for tests (seconds on a CPU), a `config.build` layer."""
 
 
-@pytest.fixture(scope="session")
-def trained_run(subject_dir, tmp_path_factory):
-    """A finished render run of the session subject with tiny networks (60 head + 20 torso steps)."""
+TINY_GAUSSIANS = {"backend": "gaussians", "validate_every": 1000, "checkpoint_every": 10, "frames_per_batch": 2,
+                  "rays_per_frame": 256, "gaussians": {"face_count": 800, "shell_count": 800, "mouth_count": 100,
+                                                       "hidden": 16, "densify_every": 10}}
+"""Gaussian-head training settings small enough for tests, a `config.build` layer."""
+
+
+def _finished_run(subject_dir, folder, settings: dict, head_steps: int, torso_steps: int):
     import torch
 
     from avatar3d import config as config_io
@@ -73,11 +77,22 @@ def trained_run(subject_dir, tmp_path_factory):
     from avatar3d.train.render import train_render
 
     torch.manual_seed(0)
-    run = tmp_path_factory.mktemp("runs") / "run"
-    train_render(config_io.build(RenderTrainConfig, TINY_RENDER,
-                                 {"subject": subject_dir, "run": run, "head_steps": 60, "torso_steps": 20}),
+    train_render(config_io.build(RenderTrainConfig, settings, {"subject": subject_dir, "run": folder,
+                                                               "head_steps": head_steps, "torso_steps": torso_steps}),
                  torch.device("cpu"))
-    return run
+    return folder
+
+
+@pytest.fixture(scope="session")
+def trained_run(subject_dir, tmp_path_factory):
+    """A finished render run of the session subject with tiny networks (60 head + 20 torso steps)."""
+    return _finished_run(subject_dir, tmp_path_factory.mktemp("runs") / "run", TINY_RENDER, 60, 20)
+
+
+@pytest.fixture(scope="session")
+def gaussian_run(subject_dir, tmp_path_factory):
+    """A finished Gaussian render run of the session subject (40 head + 10 torso steps)."""
+    return _finished_run(subject_dir, tmp_path_factory.mktemp("runs") / "gaussians", TINY_GAUSSIANS, 40, 10)
 
 
 @pytest.fixture(scope="session")

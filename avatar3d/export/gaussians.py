@@ -32,6 +32,8 @@ from avatar3d.export.mesh import mesh_conditions
 from avatar3d.render.avatar import Avatar, View, find_run, load_avatar
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.rays import frame_pixels
+from avatar3d.render.sh import shade
+from avatar3d.render.splat import quaternion_to
 from avatar3d.runtime import console
 from avatar3d.subject import Subject
 
@@ -93,15 +95,19 @@ def surface_gaussians(avatar: Avatar, conditions: Conditions, yaws: list[float],
     return gaussians
 
 
-def quaternion_to(directions: Tensor) -> Tensor:
-    """(N, 4) unit quaternions (w, x, y, z) of the shortest rotations of +z onto (N, 3) unit directions."""
-    z = torch.tensor([0.0, 0.0, 1.0]).expand_as(directions)
-    half = torch.nn.functional.normalize(z + directions, dim=-1)  # the bisector; 0 when opposite
-    w = (z * half).sum(-1, keepdim=True)
-    axis = torch.linalg.cross(z, half)
-    quats = torch.cat([w, axis], -1)
-    opposite = (directions[:, 2] < -1 + 1e-6)[:, None]  # a half turn about x
-    return torch.where(opposite, torch.tensor([0.0, 1.0, 0.0, 0.0]).expand_as(quats), quats)
+@torch.no_grad()
+def trained_gaussians(avatar: Avatar, conditions: Conditions) -> dict[str, Tensor]:
+    """A Gaussian avatar's own Gaussians in one frame (`surface_gaussians`' keys), coloured as
+    the filmed camera sees them under the clip's light (albedo x shading)."""
+    head = avatar.head
+    posed = head.posed(head.frame_codes(conditions), 0)
+    R, t = (part[0] for part in avatar.camera_to_head(conditions))
+    axes = posed["axes"]
+    normals = torch.where(((posed["means"] - t) * axes).sum(-1, keepdim=True) > 0, -axes, axes)
+    light = avatar.frame_lights(conditions)[0]
+    colours = posed["albedo"] * shade(normals @ R, light)
+    return {"means": posed["means"], "normals": normals, "opacities": posed["opacities"], "colours": colours.clamp(0, 1),
+            "scales": head.log_scales.exp(), "quats": torch.nn.functional.normalize(head.quats, dim=-1)}
 
 
 PLY_FIELDS = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
@@ -145,7 +151,11 @@ def export_gaussians(cfg: GaussiansConfig, device: torch.device | str = "cpu") -
     subject = Subject.load(cfg.subject)
     avatar = load_avatar(find_run(subject.root, cfg.run, cfg.runs), device)
     conditions = mesh_conditions(subject, cfg.frame).to(device)
-    gaussians = surface_gaussians(avatar, conditions, cfg.yaw_list(), cfg.resolution or subject.resolution)
+    if avatar.backend == "gaussians":
+        gaussians, source = trained_gaussians(avatar, conditions), "the Gaussian head"
+    else:
+        gaussians = surface_gaussians(avatar, conditions, cfg.yaw_list(), cfg.resolution or subject.resolution)
+        source = f"{len(cfg.yaw_list())} views of the NeRF"
     out = Path(cfg.out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -153,5 +163,5 @@ def export_gaussians(cfg: GaussiansConfig, device: torch.device | str = "cpu") -
             write_ply(partial, ply_rows(gaussians))
     except OSError as error:
         raise OutputError(f"cannot write {out}: {error.strerror}; choose a writable --out") from None
-    console.print(f"gaussians: {len(gaussians['means'])} from {len(cfg.yaw_list())} views -> {out}")
+    console.print(f"gaussians: {len(gaussians['means'])} from {source} -> {out}")
     return out

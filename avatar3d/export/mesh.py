@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatar3d.errors import BadArgumentError, OutputError
+from avatar3d.errors import BadArgumentError, BadInputError, OutputError
 from avatar3d.export.config import MeshConfig
 from avatar3d.face import signals
 from avatar3d.face import topology as topo
@@ -241,7 +241,11 @@ def export_mesh(cfg: MeshConfig, device: torch.device | str = "cpu") -> Path:
     from avatar3d.files import atomic_path
 
     subject = Subject.load(cfg.subject)
-    avatar = load_avatar(find_run(subject.root, cfg.run, cfg.runs), device)
+    run = find_run(subject.root, cfg.run, cfg.runs)
+    avatar = load_avatar(run, device)
+    if avatar.backend != "nerf":
+        raise BadInputError(f"{run} is a {avatar.backend} run: export mesh needs a NeRF run's density; "
+                            "use `avatar3d export gaussians` for this one")
     conditions = mesh_conditions(subject, cfg.frame)
     envelope = HeadEnvelope.of_subject(subject, conditions.landmarks[0].numpy())
     mesh = head_mesh(avatar, conditions, cfg.resolution, cfg.threshold, envelope)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from avatar3d.errors import BadArgumentError
-from avatar3d.render.config import HeadConfig, MarchConfig, TorsoConfig
+from avatar3d.render.config import GaussianConfig, HeadConfig, MarchConfig, TorsoConfig
 
 
 @dataclass
@@ -20,6 +20,8 @@ class RenderTrainConfig:
 
     subject: Path
     """Prepared subject folder (from `avatar3d prep`)."""
+    backend: str = "nerf"
+    """The head's renderer: nerf (a hash-grid NeRF) or gaussians (3D Gaussians; real time on a CPU)."""
     max_minutes: float | None = None
     """Stop after this many minutes of training in all; null: no time limit."""
     run: Path | None = None
@@ -70,7 +72,9 @@ class RenderTrainConfig:
     seed: int = 0
     """Random seed."""
     head: HeadConfig = field(default_factory=HeadConfig)
-    """The head field's size."""
+    """The head field's size (nerf)."""
+    gaussians: GaussianConfig = field(default_factory=GaussianConfig)
+    """The Gaussian head's size and upkeep (gaussians)."""
     torso: TorsoConfig = field(default_factory=TorsoConfig)
     """The torso field's size."""
     march: MarchConfig = field(default_factory=MarchConfig)
@@ -79,6 +83,10 @@ class RenderTrainConfig:
     def __post_init__(self):
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise BadArgumentError(f"--max-minutes must be positive, got {self.max_minutes}")
+        if self.backend not in ("nerf", "gaussians"):
+            raise BadArgumentError(f"--backend {self.backend!r}: choose nerf or gaussians")
+        if self.backend == "gaussians" and self.depth_weight > 0:
+            raise BadArgumentError("--depth-weight is a NeRF prior: leave it at 0 with --backend gaussians")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""``avatar3d train render``: fit the avatar (head NeRF, then torso) to a prepared subject.
+"""``avatar3d train render``: fit the avatar (head, then torso) to a prepared subject.
 
 Two stages, both resumable from ``checkpoint.pt`` in the run folder:
 
@@ -12,6 +12,9 @@ Two stages, both resumable from ``checkpoint.pt`` in the run folder:
    only asymmetry shading can explain). The
    head is composited over the plate where the frame shows head, and over the frame's own
    colour elsewhere, so only the head's own pixels pull on its colour.
+   With ``--backend gaussians`` the head is 3D Gaussians (`avatar3d.render.gaussians`):
+   whole frames per step, the same photometric, alpha, pose, face-normal and light terms,
+   SSIM over the frames' tiles, and densification and pruning as it goes.
 2. **torso**: the head and light frozen; full composite against the frame, alpha against
    the person mask, the torso's normals pulled towards the silhouette's
    (`avatar3d.render.torso.silhouette_normals`).
@@ -38,6 +41,7 @@ from avatar3d.files import CHECKPOINT, runs_folder, save_checkpoint
 from avatar3d.render.avatar import Avatar, load_checkpoint
 from avatar3d.render.conditions import Conditions, head_box, intrinsics, subject_conditions
 from avatar3d.render.face_prior import face_distances, face_normals
+from avatar3d.render.gaussians import GaussianHead, colours_from_frame, seed_gaussians
 from avatar3d.render.head import HeadField, moving_landmarks
 from avatar3d.render.torso import TorsoField, raw_head_code, silhouette_normals
 from avatar3d.runtime import console
@@ -74,20 +78,53 @@ def choose_run(cfg: RenderTrainConfig, subject_root: Path) -> Path:
 
 
 def build_avatar(cfg: RenderTrainConfig, subject, conditions: Conditions, train_frames: np.ndarray) -> Avatar:
-    """A fresh avatar sized by the config, its box and warp landmarks from the subject."""
+    """A fresh avatar sized by the config, its box and warp landmarks from the subject (and,
+    for Gaussians, their colours from the first training frame)."""
     from avatar3d.render.conditions import canonical_landmarks
 
     box_min, box_max = head_box(subject, conditions)
     canonical = canonical_landmarks(subject)
-    warp = moving_landmarks(canonical, conditions.landmarks[train_frames], cfg.head.warp_landmarks)
-    head = HeadField(cfg.head, box_min, box_max, canonical, warp, subject.num_frames)
     K = intrinsics(subject)
+    if cfg.backend == "gaussians":
+        warp = moving_landmarks(canonical, conditions.landmarks[train_frames], cfg.gaussians.warp_landmarks)
+        head = seeded_gaussian_head(cfg, subject, conditions, int(train_frames[0]), box_min, box_max, canonical, warp)
+    else:
+        warp = moving_landmarks(canonical, conditions.landmarks[train_frames], cfg.head.warp_landmarks)
+        head = HeadField(cfg.head, box_min, box_max, canonical, warp, subject.num_frames)
     training = conditions.select(torch.from_numpy(train_frames))
     torso = TorsoField(cfg.torso)
     torso.head_code.fit(raw_head_code(training, K, subject.resolution), min_scale=1e-3)
     avatar = Avatar(head, torso, K, subject.resolution, cfg.march)
     avatar.fit_pose_code(training)
     return avatar
+
+
+def seeded_gaussian_head(cfg: RenderTrainConfig, subject, conditions: Conditions, frame: int, box_min: Tensor,
+                         box_max: Tensor, canonical: Tensor, warp: Tensor) -> GaussianHead:
+    """A Gaussian head seeded by `seed_gaussians`, coloured by training frame ``frame``
+    (its head pixels where the seeds project onto the head, the head's mean colour elsewhere)."""
+    seeds = seed_gaussians(cfg.gaussians, canonical, box_min, box_max, cfg.seed)
+    count, cap = len(seeds["means"]), cfg.gaussians.max_count
+    if count > cap:  # seeds beyond the cap are dropped at random, the three kinds alike
+        console.print(f"[yellow]warning:[/] {count} seed Gaussians exceed gaussians.max_count ({cap}); keeping {cap}")
+        keep = torch.randperm(count, generator=torch.Generator().manual_seed(cfg.seed))[:cap].sort().values
+        seeds = {name: value[keep] for name, value in seeds.items()}
+    image = torch.from_numpy(subject.frame(frame)).float() / 255
+    colours = colours_from_frame(seeds["means"], image, torch.from_numpy(subject.labels(frame) == LABEL_HEAD),
+                                 tuple(x[0] for x in conditions.select(frame).camera_to_head()), intrinsics(subject))
+    mouth = seeds["inner_mouth"] > 0
+    seeds["albedo_logits"] = torch.where(mouth[:, None], seeds["albedo_logits"], torch.logit(colours, eps=0.02))
+    head = GaussianHead(cfg.gaussians, box_min, box_max, canonical, warp, subject.num_frames, len(seeds["means"]))
+    with torch.no_grad():
+        for name, value in seeds.items():
+            getattr(head, name).copy_(value)
+    return head
+
+
+GAUSSIAN_LR_SCALES = {"means": 0.015, "quats": 0.1, "log_scales": 0.5, "opacity_logits": 5.0, "albedo_logits": 2.5}
+"""Learning rates of the Gaussians' parameters relative to ``--learning-rate`` (at 0.01: 3D
+Gaussian splatting's, with positions at 1e-3 face widths a step); the deformation network
+and its hash grid get 1, as the NeRF's networks do."""
 
 
 def _optimizer(parameters, lr: float) -> torch.optim.Adam:
@@ -125,6 +162,7 @@ class RenderTrainer:
         self.silhouette_normals = torch.from_numpy(silhouette_normals(self._usual_person()))
         self.rays_per_frame = cfg.rays_per_frame
         self.bad_steps = 0
+        self.pull, self.capped = None, False  # the Gaussians' accumulated positional gradient (`_keep_gaussians`)
 
     def _usual_person(self, samples: int = 16) -> np.ndarray:
         """(R, R) bool: where the person is in most of up to ``samples`` training frames."""
@@ -134,11 +172,15 @@ class RenderTrainer:
     def _stage_optimizer(self) -> torch.optim.Adam:
         if self.stage == "torso":
             return _optimizer(self.avatar.torso.parameters(), self.cfg.learning_rate)
-        return _optimizer([{"params": [*self.avatar.head.parameters(), self.avatar.light,
-                                       *self.avatar.light_change.parameters()]},
-                           {"params": [*self.avatar.pose_model.parameters(), *self.avatar.pose_drift.parameters()],
-                            "scale": POSE_LR_SCALE}],
-                          self.cfg.learning_rate)
+        pose = {"params": [*self.avatar.pose_model.parameters(), *self.avatar.pose_drift.parameters()],
+                "scale": POSE_LR_SCALE}
+        light = [self.avatar.light, *self.avatar.light_change.parameters()]
+        head = self.avatar.head
+        if self.avatar.backend == "nerf":
+            return _optimizer([{"params": [*head.parameters(), *light]}, pose], self.cfg.learning_rate)
+        networks = [p for name, p in head.named_parameters() if name not in GAUSSIAN_LR_SCALES]
+        return _optimizer([{"params": [getattr(head, name)], "scale": scale} for name, scale in GAUSSIAN_LR_SCALES.items()]
+                          + [{"params": [*networks, *light]}, pose], self.cfg.learning_rate)
 
     def _resume(self) -> None:
         payload = load_checkpoint(self.checkpoint_path)
@@ -147,6 +189,9 @@ class RenderTrainer:
             self.stage, self.step = payload["stage"], int(payload["step"])
             self.elapsed, self.curve = float(payload["elapsed"]), list(payload["curve"])
             self.head_seconds = float(payload["head_seconds"])
+            if self.avatar.backend != self.cfg.backend:
+                raise BadInputError(f"{self.run_dir} is a {self.avatar.backend} run: resume it with --backend "
+                                    f"{self.avatar.backend}, or start another with --fresh")
             self.optimizer = self._stage_optimizer()
             self.optimizer.load_state_dict(payload["optimizer"])
         except (KeyError, ValueError) as error:
@@ -185,24 +230,29 @@ class RenderTrainer:
         frames = self.conditions.select(batch.frames.to(self.device))
         is_head = batch.labels == LABEL_HEAD
         background = torch.where(is_head[..., None], batch.plate, batch.rgb).to(self.device)
-        # Until the occupancy grid is carved, rays cross the whole box: sample them coarsely.
-        coarse = WARMUP_COARSENING if self.step < WARMUP_STEPS else 1
         pixels = batch.pixels.to(self.device)
         with_prior = cfg.depth_weight > 0  # the face mesh is rasterized per step: only when it counts
-        face_distance = self.face_distance(pixels, frames) if with_prior else None
-        out = self.avatar.render_pixels(pixels, frames, background, with_torso=False,
-                                        jitter=True, coarse=coarse, surface=face_distance, regularise=True)
+        if self.avatar.backend == "nerf":
+            # Until the occupancy grid is carved, rays cross the whole box: sample them coarsely.
+            coarse = WARMUP_COARSENING if self.step < WARMUP_STEPS else 1
+            face_distance = self.face_distance(pixels, frames) if with_prior else None
+            out = self.avatar.render_pixels(pixels, frames, background, with_torso=False,
+                                            jitter=True, coarse=coarse, surface=face_distance, regularise=True)
+        else:
+            out = self.avatar.render_pixels(pixels, frames, background, with_torso=False)
         target = batch.rgb.reshape(-1, 3).to(self.device)
         weight = 1.0 + cfg.lip_weight * batch.lips.reshape(-1).float().to(self.device)
         mse = (out["rgb"] - target).square().mean(-1)
         photo = (weight * mse).mean()
         alpha = (out["alpha"] - is_head.reshape(-1).float().to(self.device)).square().mean()
-        ambient = out["ambient"].abs().mean() if len(out["ambient"]) else out["rgb"].new_zeros(())
+        ambient = out["ambient"].abs().mean() if len(out.get("ambient", ())) else out["rgb"].new_zeros(())
         linear, drift = (part.square().sum(1).mean() for part in self.avatar.pose_correction(frames))
         loss = photo + cfg.alpha_weight * alpha + cfg.ambient_weight * ambient + POSE_PRIOR * drift
         logs = {"head/photometric": photo.item(), "head/alpha": alpha.item(), "head/ambient": ambient.item(),
                 "head/pose_linear": linear.item(), "head/pose_drift": drift.item(),
                 "head/psnr": psnr(float(mse.detach().mean()))}
+        if self.avatar.backend == "gaussians":
+            logs["head/gaussians"] = len(self.avatar.head)
         for name, (weight, term) in self._reflectance_terms(out, pixels, frames, is_head.reshape(-1)).items():
             loss = loss + weight * term
             logs[f"head/{name}"] = term.item()
@@ -211,7 +261,7 @@ class RenderTrainer:
             loss = loss + cfg.depth_weight * depth
             logs["head/depth_error"] = depth.item()
         if progress > 0.5 and cfg.ssim_weight > 0:
-            ssim_loss = self._patch_ssim()
+            ssim_loss = self._patch_ssim() if self.avatar.backend == "nerf" else self._frame_ssim(out["rgb"], target)
             loss = loss + cfg.ssim_weight * ssim_loss
             logs["head/ssim_loss"] = ssim_loss.item()
         return loss, logs
@@ -225,14 +275,16 @@ class RenderTrainer:
         on_face = (mesh_normal.abs().sum(-1) > 0) & is_head.to(mesh_normal.device)
         rendered = torch.nn.functional.normalize(out["normal"], dim=-1, eps=1e-6)
         face_error = torch.where(on_face, 1 - (rendered * mesh_normal).sum(-1), torch.zeros_like(on_face, dtype=rendered.dtype))
-        off_face = (out["normal_error"] > 0) & ~on_face
         change = self.avatar.light_change(frames.frame_ids.clamp(min=0))
-        return {"face_normal_error": (cfg.face_normal_weight, face_error.sum() / on_face.sum().clamp(min=1)),
-                "normal_error": (cfg.normal_weight, (out["normal_error"] * off_face).sum() / off_face.sum().clamp(min=1)),
-                "orientation": (cfg.orientation_weight, out["orientation"].mean()),
-                "residual": (cfg.residual_weight, out["residual"].square().mean()),
-                "asymmetry": (cfg.symmetry_weight, out["asymmetry"]),
-                "light_change": (cfg.light_change_weight, change.square().mean())}
+        terms = {"face_normal_error": (cfg.face_normal_weight, face_error.sum() / on_face.sum().clamp(min=1)),
+                 "light_change": (cfg.light_change_weight, change.square().mean())}
+        if self.avatar.backend == "nerf":  # the NeRF's normals and residual are networks of their own: tie them down
+            off_face = (out["normal_error"] > 0) & ~on_face
+            terms |= {"normal_error": (cfg.normal_weight, (out["normal_error"] * off_face).sum() / off_face.sum().clamp(min=1)),
+                      "orientation": (cfg.orientation_weight, out["orientation"].mean()),
+                      "residual": (cfg.residual_weight, out["residual"].square().mean()),
+                      "asymmetry": (cfg.symmetry_weight, out["asymmetry"])}
+        return terms
 
     def face_distance(self, pixels: Tensor, frames: Conditions) -> Tensor:
         """(B*P,) distance along the avatar's rays through pixels (B, P, 2) of frames to the
@@ -248,6 +300,15 @@ class RenderTrainer:
         out = self.avatar.render_pixels(patches.pixels.to(self.device), frames, background.to(self.device),
                                         with_torso=False, jitter=True)
         return patch_ssim_loss(out["rgb"].reshape(-1, 8, 8, 3), patches.rgb.reshape(-1, 8, 8, 3).to(self.device))
+
+    def _frame_ssim(self, rendered: Tensor, target: Tensor) -> Tensor:
+        """SSIM loss over the 8x8 tiles of whole rendered frames (B*S*S, 3) against their targets."""
+        tiles = self.subject.resolution // 8
+
+        def split(image: Tensor) -> Tensor:
+            return image.reshape(-1, tiles, 8, tiles, 8, 3).permute(0, 1, 3, 2, 4, 5).reshape(-1, 8, 8, 3)
+
+        return patch_ssim_loss(split(rendered), split(target))
 
     def _torso_loss(self, batch) -> tuple[Tensor, dict]:
         cfg = self.cfg
@@ -270,7 +331,10 @@ class RenderTrainer:
         """One optimisation step; None when it was skipped for a non-finite loss or gradient."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.learning_rate * group.get("scale", 1.0) * 0.1**progress
-        batch = self.sampler.sample(self.cfg.frames_per_batch, self.rays_per_frame, self.stage)
+        if self.stage == "head" and self.avatar.backend == "gaussians":
+            batch = self.sampler.whole_frames(self.cfg.gaussians.frames_per_step)
+        else:
+            batch = self.sampler.sample(self.cfg.frames_per_batch, self.rays_per_frame, self.stage)
         self.optimizer.zero_grad(set_to_none=True)
         loss, logs = self._head_loss(batch, progress) if self.stage == "head" else self._torso_loss(batch)
         if not torch.isfinite(loss):
@@ -280,10 +344,27 @@ class RenderTrainer:
         if not bool(torch.stack([grad.isfinite().all() for grad in grads]).all()):  # one device sync, not one per tensor
             return None
         self.optimizer.step()
-        if self.stage == "head":
+        if self.stage == "head" and self.avatar.backend == "nerf":
             warm = self.step < WARMUP_STEPS
             self.avatar.update_grid(self.train_conditions, self.step, every=4 if warm else 16, share=1.0 if warm else 0.25)
+        elif self.stage == "head":
+            self._keep_gaussians(progress)
         return {key: float(value) for key, value in logs.items()} | {"loss": loss.item()}
+
+    def _keep_gaussians(self, progress: float) -> None:
+        """Accumulates how hard the loss pulls each Gaussian and densifies and prunes every
+        ``gaussians.densify_every`` steps until ``gaussians.densify_until`` of the stage."""
+        head = self.avatar.head
+        pull = head.means.grad.norm(dim=-1)
+        self.pull = pull if self.pull is None else self.pull + pull
+        every = self.cfg.gaussians.densify_every
+        if (self.step + 1) % every == 0 and progress < self.cfg.gaussians.densify_until:
+            head.densify_and_prune(self.pull, self.optimizer)
+            self.pull = None
+            if len(head) >= self.cfg.gaussians.max_count and not self.capped:
+                self.capped = True
+                console.print(f"[yellow]warning:[/] the Gaussian head reached gaussians.max_count "
+                              f"({self.cfg.gaussians.max_count}); densification stops there")
 
     def _guarded_step(self, progress: float) -> dict | None:
         """`_step` with the NaN guard and GPU out-of-memory retries at half the rays."""
@@ -348,7 +429,9 @@ class RenderTrainer:
             self.avatar.pose_drift.requires_grad_(False)
             self.avatar.light.requires_grad_(False)
             self.avatar.light_change.requires_grad_(False)
+            self.avatar.frozen_head_cache = {}  # a frozen Gaussian head is rasterised once per frame
             self._run_stage(writer)
+            self.avatar.frozen_head_cache = None
             self.save(finished=True)
         console.print(f"[bold]trained[/] {self.run_dir} in {self.elapsed / 60:.1f} min")
         return self.run_dir

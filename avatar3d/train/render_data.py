@@ -103,9 +103,7 @@ class RaySampler:
             rays: Pixels per frame P.
             stage: "head" or "torso" (which boxes the pixels favour).
         """
-        if self.batches and self.batches % self.refresh_every == 0 and self.pool_frames < len(self.frames):
-            self._load_pool()
-        self.batches += 1
+        self._count_batch()
         slots = torch.from_numpy(self.rng.choice(len(self.pool), min(frames, len(self.pool)), replace=False))
         mix = HEAD_MIX if stage == "head" else TORSO_MIX
         counts = np.diff(np.round(np.cumsum([0.0] + list(mix.values())) * rays).astype(int))
@@ -114,6 +112,19 @@ class RaySampler:
         unit = torch.rand(len(slots), rays, 2)
         pixels_int = (boxes[..., :2] + unit * (boxes[..., 2:] - boxes[..., :2])).long().clamp(0, self.size - 1)
         return self._gather(slots, pixels_int)
+
+    def _count_batch(self) -> None:
+        """Refreshes the pool every ``refresh_every`` batches."""
+        if self.batches and self.batches % self.refresh_every == 0 and self.pool_frames < len(self.frames):
+            self._load_pool()
+        self.batches += 1
+
+    def whole_frames(self, count: int) -> RayBatch:
+        """Every pixel of ``count`` random pool frames, row by row (P = size * size)."""
+        self._count_batch()
+        slots = torch.from_numpy(self.rng.choice(len(self.pool), min(count, len(self.pool)), replace=False))
+        grid = torch.stack(torch.meshgrid(torch.arange(self.size), torch.arange(self.size), indexing="xy"), -1)
+        return self._gather(slots, grid.reshape(1, -1, 2).expand(len(slots), -1, -1))
 
     def patches(self, count: int, size: int) -> RayBatch:
         """``count`` square patches of ``size`` x ``size`` pixels inside the faces of random

@@ -37,10 +37,11 @@ def avatar_and_frames(subject_dir, trained_run):
     return load_avatar(trained_run), subject_conditions(Subject.load(subject_dir))
 
 
-def test_filmed_camera_renders_the_training_view(avatar_and_frames):
+@pytest.mark.parametrize("run", ["trained_run", "gaussian_run"])
+def test_filmed_camera_renders_the_training_view(run, request, subject_dir):
     """The browser camera the viewer starts at is the filmed camera: through it a square canvas
-    renders what `render_frame` renders, torso and background included."""
-    avatar, frames = avatar_and_frames
+    renders what `render_frame` renders, torso and background included, with either head."""
+    avatar, frames = load_avatar(request.getfixturevalue(run)), subject_conditions(Subject.load(subject_dir))
     frame = frames.select(3)
     filmed = filmed_camera(avatar, frame)
     camera = BrowserCamera(look_at_quaternion(filmed.position, filmed.look_at, filmed.up), filmed.position,
