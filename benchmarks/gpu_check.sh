@@ -7,7 +7,9 @@
 # Stages: the carried wheels, the kernel build report (python -m cuda_ext), the kernel tests
 # (tests/cuda_ext), a quality-preset training of the carried subject (up to 5 minutes, less
 # when the stages before it ran long), its held-out PSNR, then training rays/s and frames/s
-# with the kernels and with the PyTorch reference (AVATAR3D_BACKEND=torch). Each stage runs
+# with the kernels and with the PyTorch reference (AVATAR3D_BACKEND=torch); then the same
+# preset with the Gaussian head (--backend gaussians, GAUSSIAN_MINUTES), its held-out PSNR,
+# and both backends' frames/s (benchmarks/backends.py). Each stage runs
 # under a time limit, whatever failed before it; the whole check ends within BUDGET_S.
 # Writes $OUT/gpu_check.log (everything), $OUT/gpu_check.md (the table) and the raw numbers.
 # Exit status: 0 all passed, 1 a stage failed, 2 bad input (no .gpu/, no GPU without --dry-run).
@@ -45,10 +47,14 @@ if [ "$DRY" = 1 ]; then
   BUDGET_S=240           # the whole check
   TRAIN_MINUTES=1        # upper bound; the step counts below end it first
   TRAIN_ARGS="--preset fast $TINY head_steps=30 torso_steps=10"
+  GAUSSIAN_ARGS="--preset fast head_steps=20 torso_steps=5 gaussians.face_count=800 gaussians.shell_count=800
+                 gaussians.mouth_count=100 gaussians.hidden=16"  # tests/conftest.py's TINY_GAUSSIANS
+  GAUSSIAN_MINUTES=0.5
   TRAIN_OVERHEAD_S=30    # start, loading, final validation and checkpoint
-  AFTER_TRAIN_S=40       # kept for eval and both speed runs
+  AFTER_TRAIN_S=100      # kept for eval, both speed runs and the Gaussian stages
   EVAL_FRAMES=2
   BENCH_ARGS="--preset fast --sizes 64,128 --steps 3 --repeats 1 $TINY"
+  BACKENDS_ARGS="--sizes 64,128 --repeats 1"
   TEST_ARGS="--collect-only"  # the CPU cases run in make test; here only the path is checked
   LIMIT_KERNELS_S=120; LIMIT_TESTS_S=60; LIMIT_EVAL_S=30; LIMIT_BENCH_S=60; BENCH_RESERVE_S=20
   export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
@@ -58,10 +64,13 @@ else
   BUDGET_S=470           # under 8 minutes on the device, start and transfers aside
   TRAIN_MINUTES=5
   TRAIN_ARGS="--preset quality"
+  GAUSSIAN_ARGS="--preset quality"
+  GAUSSIAN_MINUTES=1
   TRAIN_OVERHEAD_S=40
-  AFTER_TRAIN_S=110      # kept for eval and both speed runs
+  AFTER_TRAIN_S=210      # kept for eval, both speed runs and the Gaussian stages
   EVAL_FRAMES=25
   BENCH_ARGS="--preset quality --sizes 256,512 --steps 10 --repeats 3"
+  BACKENDS_ARGS="--sizes 256,512 --repeats 3"
   TEST_ARGS=""           # plus -n 4 where pytest-xdist is installed (the image has it)
   LIMIT_KERNELS_S=150; LIMIT_TESTS_S=90; LIMIT_EVAL_S=45; LIMIT_BENCH_S=60; BENCH_RESERVE_S=35
   SUBJECT=${SUBJECT:-.gpu/subject}
@@ -89,6 +98,7 @@ else  # a fresh kernel cache: no lock or build left by an earlier, killed run on
 fi
 AVATAR3D=("$PY" -m avatar3d.cli --device "$DEVICE")
 RUN=$WORK/run
+GAUSSIAN_RUN=$WORK/gaussians
 
 declare -A STATUS SECONDS_TAKEN
 ORDER=()
@@ -102,6 +112,8 @@ record() {  # KEY STATUS SECONDS
 }
 
 MIN_TRAIN_S=30
+GAUSSIAN_MINUTES_S=$(awk "BEGIN { printf \"%d\", $GAUSSIAN_MINUTES * 60 }")
+GAUSSIAN_RESERVE_S=$((GAUSSIAN_MINUTES_S + TRAIN_OVERHEAD_S + LIMIT_EVAL_S + BENCH_RESERVE_S))  # kept by the NeRF's speed runs
 BEFORE_TRAIN_S=$((MIN_TRAIN_S + TRAIN_OVERHEAD_S + AFTER_TRAIN_S))  # kept by the stages before training
 
 limit() {  # CAP RESERVE: a stage's limit, CAP or less so that RESERVE seconds stay for later stages; at least 20
@@ -196,10 +208,21 @@ main() {
   stage bench-kernels "$(limit "$LIMIT_BENCH_S" "$BENCH_RESERVE_S")" env -u AVATAR3D_BACKEND "$PY" benchmarks/render.py "$SUBJECT" \
     ${run_arg[@]+"${run_arg[@]}"} --device "$DEVICE" --json "$WORK/bench-kernels.json" $BENCH_ARGS
   # shellcheck disable=SC2086
-  stage bench-torch "$(limit "$LIMIT_BENCH_S" 0)" env AVATAR3D_BACKEND=torch "$PY" benchmarks/render.py "$SUBJECT" \
+  stage bench-torch "$(limit "$LIMIT_BENCH_S" "$GAUSSIAN_RESERVE_S")" env AVATAR3D_BACKEND=torch "$PY" benchmarks/render.py "$SUBJECT" \
     ${run_arg[@]+"${run_arg[@]}"} --device "$DEVICE" --json "$WORK/bench-torch.json" $BENCH_ARGS
 
-  # 5. The table.
+  # 5. The Gaussian head: the same preset for GAUSSIAN_MINUTES, its held-out scores, both backends' frames/s.
+  # shellcheck disable=SC2086
+  stage train-gaussians "$(limit $((GAUSSIAN_MINUTES_S + TRAIN_OVERHEAD_S)) $((LIMIT_EVAL_S + BENCH_RESERVE_S)))" \
+    "${AVATAR3D[@]}" train render "$SUBJECT" --run "$GAUSSIAN_RUN" --fresh --backend gaussians $GAUSSIAN_ARGS \
+    max_minutes="$GAUSSIAN_MINUTES"
+  stage eval-gaussians "$(limit "$LIMIT_EVAL_S" "$BENCH_RESERVE_S")" "${AVATAR3D[@]}" eval render "$SUBJECT" \
+    --run "$GAUSSIAN_RUN" --out "$WORK/metrics-gaussians.json" --max-frames "$EVAL_FRAMES" --no-video --no-lmd
+  # shellcheck disable=SC2086
+  stage bench-backends "$(limit "$LIMIT_BENCH_S" 0)" "$PY" benchmarks/backends.py "$SUBJECT" --nerf "$RUN" \
+    --gaussians "$GAUSSIAN_RUN" --device "$DEVICE" --json "$WORK/bench-backends.json" $BACKENDS_ARGS
+
+  # 6. The table.
   for key in "${ORDER[@]}"; do
     printf '%s\t%s\t%s\n' "$key" "${STATUS[$key]}" "${SECONDS_TAKEN[$key]}"
   done > "$WORK/stages.tsv"
@@ -209,7 +232,7 @@ main() {
     FAILED=1
     { echo "gpu_table.py failed; the stages:"; sed 's/^/    /' "$WORK/stages.tsv"; } > "$OUT/gpu_check.md"
   fi
-  cp "$WORK"/bench-*.json "$WORK/metrics.json" "$RUN/curve.json" "$OUT"/ 2>/dev/null
+  cp "$WORK"/bench-*.json "$WORK"/metrics*.json "$RUN/curve.json" "$OUT"/ 2>/dev/null
   echo
   cat "$OUT/gpu_check.md"
   echo "gpu_check: $([ "$FAILED" = 0 ] && echo 'all passed' || echo 'FAILED (see the table)') in $SECONDS s; $OUT"

@@ -7,7 +7,9 @@ Usage::
 WORK holds ``stages.tsv`` (stage, result, seconds per line), each stage's output as
 ``STAGE.out``, the two benchmark files ``bench-kernels.json`` and ``bench-torch.json``
 (`benchmarks/render.py --json`), ``metrics.json`` (`avatar3d eval render`), the training
-run ``run/`` and ``train_minutes``. A number that is missing is written FAILED.
+run ``run/`` and ``train_minutes``; for the Gaussian head ``metrics-gaussians.json``, the run
+``gaussians/`` and ``bench-backends.json`` (`benchmarks/backends.py --json`). A number that
+is missing is written FAILED.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ LABELS = {
     "eval": "eval render (held-out frames)",
     "bench-kernels": "speed, default backend",
     "bench-torch": "speed, AVATAR3D_BACKEND=torch",
+    "train-gaussians": "train render --backend gaussians",
+    "eval-gaussians": "eval render, Gaussian head (held-out frames)",
+    "bench-backends": "speed, NeRF vs Gaussian head",
 }
+RUNS = {"train": "run", "train-gaussians": "gaussians"}
+METRICS = {"eval": "metrics.json", "eval-gaussians": "metrics-gaussians.json"}
 BACKENDS = ("kernels", "torch")
 
 
@@ -69,6 +76,19 @@ def speed_rows(work: Path, sizes: list[int]) -> list[list[str]]:
     return rows
 
 
+def backend_rows(work: Path, sizes: list[int]) -> list[list[str]]:
+    """Rows (frame, NeRF fps, Gaussian fps, ratio) of ``bench-backends.json``."""
+    fps = (_json(work / "bench-backends.json") or {}).get("render_fps", {})
+    rows = []
+    for size in sizes:
+        for part in ("head", "head+torso+bg"):
+            nerf, gaussians = (fps.get(name, {}).get(str(size), {}).get(part) for name in ("nerf", "gaussians"))
+            ratio = f"{gaussians / nerf:.1f}" if nerf and gaussians is not None else FAILED
+            rows.append([f"{size}² {part}", FAILED if nerf is None else f"{nerf:,.1f}",
+                         FAILED if gaussians is None else f"{gaussians:,.1f}", ratio])
+    return rows
+
+
 def stage_detail(work: Path, key: str) -> str:
     """One line on what a stage found."""
     out = _text(work / f"{key}.out")
@@ -84,18 +104,21 @@ def stage_detail(work: Path, key: str) -> str:
         lines = [line.strip() for line in out.splitlines()
                  if re.search(r"\b(passed|failed|error|errors|skipped|collected|no tests ran)\b", line)]
         return lines[-1] if lines else ""
-    if key == "train":
-        minutes = _text(work / "train_minutes").strip()
-        curve = _json(work / "run" / "curve.json") or []
+    if key in RUNS:
+        minutes = _text(work / "train_minutes").strip() if key == "train" else ""
+        curve = _json(work / RUNS[key] / "curve.json") or []
         steps = {entry["stage"]: entry["step"] for entry in curve if isinstance(entry, dict) and "stage" in entry}
         done = ", ".join(f"{steps[stage]} {stage} steps" for stage in ("head", "torso") if stage in steps)
-        return f"budget {minutes} min" + (f"; {done}" if done else "")
-    if key == "eval":
-        metrics = _json(work / "metrics.json")
+        return "; ".join(part for part in (f"budget {minutes} min" if minutes else "", done) if part)
+    if key in METRICS:
+        metrics = _json(work / METRICS[key])
         if not metrics or metrics.get("psnr") is None:
             return ""
         return (f"PSNR {metrics['psnr']:.2f} dB, face PSNR {metrics['psnr_face']:.2f} dB "
                 f"({metrics.get('frames')} frames at {metrics.get('resolution')}²)")
+    if key == "bench-backends":
+        bench = _json(work / "bench-backends.json")
+        return f"on {bench['device']}" if bench else ""
     if key.startswith("bench-"):
         bench = _json(work / f"{key}.json")
         return f"{bench['backend']} on {bench['device']}, run {bench['run'] or 'untrained'}" if bench else ""
@@ -109,6 +132,8 @@ def table(work: Path, sizes: list[int]) -> str:
              "| measurement | default backend (kernels) | PyTorch reference | kernels / torch |",
              "|---|---:|---:|---:|"]
     lines += ["| " + " | ".join(row) + " |" for row in speed_rows(work, sizes)]
+    lines += ["", "| render fps, default backend | NeRF head | Gaussian head | Gaussians / NeRF |", "|---|---:|---:|---:|"]
+    lines += ["| " + " | ".join(row) + " |" for row in backend_rows(work, sizes)]
     lines += ["", "| stage | result | seconds | detail |", "|---|---|---:|---|"]
     for key, result, seconds in stages:
         lines.append(f"| {LABELS.get(key, key)} | {result} | {seconds} | {stage_detail(work, key)} |")

@@ -8,8 +8,9 @@ Usage::
 ``AVATAR3D_BACKEND=torch`` measures the PyTorch reference where kernels exist.
 
 Training: ``--steps`` head-stage steps of the preset (``key=value`` words change its
-settings, as for ``avatar3d train render``) after its warm-up (rays per step = frames x
-rays per frame), timed per step; rays/s is the median. A ray costs the same at any frame
+settings, as for ``avatar3d train render``; ``backend=gaussians`` for the Gaussian head)
+after its warm-up (rays per step = frames x rays per frame; for Gaussians, whole frames:
+pixels per step), timed per step; rays/s is the median. A ray costs the same at any frame
 size, so this is measured once, on the subject. Rendering: whole frames of the first
 validation frame at each of ``--sizes`` pixels (intrinsics scaled), the head alone
 (transparent around it) and the whole avatar (head, torso, the subject's plate behind),
@@ -58,6 +59,8 @@ def training_rays_per_second(cfg: RenderTrainConfig, device: torch.device, steps
         trainer._step(0.3)
 
     seconds = median_seconds(train_step, steps, warm_up=False)
+    if cfg.backend == "gaussians":  # whole frames: every pixel is a "ray"
+        return cfg.gaussians.frames_per_step * trainer.subject.resolution**2 / seconds
     return trainer.cfg.frames_per_batch * trainer.rays_per_frame / seconds
 
 

@@ -37,11 +37,16 @@ def test_dry_run_fills_every_row_of_the_table(subject_dir, tmp_path):
                                    for part in ("head", "head+torso+bg")]
     for label in speed:
         assert all(NUMBER.match(cell) for cell in rows[label]), (label, rows[label])
+    for label in [f"{size}² {part}" for size in (64, 128) for part in ("head", "head+torso+bg")]:  # NeRF vs Gaussians
+        assert all(NUMBER.match(cell) for cell in rows[label]), (label, rows[label])
     stages = ["setup", "kernel build (python -m cuda_ext)", "kernel tests (tests/cuda_ext)", "train render",
-              "eval render (held-out frames)", "speed, default backend", "speed, AVATAR3D_BACKEND=torch"]
+              "eval render (held-out frames)", "speed, default backend", "speed, AVATAR3D_BACKEND=torch",
+              "train render --backend gaussians", "eval render, Gaussian head (held-out frames)",
+              "speed, NeRF vs Gaussian head"]
     for label in stages:
         assert rows[label][0] in ("ok", "not present", "none carried"), (label, rows[label])
-    assert re.search(r"PSNR \d+\.\d\d dB, face PSNR \d+\.\d\d dB", rows["eval render (held-out frames)"][2])
+    for label in ("eval render (held-out frames)", "eval render, Gaussian head (held-out frames)"):
+        assert re.search(r"PSNR \d+\.\d\d dB, face PSNR \d+\.\d\d dB", rows[label][2]), rows[label]
     assert "All stages passed." in table
     assert table in (tmp_path / "gpu_check.log").read_text()  # the log holds everything, the table too
 
