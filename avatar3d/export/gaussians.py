@@ -31,6 +31,7 @@ from avatar3d.export.config import GaussiansConfig
 from avatar3d.export.mesh import mesh_conditions
 from avatar3d.render.avatar import Avatar, View, find_run, load_avatar
 from avatar3d.render.conditions import Conditions
+from avatar3d.render.gaussians import facing
 from avatar3d.render.rays import frame_pixels
 from avatar3d.render.sh import shade
 from avatar3d.render.splat import quaternion_to
@@ -102,8 +103,7 @@ def trained_gaussians(avatar: Avatar, conditions: Conditions) -> dict[str, Tenso
     head = avatar.head
     posed = head.posed(head.frame_codes(conditions), 0)
     R, t = (part[0] for part in avatar.camera_to_head(conditions))
-    axes = posed["axes"]
-    normals = torch.where(((posed["means"] - t) * axes).sum(-1, keepdim=True) > 0, -axes, axes)
+    normals = facing(posed["axes"], posed["means"], t)
     light = avatar.frame_lights(conditions)[0]
     colours = posed["albedo"] * shade(normals @ R, light)
     return {"means": posed["means"], "normals": normals, "opacities": posed["opacities"], "colours": colours.clamp(0, 1),

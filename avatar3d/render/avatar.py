@@ -46,7 +46,7 @@ from avatar3d.files import CHECKPOINT
 from avatar3d.layers import Standardise
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.config import GaussianConfig, HeadConfig, MarchConfig, TorsoConfig
-from avatar3d.render.gaussians import GaussianHead
+from avatar3d.render.gaussians import GaussianHead, facing
 from avatar3d.render.head import HeadField
 from avatar3d.render.rays import camera_directions, frame_pixels, pixel_rays
 from avatar3d.render.sh import LIGHT_PRESETS, front_luminance, shade
@@ -349,7 +349,7 @@ class Avatar(nn.Module):
             if key is not None and key in self.frozen_head_cache:
                 images.append(self.frozen_head_cache[key])
                 continue
-            encoded = encoded or self.head.encode()
+            encoded = self.head.encode() if encoded is None else encoded
             images.append(self._splatted(self.head.posed(codes, b, encoded), R[b], t[b], K, width, height, to_camera[b]))
             if key is not None and key >= 0:
                 if len(self.frozen_head_cache) >= FROZEN_HEAD_FRAMES:
@@ -374,10 +374,9 @@ class Avatar(nn.Module):
         rotation = R.T  # head -> camera
         projected = project_gaussians(gaussians["means"], gaussians["covariances"], K, rotation, -rotation @ t,
                                       width, height)
-        axes = gaussians["axes"]  # the shortest axis, turned towards the camera
-        facing = torch.where(((gaussians["means"] - t) * axes).sum(-1, keepdim=True) > 0, -axes, axes)
+        normals = facing(gaussians["axes"], gaussians["means"], t)
         distance = (gaussians["means"] - t).norm(dim=-1, keepdim=True)
-        channels = torch.cat([gaussians["albedo"], facing @ to_camera.T, distance], 1)
+        channels = torch.cat([gaussians["albedo"], normals @ to_camera.T, distance], 1)
         image = rasterize(projected, channels, gaussians["opacities"], width, height)
         return torch.cat([image["rgb"], image["alpha"][..., None]], -1).reshape(height * width, -1)
 
@@ -604,12 +603,11 @@ class Avatar(nn.Module):
             ``rgb = albedo * shading + residual + (1 - alpha) * background``.
         """
         card = None
-        if self.backend == "gaussians":  # Gaussians are rasterised whole: one chunk, at the output's own size
-            chunk = 1 << 62
-            if view is None and resolution not in (None, self.resolution):
-                K = self.K.clone()
-                K[:2] *= resolution / self.resolution
-                view = View(K, torch.eye(3), torch.zeros(3), resolution, resolution)
+        if self.backend == "gaussians" and view is None and resolution not in (None, self.resolution):
+            # Gaussians are rasterised as whole images: another size is the filmed camera at that size.
+            K = self.K.clone()
+            K[:2] *= resolution / self.resolution
+            view = View(K, torch.eye(3), torch.zeros(3), resolution, resolution)
         if view is None:
             height = width = resolution or self.resolution
             pixels = frame_pixels(height, width).to(self.K.device) * (self.resolution / height)  # training pixels
@@ -620,6 +618,8 @@ class Avatar(nn.Module):
             pixels = frame_pixels(height, width).to(self.K.device)
             card = view.card_pixels(pixels, self.card_depth(conditions), self.K, self.resolution)
             flat_bg = None if background is None else self._card_background(background.to(self.K), card[0])
+        if self.backend == "gaussians":  # in one piece: each piece would rasterise the whole image again
+            chunk = len(pixels)
         parts = []
         for start in range(0, len(pixels), chunk):
             part = slice(start, start + chunk)

@@ -95,14 +95,20 @@ class GaussianHead(LandmarkDriven):
     def __len__(self) -> int:
         return len(self.means)
 
-    def encode(self) -> tuple[Tensor, Tensor]:
-        """What the deformation network knows of each Gaussian whatever the frame: its
-        encoded neutral position (N, E) and its attention (N, 3) over the region codes."""
+    def encode(self) -> dict[str, Tensor]:
+        """What holds in every frame: the deformation network's view of each Gaussian, its
+        ``encoding`` (N, E) of the neutral position and ``attention`` (N, 3) over the region
+        codes; and the Gaussians' shape, which frames do not change: ``covariances`` (N, 3, 3)
+        and ``axes`` (N, 3) unit shortest axes (either sign)."""
         unit = self.unit_box(self.means.detach())
         encoding = torch.cat([positional_encoding(unit, POSITION_FREQUENCIES), self.grid(unit.clamp(0, 1))], 1)
-        return encoding, torch.softmax(self.attention(encoding), -1)
+        scales = self.log_scales.exp()
+        shortest = nn.functional.one_hot(scales.argmin(1), 3).to(scales)
+        return {"encoding": encoding, "attention": torch.softmax(self.attention(encoding), -1),
+                "covariances": covariances(self.quats, scales),
+                "axes": (rotations(self.quats) @ shortest[:, :, None])[:, :, 0]}
 
-    def posed(self, codes: dict[str, Tensor], frame: int, encoded: tuple[Tensor, Tensor] | None = None
+    def posed(self, codes: dict[str, Tensor], frame: int, encoded: dict[str, Tensor] | None = None
               ) -> dict[str, Tensor]:
         """The Gaussians in one frame, head space.
 
@@ -118,15 +124,12 @@ class GaussianHead(LandmarkDriven):
         anchors = self.canonical[self.warp_index][None]
         moved = warp_to_neutral(self.means, [len(self)], anchors, -codes["warp_shift"][frame:frame + 1],
                                 self.config.warp_radius)
-        encoding, attention = self.encode() if encoded is None else encoded
-        condition = (attention[:, :, None] * codes["regions"][frame][None]).flatten(1)
-        change = torch.tanh(self.deform(torch.cat([encoding, condition, self.inner_mouth[:, None]], 1)))
-        scales = self.log_scales.exp()
-        shortest = nn.functional.one_hot(scales.argmin(1), 3).to(scales)
-        axes = rotations(self.quats) @ shortest[:, :, None]
-        return {"means": moved + MAX_OFFSET * change[:, :3], "covariances": covariances(self.quats, scales),
+        encoded = self.encode() if encoded is None else encoded
+        condition = (encoded["attention"][:, :, None] * codes["regions"][frame][None]).flatten(1)
+        change = torch.tanh(self.deform(torch.cat([encoded["encoding"], condition, self.inner_mouth[:, None]], 1)))
+        return {"means": moved + MAX_OFFSET * change[:, :3], "covariances": encoded["covariances"],
                 "opacities": torch.sigmoid(self.opacity_logits + MAX_LOGIT_CHANGE * change[:, 3]),
-                "albedo": torch.sigmoid(self.albedo_logits + MAX_LOGIT_CHANGE * change[:, 4:]), "axes": axes[:, :, 0]}
+                "albedo": torch.sigmoid(self.albedo_logits + MAX_LOGIT_CHANGE * change[:, 4:]), "axes": encoded["axes"]}
 
     # --- upkeep -----------------------------------------------------------------------
 
@@ -176,6 +179,12 @@ class GaussianHead(LandmarkDriven):
             if parameter.grad is not None:
                 parameter.grad = None
         self.inner_mouth = self.inner_mouth[source].clone()
+
+
+def facing(axes: Tensor, means: Tensor, camera: Tensor) -> Tensor:
+    """(N, 3) the Gaussians' shortest ``axes`` (N, 3, either sign) turned towards a camera at
+    ``camera`` (3,): their normals as it sees them (``means`` (N, 3), all head space)."""
+    return torch.where(((means - camera) * axes).sum(-1, keepdim=True) > 0, -axes, axes)
 
 
 def seed_gaussians(config: GaussianConfig, canonical: Tensor, box_min: Tensor, box_max: Tensor,
