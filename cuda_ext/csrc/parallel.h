@@ -25,4 +25,25 @@ void parallel_for(int64_t count, int threads, const Body &body) {
     for (auto &worker : workers) worker.join();
 }
 
+// How many workers `parallel_chunks` uses: one per chunk at most.
+inline int chunk_workers(int64_t count, int threads, int64_t grain) {
+    const int64_t chunks = (count + grain - 1) / grain;
+    return (int)std::max<int64_t>(1, std::min<int64_t>(threads, chunks));
+}
+
+// Calls body(worker, begin, end) over [0, count) in chunks of `grain` (> 0) items dealt out in turn
+// to `chunk_workers` workers (worker w takes chunks w, w + workers, ...): for work whose cost
+// varies along the range (a rasteriser's pixels: the head covers some tiles only), which contiguous
+// ranges would leave to one thread. Each worker sees the same chunks in the same order every call.
+template <class Body>
+void parallel_chunks(int64_t count, int threads, int64_t grain, const Body &body) {
+    const int64_t chunks = (count + grain - 1) / grain;
+    const int workers = chunk_workers(count, threads, grain);
+    parallel_for(workers, workers, [&](int64_t first, int64_t end) {
+        for (int64_t worker = first; worker < end; worker++)
+            for (int64_t chunk = worker; chunk < chunks; chunk += workers)
+                body((int)worker, chunk * grain, std::min(count, (chunk + 1) * grain));
+    });
+}
+
 }  // namespace cuda_ext

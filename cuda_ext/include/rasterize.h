@@ -29,18 +29,42 @@ constexpr float SPLAT_MIN_TRANSMITTANCE = 1e-4f;
 // rounding): the exp is skipped, most pairs of a tile and a Gaussian's box are that far.
 constexpr float SPLAT_FAR_SIGMA = 5.5415f;
 
-// Gaussian g's alpha at pixel (x, y) (centre coordinates), 0 where it is skipped; sigma and the
+// Gaussian g's mean, conic and opacity, read once for the pixels that test it.
+struct Splat {
+    float x, y, a, b, c, opacity;
+};
+
+CUDA_EXT_BODY Splat splat_at(const Splats &s, int64_t g) {
+    return Splat{s.means2d[2 * g], s.means2d[2 * g + 1], s.conics[3 * g], s.conics[3 * g + 1], s.conics[3 * g + 2],
+                 s.opacities[g]};
+}
+
+// A Gaussian's alpha at pixel (x, y) (centre coordinates), 0 where it is skipped; sigma and the
 // unclamped opacity x exp(-sigma) are returned for the backward.
-CUDA_EXT_BODY float splat_alpha(const Splats &s, int64_t g, float x, float y, float *dx, float *dy, float *sigma,
-                                float *raw) {
-    *dx = s.means2d[2 * g] - x;
-    *dy = s.means2d[2 * g + 1] - y;
-    const float a = s.conics[3 * g], b = s.conics[3 * g + 1], c = s.conics[3 * g + 2];
-    *sigma = 0.5f * (a * *dx * *dx + c * *dy * *dy) + b * *dx * *dy;
-    if (*sigma > SPLAT_FAR_SIGMA && s.opacities[g] <= 1.0f) return 0.0f;
-    *raw = s.opacities[g] * expf(-*sigma);
+CUDA_EXT_BODY float splat_alpha(const Splat &g, float x, float y, float *dx, float *dy, float *sigma, float *raw) {
+    *dx = g.x - x;
+    *dy = g.y - y;
+    *sigma = 0.5f * (g.a * *dx * *dx + g.c * *dy * *dy) + g.b * *dx * *dy;
+    if (*sigma > SPLAT_FAR_SIGMA && g.opacity <= 1.0f) return 0.0f;
+    *raw = g.opacity * expf(-*sigma);
     const float alpha = *raw < SPLAT_MAX_ALPHA ? *raw : SPLAT_MAX_ALPHA;
     return (*sigma < 0.0f || alpha < SPLAT_MIN_ALPHA) ? 0.0f : alpha;
+}
+
+// One step of a pixel's front-to-back walk: blends list entry k (Gaussian g, `splat`) into the
+// pixel's colour (C,) and transmittance T, and records one past the last entry used. False when
+// the pixel stops here (the entry would take T to SPLAT_MIN_TRANSMITTANCE or less; not blended).
+CUDA_EXT_BODY bool splat_blend(const Splats &s, const Splat &splat, int64_t g, int64_t k, float x, float y,
+                               float *colour, float *T, int64_t *used_end) {
+    float dx, dy, sigma, raw;
+    const float a = splat_alpha(splat, x, y, &dx, &dy, &sigma, &raw);
+    if (a == 0.0f) return true;
+    const float next = *T * (1.0f - a);
+    if (next <= SPLAT_MIN_TRANSMITTANCE) return false;
+    for (int64_t c = 0; c < s.channels; c++) colour[c] += a * *T * s.colours[g * s.channels + c];
+    *T = next;
+    *used_end = k + 1;
+    return true;
 }
 
 CUDA_EXT_BODY void splat_range(const Splats &s, int64_t pixel, int64_t *begin, int64_t *end) {
@@ -52,24 +76,16 @@ CUDA_EXT_BODY void splat_range(const Splats &s, int64_t pixel, int64_t *begin, i
 
 CUDA_EXT_BODY void rasterize_forward(const Splats &s, int64_t pixel, float *rgb, float *alpha, float *transmittance,
                                      int64_t *last) {
-    const int64_t C = s.channels;
     const float x = (pixel % s.width) + 0.5f, y = (pixel / s.width) + 0.5f;
-    float *colour = rgb + pixel * C;
-    for (int64_t c = 0; c < C; c++) colour[c] = 0.0f;
+    float *colour = rgb + pixel * s.channels;
+    for (int64_t c = 0; c < s.channels; c++) colour[c] = 0.0f;
     int64_t begin, end;
     splat_range(s, pixel, &begin, &end);
     float T = 1.0f;
     int64_t used_end = begin;
     for (int64_t k = begin; k < end; k++) {
         const int64_t g = s.ids[k];
-        float dx, dy, sigma, raw;
-        const float a = splat_alpha(s, g, x, y, &dx, &dy, &sigma, &raw);
-        if (a == 0.0f) continue;
-        const float next = T * (1.0f - a);
-        if (next <= SPLAT_MIN_TRANSMITTANCE) break;
-        for (int64_t c = 0; c < C; c++) colour[c] += a * T * s.colours[g * C + c];
-        T = next;
-        used_end = k + 1;
+        if (!splat_blend(s, splat_at(s, g), g, k, x, y, colour, &T, &used_end)) break;
     }
     alpha[pixel] = 1.0f - T;
     transmittance[pixel] = T;
@@ -96,8 +112,9 @@ CUDA_EXT_BODY void rasterize_backward(const Splats &s, int64_t pixel, const floa
     float behind_dot = 0.0f;              // v_rgb . S_k
     for (int64_t k = last[pixel] - 1; k >= begin; k--) {
         const int64_t g = s.ids[k];
+        const Splat splat = splat_at(s, g);
         float dx, dy, sigma, raw;
-        const float a = splat_alpha(s, g, x, y, &dx, &dy, &sigma, &raw);
+        const float a = splat_alpha(splat, x, y, &dx, &dy, &sigma, &raw);
         if (a == 0.0f) continue;
         T = T / (1.0f - a);  // in front of it
         float colour_dot = 0.0f;
@@ -111,12 +128,11 @@ CUDA_EXT_BODY void rasterize_backward(const Splats &s, int64_t pixel, const floa
         const float e = expf(-sigma);
         add(v_opacities + g, e * v_a);
         const float v_sigma = -raw * v_a;
-        const float ca = s.conics[3 * g], cb = s.conics[3 * g + 1], cc = s.conics[3 * g + 2];
         add(v_conics + 3 * g, 0.5f * dx * dx * v_sigma);
         add(v_conics + 3 * g + 1, dx * dy * v_sigma);
         add(v_conics + 3 * g + 2, 0.5f * dy * dy * v_sigma);
-        add(v_means2d + 2 * g, (ca * dx + cb * dy) * v_sigma);
-        add(v_means2d + 2 * g + 1, (cc * dy + cb * dx) * v_sigma);
+        add(v_means2d + 2 * g, (splat.a * dx + splat.b * dy) * v_sigma);
+        add(v_means2d + 2 * g + 1, (splat.c * dy + splat.b * dx) * v_sigma);
     }
 }
 

@@ -157,12 +157,13 @@ def test_shade_matches_its_twin(device, per_normal):
     torch.testing.assert_close(out_light, ref_light, atol=1e-4, rtol=1e-4)
 
 
-def splats(count=60, width=37, height=29, tile_size=8, opacity=(0.05, 0.95), seed=0, device="cpu"):
-    """Random 2D Gaussians on a width x height image (odd sizes: partial tiles), their tile lists,
-    and the rasteriser's arguments: (means2d, conics, colours, opacities), (offsets, ids, W, H, tile)."""
+def splats(count=60, width=37, height=29, tile_size=8, opacity=(0.05, 0.95), seed=0, device="cpu", size=1.5):
+    """Random 2D Gaussians on a width x height image (odd sizes: partial tiles) about ``size``
+    pixels across (a standard deviation), their tile lists, and the rasteriser's arguments:
+    (means2d, conics, colours, opacities), (offsets, ids, W, H, tile)."""
     generator = torch.Generator().manual_seed(seed)
     means = torch.rand(count, 2, generator=generator) * torch.tensor([width, height])
-    shape = torch.randn(count, 2, 2, generator=generator) * 0.4 + torch.eye(2) * 1.5
+    shape = (torch.randn(count, 2, 2, generator=generator) * 0.4 + torch.eye(2) * 1.5) * (size / 1.5)
     covariance = shape @ shape.transpose(1, 2) + 0.3 * torch.eye(2)
     inverse = torch.linalg.inv(covariance)
     conics = torch.stack([inverse[:, 0, 0], inverse[:, 0, 1], inverse[:, 1, 1]], -1)
@@ -176,9 +177,13 @@ def splats(count=60, width=37, height=29, tile_size=8, opacity=(0.05, 0.95), see
             (offsets.to(device), ids.to(device), width, height, tile_size))
 
 
-@pytest.mark.parametrize("count, opacity", [(60, (0.05, 0.95)), (300, (0.8, 1.0))])  # the second stops early
-def test_rasterize_matches_its_twin(device, count, opacity):
-    gaussians, lists = splats(count=count, opacity=opacity, device=device)
+# The second stops early; the third has Gaussians wider than tiles (the CPU kernel tests only the
+# pixels of each Gaussian's footprint, which its opacity sizes). A tenth are fainter than 1/255.
+@pytest.mark.parametrize("count, opacity, size", [(60, (0.05, 0.95), 1.5), (300, (0.8, 1.0), 1.5),
+                                                  (30, (0.01, 1.0), 5.0)])
+def test_rasterize_matches_its_twin(device, count, opacity, size):
+    gaussians, lists = splats(count=count, opacity=opacity, device=device, size=size)
+    gaussians[3][::10] = 0.003
     ref, ref_grads = _with_gradients(lambda *g: torch_impl.rasterize(*g, *lists), gaussians)
     out, out_grads = _with_gradients(lambda *g: ops.rasterize(*g, *lists), gaussians)
     # Faint: some pixels covered, some not; opaque: some pixels stopped (transmittance near 1e-4).
