@@ -275,7 +275,8 @@ def tile_bins(means2d: Tensor, radii: Tensor, depths: Tensor, width: int, height
         means2d: (N, 2) pixel positions (x right, y down) of the Gaussians' centres.
         radii: (N, 2) half-widths of their boxes in pixels along x and y; a Gaussian with a
             radius <= 0 is culled.
-        depths: (N,) distances that order them (smaller in front).
+        depths: (N,) float32 or float64 distances that order them (smaller in front), not negative
+            for any Gaussian that is not culled.
         width, height: Image size in pixels.
         tile_size: Tile side in pixels.
 
@@ -285,20 +286,24 @@ def tile_bins(means2d: Tensor, radii: Tensor, depths: Tensor, width: int, height
         indices, each tile's sorted by depth (ties by index).
     """
     tiles_x, tiles_y = -(-width // tile_size), -(-height // tile_size)
+    # Non-negative floats sort as their bit patterns do as integers, which sort many times faster
+    # (culled Gaussians, which may be behind the camera, are dropped below wherever they sort).
+    bits = depths.contiguous().view(torch.int32 if depths.element_size() == 4 else torch.int64)
+    front_to_back = torch.argsort(bits, stable=True)  # ties by index
+    means2d, radii = means2d[front_to_back], radii[front_to_back]
     lo = torch.floor((means2d - radii) / tile_size).long()
     hi = torch.ceil((means2d + radii) / tile_size).long()
     limit = torch.tensor([tiles_x, tiles_y], device=means2d.device)
     lo, hi = lo.clamp(min=0).minimum(limit), hi.clamp(min=0).minimum(limit)
     spans = (hi - lo).clamp(min=0) * (radii > 0).all(-1, keepdim=True)
     counts = spans.prod(-1)  # tiles per Gaussian
-    gaussian = torch.repeat_interleave(torch.arange(len(means2d), device=means2d.device), counts)
-    rank = torch.arange(len(gaussian), device=means2d.device) - torch.repeat_interleave(counts.cumsum(0) - counts,
-                                                                                       counts)
-    width_g = spans[gaussian, 0].clamp(min=1)
-    tile = (lo[gaussian, 1] + rank // width_g) * tiles_x + lo[gaussian, 0] + rank % width_g
-    order = torch.argsort(depths[gaussian], stable=True)  # front to back, then by index
-    order = order[torch.argsort(tile[order], stable=True)]  # grouped by tile, keeping that order
-    ids = gaussian[order]
+    covering = counts > 0
+    front_to_back, lo, spans, counts = front_to_back[covering], lo[covering], spans[covering], counts[covering]
+    # One entry per (Gaussian, tile it covers), Gaussians front to back; then a stable sort by tile.
+    entry = torch.repeat_interleave(torch.arange(len(counts), device=means2d.device), counts)
+    rank = torch.arange(len(entry), device=means2d.device) - (counts.cumsum(0) - counts)[entry]
+    tile = (lo[entry, 1] + rank // spans[entry, 0]) * tiles_x + lo[entry, 0] + rank % spans[entry, 0]
+    ids = front_to_back[entry[torch.sort(tile, stable=True).indices]]
     offsets = torch.zeros(tiles_x * tiles_y + 1, dtype=torch.int64, device=means2d.device)
     offsets[1:] = torch.bincount(tile, minlength=tiles_x * tiles_y).cumsum(0)
     return offsets, ids

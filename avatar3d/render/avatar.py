@@ -373,7 +373,7 @@ class Avatar(nn.Module):
         normal in the frame of ``to_camera`` (3, 3), distance from the camera (1), alpha (1)."""
         rotation = R.T  # head -> camera
         projected = project_gaussians(gaussians["means"], gaussians["covariances"], K, rotation, -rotation @ t,
-                                      width, height)
+                                      width, height, opacities=gaussians["opacities"])
         normals = facing(gaussians["axes"], gaussians["means"], t)
         distance = (gaussians["means"] - t).norm(dim=-1, keepdim=True)
         channels = torch.cat([gaussians["albedo"], normals @ to_camera.T, distance], 1)

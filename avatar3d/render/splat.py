@@ -69,7 +69,7 @@ class Projected:
 
 
 def project(means: Tensor, covariance: Tensor, K: Tensor, rotation: Tensor, translation: Tensor, width: int,
-            height: int, near: float = 0.01) -> Projected:
+            height: int, near: float = 0.01, opacities: Tensor | None = None) -> Projected:
     """Projects 3D Gaussians into a ``width`` x ``height`` image.
 
     Args:
@@ -79,10 +79,13 @@ def project(means: Tensor, covariance: Tensor, K: Tensor, rotation: Tensor, tran
         rotation, translation: (3, 3), (3,) world-to-camera, ``p_cam = rotation @ p + translation``.
         width, height: Image size in pixels.
         near: Gaussians nearer than this (or behind the camera) are culled.
+        opacities: (N,) the Gaussians' opacities, or None. Given, each box reaches only as far as
+            the Gaussian's alpha is at least 1/255 (what `rasterize` skips beyond), not
+            ``RADIUS_SIGMAS``: faint Gaussians cover fewer tiles, the image is the same.
 
     Returns:
         `Projected`, differentiable in ``means`` and ``covariance`` (and the camera). Culled:
-        behind ``near``, or boxes entirely off the image.
+        behind ``near``, boxes entirely off the image, opacities below 1/255.
     """
     points = means @ rotation.T + translation
     x, y, z = points.unbind(-1)
@@ -105,7 +108,10 @@ def project(means: Tensor, covariance: Tensor, K: Tensor, rotation: Tensor, tran
     c = image_covariance[:, 1, 1] + BLUR
     determinant = (a * c - b * b).clamp(min=1e-10)
     conics = torch.stack([c / determinant, -b / determinant, a / determinant], -1)
-    radii = torch.ceil(RADIUS_SIGMAS * torch.stack([a, c], -1).sqrt()).detach()
+    sigmas = RADIUS_SIGMAS
+    if opacities is not None:  # alpha = opacity exp(-d^2 / 2) >= 1/255 within d = sqrt(2 ln(255 opacity))
+        sigmas = (2 * torch.log(255 * opacities.detach()).clamp(min=0)).sqrt().clamp(max=RADIUS_SIGMAS)[:, None]
+    radii = torch.ceil(sigmas * torch.stack([a, c], -1).sqrt()).detach()
     seen = ((depth > near) & (a * c - b * b > 0) & (means2d[:, 0] + radii[:, 0] > 0)
             & (means2d[:, 0] - radii[:, 0] < width) & (means2d[:, 1] + radii[:, 1] > 0)
             & (means2d[:, 1] - radii[:, 1] < height))

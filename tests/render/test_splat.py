@@ -80,3 +80,19 @@ def test_gradients_reach_every_parameter():
     (image["rgb"] * torch.rand(height, width, 3)).sum().backward()
     for parameter in parameters:
         assert torch.isfinite(parameter.grad).all() and float(parameter.grad.abs().sum()) > 0
+
+
+def test_opacities_shrink_faint_gaussians_boxes_and_leave_the_image_as_it_was():
+    means, quats, scales = gaussians(count=200, seed=4)
+    covariance = covariances(quats, scales)
+    opacities = torch.rand(200, generator=torch.Generator().manual_seed(5)) ** 2
+    opacities[:10] = 0.003  # below 1/255: nowhere visible
+    K, rotation, translation, width, height = camera()
+    full = project(means, covariance, K, rotation, translation, width, height)
+    tight = project(means, covariance, K, rotation, translation, width, height, opacities=opacities)
+    assert bool((tight.radii <= full.radii).all()) and float(tight.radii.sum()) < 0.85 * float(full.radii.sum())
+    assert float(tight.radii[:10].abs().max()) == 0
+    colours = torch.rand(200, 3, generator=torch.Generator().manual_seed(6))
+    for a, b in zip(rasterize(full, colours, opacities, width, height, tile_size=8).values(),
+                    rasterize(tight, colours, opacities, width, height, tile_size=8).values()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
