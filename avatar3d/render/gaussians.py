@@ -91,22 +91,39 @@ class GaussianHead(LandmarkDriven):
         self.deform = mlp(encoding + 3 * config.region_code_dims + 1, config.hidden, 3 + 1 + 3, layers=2)
         nn.init.zeros_(self.deform[-1].weight)  # no change until training asks for one
         nn.init.zeros_(self.deform[-1].bias)
+        self._encoded: tuple[list, dict[str, Tensor]] | None = None  # encode's kept result and its state
 
     def __len__(self) -> int:
         return len(self.means)
 
     def encode(self) -> dict[str, Tensor]:
         """What holds in every frame: the deformation network's view of each Gaussian, its
-        ``encoding`` (N, E) of the neutral position and ``attention`` (N, 3) over the region
-        codes; and the Gaussians' shape, which frames do not change: ``covariances`` (N, 3, 3)
-        and ``axes`` (N, 3) unit shortest axes (either sign)."""
+        ``encoding`` (N, E) of the neutral position, ``attention`` (N, 3) over the region codes
+        and ``deform_base`` (N, hidden), the network's first layer without the frame's codes; and
+        the Gaussians' shape, which frames do not change: ``covariances`` (N, 3, 3) and ``axes``
+        (N, 3) unit shortest axes (either sign).
+
+        Without autograd (rendering), the result is kept until a parameter or buffer changes
+        (in place, as an optimiser step does, or replaced, as `densify_and_prune` does).
+        """
+        state = None
+        if not torch.is_grad_enabled():
+            state = [(tensor.data_ptr(), tensor._version, tensor.shape) for tensor in (*self.parameters(),
+                                                                                      *self.buffers())]
+            if self._encoded is not None and self._encoded[0] == state:
+                return self._encoded[1]
         unit = self.unit_box(self.means.detach())
         encoding = torch.cat([positional_encoding(unit, POSITION_FREQUENCIES), self.grid(unit.clamp(0, 1))], 1)
+        first = self.deform[0]
         scales = self.log_scales.exp()
         shortest = nn.functional.one_hot(scales.argmin(1), 3).to(scales)
-        return {"encoding": encoding, "attention": torch.softmax(self.attention(encoding), -1),
-                "covariances": covariances(self.quats, scales),
-                "axes": (rotations(self.quats) @ shortest[:, :, None])[:, :, 0]}
+        encoded = {"encoding": encoding, "attention": torch.softmax(self.attention(encoding), -1),
+                   "deform_base": nn.functional.linear(encoding, first.weight[:, :encoding.shape[1]], first.bias)
+                   + self.inner_mouth[:, None] * first.weight[:, -1],
+                   "covariances": covariances(self.quats, scales),
+                   "axes": (rotations(self.quats) @ shortest[:, :, None])[:, :, 0]}
+        self._encoded = None if state is None else (state, encoded)
+        return encoded
 
     def posed(self, codes: dict[str, Tensor], frame: int, encoded: dict[str, Tensor] | None = None
               ) -> dict[str, Tensor]:
@@ -125,8 +142,14 @@ class GaussianHead(LandmarkDriven):
         moved = warp_to_neutral(self.means, [len(self)], anchors, -codes["warp_shift"][frame:frame + 1],
                                 self.config.warp_radius)
         encoded = self.encode() if encoded is None else encoded
-        condition = (encoded["attention"][:, :, None] * codes["regions"][frame][None]).flatten(1)
-        change = torch.tanh(self.deform(torch.cat([encoded["encoding"], condition, self.inner_mouth[:, None]], 1)))
+        # The first layer's input is [encoding, attention_k x region code_k for k < 3, inner-mouth
+        # flag]; all but the codes' part is in deform_base, and that part is a sum over the three
+        # regions of attention_k x (its weights . code_k): three (hidden,) vectors per frame.
+        first = self.deform[0]
+        region_weights = first.weight[:, encoded["encoding"].shape[1]:-1].unflatten(1, (3, -1))  # (hidden, 3, D)
+        per_region = torch.einsum("hkd,kd->kh", region_weights, codes["regions"][frame])
+        hidden = torch.addmm(encoded["deform_base"], encoded["attention"], per_region).relu_()
+        change = torch.tanh(self.deform[2:](hidden))
         return {"means": moved + MAX_OFFSET * change[:, :3], "covariances": encoded["covariances"],
                 "opacities": torch.sigmoid(self.opacity_logits + MAX_LOGIT_CHANGE * change[:, 3]),
                 "albedo": torch.sigmoid(self.albedo_logits + MAX_LOGIT_CHANGE * change[:, 4:]), "axes": encoded["axes"]}
@@ -179,6 +202,7 @@ class GaussianHead(LandmarkDriven):
             if parameter.grad is not None:
                 parameter.grad = None
         self.inner_mouth = self.inner_mouth[source].clone()
+        self._encoded = None
 
 
 def facing(axes: Tensor, means: Tensor, camera: Tensor) -> Tensor:

@@ -93,6 +93,46 @@ def test_deformation_offsets_are_bounded(canonical):
     assert float(offset.abs().max()) <= MAX_OFFSET + 1e-6
 
 
+def test_posing_is_the_deformation_network_on_its_whole_input(canonical):
+    """posed splits the network's first layer into a frame-independent part and the frames'
+    region codes; it must equal the network run on the concatenated input."""
+    head = _head(canonical)
+    with torch.no_grad():
+        for parameter in head.deform.parameters():
+            parameter.normal_(0, 0.3, generator=torch.Generator().manual_seed(parameter.numel()))
+    moved = canonical.clone()
+    moved[list(topo.LOWER_LIP_OUTER)] += torch.tensor([0.0, -0.01, 0.0])
+    codes = head.frame_codes(_conditions(torch.stack([canonical, moved])))
+    with torch.no_grad():
+        encoded = head.encode()
+        for frame in range(2):
+            condition = (encoded["attention"][:, :, None] * codes["regions"][frame][None]).flatten(1)
+            whole = torch.cat([encoded["encoding"], condition, head.inner_mouth[:, None]], 1)
+            change = torch.tanh(head.deform(whole))
+            posed = head.posed(codes, frame, encoded)
+            torch.testing.assert_close(posed["opacities"], torch.sigmoid(head.opacity_logits + 4 * change[:, 3]))
+            torch.testing.assert_close(posed["albedo"], torch.sigmoid(head.albedo_logits + 4 * change[:, 4:]))
+        difference = head.posed(codes, 0, encoded)["albedo"] - head.posed(codes, 1, encoded)["albedo"]
+    assert float(difference.abs().max()) > 1e-4  # the frames' codes differ, and so do their albedos
+
+
+def test_encoding_is_kept_for_rendering_until_a_parameter_changes(canonical):
+    head = _head(canonical)
+    optimizer = torch.optim.Adam(head.parameters(), lr=0.01)
+    with torch.no_grad():
+        first = head.encode()
+        assert head.encode() is first
+    loss = head.encode()["deform_base"].square().sum() + head.encode()["covariances"].sum()  # with autograd: afresh
+    loss.backward()
+    optimizer.step()  # changes the parameters in place
+    with torch.no_grad():
+        second = head.encode()
+        assert second is not first and not torch.equal(second["deform_base"], first["deform_base"])
+        head.densify_and_prune(torch.rand(len(head)), optimizer)
+        third = head.encode()
+        assert third is not second and len(third["covariances"]) == len(head)
+
+
 def test_densify_and_prune_drops_faint_ones_grows_pulled_ones_and_keeps_their_optimiser_state(canonical):
     head = _head(canonical)
     optimizer = torch.optim.Adam([head.means, head.quats, head.log_scales, head.opacity_logits, head.albedo_logits])
