@@ -18,6 +18,30 @@ def mlp(inputs: int, hidden: int, outputs: int, layers: int = 1) -> nn.Sequentia
     return nn.Sequential(*modules)
 
 
+def linear_with_code(layer: nn.Linear, before: Tensor, code: Tensor, counts: list[int],
+                     after: Tensor | None = None) -> Tensor:
+    """``layer`` on the rows ``[before, the row's frame's code, after]`` without building them:
+    the code's share is computed once per frame, not once per row (a whole frame's pixels
+    share one code).
+
+    Args:
+        layer: Its inputs are I + C + J columns, in that order.
+        before: (N, I) rows, grouped by frame.
+        code: (B, C) the frames' codes.
+        counts: Rows per frame (B ints summing to N).
+        after: (N, J) or None (J = 0).
+
+    Returns:
+        (N, outputs), equal to ``layer(torch.cat([before, code per row, after], 1))`` up to rounding.
+    """
+    width = before.shape[1]
+    per_frame = nn.functional.linear(code, layer.weight[:, width:width + code.shape[1]], layer.bias)
+    if len(counts) > 1:
+        per_frame = per_frame.repeat_interleave(torch.tensor(counts, device=code.device), 0)
+    out = torch.addmm(per_frame, before, layer.weight[:, :width].T)
+    return out if after is None else out.addmm_(after, layer.weight[:, width + code.shape[1]:].T)
+
+
 def positional_encoding(x: Tensor, frequencies: int) -> Tensor:
     """(N, D) -> (N, D * (1 + 2 * frequencies)): x, sin and cos of 2^k pi x."""
     scaled = x[..., None] * (2.0 ** torch.arange(frequencies, device=x.device) * math.pi)

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from avatar3d.face import topology as topo
 from avatar3d.camera import project
 from avatar3d.render.conditions import Conditions
-from avatar3d.layers import Standardise, mlp, positional_encoding
+from avatar3d.layers import Standardise, linear_with_code, mlp, positional_encoding
 from avatar3d.render.config import TorsoConfig
 from avatar3d.render.encoding import HashGrid
 
@@ -66,10 +66,11 @@ class TorsoField(nn.Module):
             head_code: (B, HEAD_CODE_DIMS) standardised, ``self.head_code(raw_head_code(...))``.
             head_alpha: (N,) the rendered head's alpha at the pixels (treated as an input).
         """
-        code = head_code.repeat_interleave(torch.tensor(counts, device=uv.device), 0)
-        offset = torch.tanh(self.deform(torch.cat([positional_encoding(uv, self.config.frequencies), code], 1)))
+        deform = linear_with_code(self.deform[0], positional_encoding(uv, self.config.frequencies), head_code, counts)
+        offset = torch.tanh(self.deform[1:](deform))
         canonical = (uv + offset * self.config.max_offset).clamp(0.0, 1.0)
-        out = self.decode(torch.cat([self.grid(canonical), code, head_alpha.detach()[:, None]], 1))
+        decode = linear_with_code(self.decode[0], self.grid(canonical), head_code, counts, head_alpha.detach()[:, None])
+        out = self.decode[1:](decode)
         tilt = self.normal_net(positional_encoding(canonical, NORMAL_FREQUENCIES))  # (x, y) over z = 1
         normal = nn.functional.normalize(torch.cat([tilt, torch.ones_like(tilt[:, :1])], 1), dim=-1)
         return torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3]), normal

@@ -7,6 +7,7 @@ import torch
 from avatar3d.errors import BadInputError
 from avatar3d.face import topology as topo
 from avatar3d.face.model import FACE_WIDTH
+from avatar3d.layers import linear_with_code
 from avatar3d.render.avatar import DRIFT_KNOT_FRAMES, POSE_CORRECTION_DIMS, Avatar, PoseDrift, load_checkpoint
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.config import HashGridConfig, HeadConfig, MarchConfig, TorsoConfig
@@ -139,6 +140,28 @@ def _avatar(canonical) -> Avatar:
     torso = TorsoField(TorsoConfig(grid=TINY_GRID, hidden=16))
     K = torch.tensor([[60.0, 0, 16], [0, 60.0, 16], [0, 0, 1]])
     return Avatar(_head(canonical), torso, K, 32, MarchConfig(grid_resolution=16, steps_per_diagonal=32))
+
+
+@pytest.mark.parametrize("with_after", [False, True])
+def test_linear_with_code_is_the_layer_on_the_concatenated_rows(with_after):
+    """The torso's layers take a frame's code once per frame, not once per pixel: the same
+    values and gradients as the layer on the whole rows."""
+    generator = torch.Generator().manual_seed(0)
+    layer = torch.nn.Linear(5 + 3 + (2 if with_after else 0), 7)
+    before = torch.randn(9, 5, generator=generator, requires_grad=True)
+    code = torch.randn(2, 3, generator=generator, requires_grad=True)
+    after = torch.randn(9, 2, generator=generator) if with_after else None
+    counts = [4, 5]
+    rows = [before, code.repeat_interleave(torch.tensor(counts), 0)] + ([after] if with_after else [])
+    expected = layer(torch.cat(rows, 1))
+    got = linear_with_code(layer, before, code, counts, after)
+    torch.testing.assert_close(got, expected)
+    weights = torch.randn(9, 7, generator=generator)
+    expected_grads = torch.autograd.grad((expected * weights).sum(), [before, code, layer.weight])
+    for mine, theirs in zip(torch.autograd.grad((got * weights).sum(), [before, code, layer.weight]), expected_grads):
+        torch.testing.assert_close(mine, theirs)
+    one_frame = linear_with_code(layer, before[:4], code[:1], [4], None if after is None else after[:4])
+    torch.testing.assert_close(one_frame, expected[:4])
 
 
 def test_pose_drift_interpolates_its_knots_and_leaves_unseen_frames_alone():
