@@ -15,7 +15,7 @@ from typing import Any
 
 from avatar3d import config as config_io
 from avatar3d.errors import UserError
-from avatar3d.runtime import console, hide_native_logs, resolve_device, set_quiet, set_threads
+from avatar3d.runtime import console, hide_native_logs, keep_freed_memory, resolve_device, set_quiet, set_threads
 
 
 @dataclass(frozen=True)
@@ -227,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     early = argparse.ArgumentParser(add_help=False, allow_abbrev=False, parents=[_global_options(True)])
     try:
         set_threads(early.parse_known_args(argv)[0].threads)
+        keep_freed_memory()
         _run(argv)
     except UserError as error:
         console.quiet = False

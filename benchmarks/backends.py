@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from avatar3d.render.avatar import load_avatar
+from avatar3d.runtime import keep_freed_memory
 from render import PARTS, rendering_fps
 
 
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed renders per size, part and backend")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this file")
     args = parser.parse_args()
+    keep_freed_memory()  # as the avatar3d command does
     device = torch.device(args.device)
     avatars = {"nerf": load_avatar(args.nerf, device), "gaussians": load_avatar(args.gaussians, device)}
     for name, avatar in avatars.items():

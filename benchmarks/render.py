@@ -34,6 +34,7 @@ from avatar3d import config as config_io
 from avatar3d.render.avatar import load_avatar
 from avatar3d.render.backend import ENV_VAR
 from avatar3d.render.conditions import subject_conditions
+from avatar3d.runtime import keep_freed_memory
 from avatar3d.subject import Subject
 from avatar3d.train.config import RenderTrainConfig
 from avatar3d.train.render import WARMUP_STEPS, RenderTrainer
@@ -102,6 +103,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this file")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="settings of the preset")
     args = parser.parse_intermixed_args()
+    keep_freed_memory()  # as the avatar3d command does
     device = torch.device(args.device)
     sizes = [int(size) for size in args.sizes.split(",")]
     overrides = config_io.parse_overrides(args.overrides)
