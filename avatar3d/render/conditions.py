@@ -129,7 +129,11 @@ def head_extent(subject, conditions: Conditions, samples: int = 24) -> tuple[Ten
     return lo, hi
 
 
-def head_box(subject, conditions: Conditions, margin: float = 0.12) -> tuple[Tensor, Tensor]:
+HEAD_BOX_MARGIN = 0.12
+"""`head_box`'s margin on each side in x and y, a share of the head masks' extent."""
+
+
+def head_box(subject, conditions: Conditions, margin: float = HEAD_BOX_MARGIN) -> tuple[Tensor, Tensor]:
     """Axis-aligned head-space box around the head (face, hair, neck above the cut).
 
     In x and y it spans the head masks' extent (`head_extent`) plus ``margin`` of its size.

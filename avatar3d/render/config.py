@@ -48,32 +48,50 @@ class HashGridConfig:
 
 
 @dataclass(frozen=True)
-class HeadConfig:
-    """Size of the head field (`avatar3d.render.head`)."""
+class LandmarkDrivenConfig:
+    """What both head backends have (`avatar3d.render.head.LandmarkDriven`): a hash grid over the
+    head box, networks of some width, the frames' region codes and the landmark warp."""
 
     grid: HashGridConfig = field(default_factory=lambda: HashGridConfig(
         levels=8, log2_table_size=16, base_resolution=16, finest_resolution=512))
     """Hash grid over the head box."""
     hidden: int = 64
     """Width of the hidden layers."""
+    region_code_dims: int = 16
+    """Size of each of the mouth, eye and rest codes."""
+    warp_landmarks: int = 96
+    """Moving landmarks that drive the warp."""
+    warp_radius: float = 0.012
+    """Gaussian radius of a landmark's pull on nearby points, head-space units (0.08 face widths)."""
+
+    def __post_init__(self):
+        for name in ("hidden", "region_code_dims", "warp_landmarks"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise BadArgumentError(f"{name}={getattr(self, name)!r}: use a positive integer")
+        if not self.warp_radius > 0:
+            raise BadArgumentError(f"warp_radius={self.warp_radius!r}: use a positive distance")
+
+
+@dataclass(frozen=True)
+class HeadConfig(LandmarkDrivenConfig):
+    """Size of the head field (`avatar3d.render.head`)."""
+
     geometry_features: int = 15
     """Features passed from the density network to the colour network."""
     ambient_dims: int = 2
     """Ambient (hyper-space) coordinates per sample."""
-    region_code_dims: int = 16
-    """Size of each of the mouth, eye and rest codes."""
     appearance_dims: int = 4
     """Size of the per-frame appearance code."""
-    warp_landmarks: int = 96
-    """Moving landmarks that drive the warp."""
-    warp_radius: float = 0.012
-    """Gaussian radius of a landmark's pull on nearby samples, head-space units (0.08 face widths)."""
 
 
 @dataclass(frozen=True)
-class GaussianConfig:
+class GaussianConfig(LandmarkDrivenConfig):
     """Size and upkeep of the Gaussian head (`avatar3d.render.gaussians`)."""
 
+    grid: HashGridConfig = field(default_factory=lambda: HashGridConfig(
+        levels=8, log2_table_size=15, base_resolution=16, finest_resolution=512))
+    """Hash grid over the head box at the Gaussians' neutral positions, an input of the
+    deformation network fine enough to tell the upper lip from the lower where they touch."""
     face_count: int = 16000
     """Gaussians seeded on the fitted face mesh."""
     shell_count: int = 16000
@@ -82,18 +100,6 @@ class GaussianConfig:
     """Gaussians of the inner-mouth set, seeded behind the lips."""
     max_count: int = 150000
     """Most Gaussians densification may make (about 60 MB of training state per 100k on a CPU)."""
-    grid: HashGridConfig = field(default_factory=lambda: HashGridConfig(
-        levels=8, log2_table_size=15, base_resolution=16, finest_resolution=512))
-    """Hash grid over the head box at the Gaussians' neutral positions, an input of the
-    deformation network fine enough to tell the upper lip from the lower where they touch."""
-    hidden: int = 64
-    """Width of the deformation network's hidden layers."""
-    region_code_dims: int = 16
-    """Size of each of the mouth, eye and rest codes."""
-    warp_landmarks: int = 96
-    """Moving landmarks that drive the warp."""
-    warp_radius: float = 0.012
-    """Gaussian radius of a landmark's pull on nearby Gaussians, head-space units (0.08 face widths)."""
     frames_per_step: int = 1
     """Whole frames rendered per head training step."""
     densify_every: int = 150
@@ -102,8 +108,8 @@ class GaussianConfig:
     """Share of the head stage after which densification stops (pruning too)."""
 
     def __post_init__(self):
-        for name in ("face_count", "shell_count", "max_count", "hidden", "region_code_dims", "warp_landmarks",
-                     "frames_per_step", "densify_every"):
+        super().__post_init__()
+        for name in ("face_count", "shell_count", "max_count", "frames_per_step", "densify_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise BadArgumentError(f"gaussians.{name}={getattr(self, name)!r}: use a positive integer")
         if self.mouth_count < 0:

@@ -39,6 +39,7 @@ from avatar3d.camera import project
 from avatar3d.face import topology as topo
 from avatar3d.face.model import FACE_WIDTH
 from avatar3d.layers import mlp, positional_encoding
+from avatar3d.render.conditions import HEAD_BOX_MARGIN
 from avatar3d.render.config import GaussianConfig
 from avatar3d.render.encoding import HashGrid
 from avatar3d.render.head import LandmarkDriven, warp_to_neutral
@@ -247,7 +248,7 @@ def seed_gaussians(config: GaussianConfig, canonical: Tensor, box_min: Tensor, b
     face_normals = torch.where(face_normals[:, 2:] < 0, -face_normals, face_normals)
     face_width = math.sqrt(float(area.sum()) / config.face_count)
 
-    margin = 1 + 2 * 0.12  # head_box's margin on both sides
+    margin = 1 + 2 * HEAD_BOX_MARGIN  # the box's margins on both sides
     centre = (box_min + box_max) / 2
     radii = torch.stack([(box_max[0] - box_min[0]) / margin / 2, (box_max[1] - box_min[1]) / margin / 2,
                          surface[:, 2].max()])

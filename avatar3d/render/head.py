@@ -37,7 +37,7 @@ from avatar3d.mesh import orient_towards_camera
 from avatar3d.render import backend
 from avatar3d.render.conditions import Conditions
 from avatar3d.layers import mlp, positional_encoding, trunc_exp
-from avatar3d.render.config import HeadConfig
+from avatar3d.render.config import HeadConfig, LandmarkDrivenConfig
 from avatar3d.render.encoding import HashGrid
 from avatar3d.render.sh import sh_basis
 from cuda_ext import torch_impl
@@ -140,15 +140,15 @@ class LandmarkDriven(nn.Module):
     drive the warp, and the region codes of a frame's expression.
 
     Args:
-        config: The backend's config (its ``region_code_dims`` and ``warp_radius`` are read).
+        config: The backend's config (a `LandmarkDrivenConfig`).
         box_min, box_max: (3,) head-space box around the head.
         canonical: (478, 3) neutral landmarks.
         warp_index: (M,) landmarks that drive the warp (`moving_landmarks`).
         num_frames: Training frames.
     """
 
-    def __init__(self, config, box_min: Tensor, box_max: Tensor, canonical: Tensor, warp_index: Tensor,
-                 num_frames: int):
+    def __init__(self, config: LandmarkDrivenConfig, box_min: Tensor, box_max: Tensor, canonical: Tensor,
+                 warp_index: Tensor, num_frames: int):
         super().__init__()
         self.config = config
         self.num_frames = int(num_frames)

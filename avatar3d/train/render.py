@@ -85,11 +85,11 @@ def build_avatar(cfg: RenderTrainConfig, subject, conditions: Conditions, train_
     box_min, box_max = head_box(subject, conditions)
     canonical = canonical_landmarks(subject)
     K = intrinsics(subject)
+    head_config = cfg.gaussians if cfg.backend == "gaussians" else cfg.head
+    warp = moving_landmarks(canonical, conditions.landmarks[train_frames], head_config.warp_landmarks)
     if cfg.backend == "gaussians":
-        warp = moving_landmarks(canonical, conditions.landmarks[train_frames], cfg.gaussians.warp_landmarks)
         head = seeded_gaussian_head(cfg, subject, conditions, int(train_frames[0]), box_min, box_max, canonical, warp)
     else:
-        warp = moving_landmarks(canonical, conditions.landmarks[train_frames], cfg.head.warp_landmarks)
         head = HeadField(cfg.head, box_min, box_max, canonical, warp, subject.num_frames)
     training = conditions.select(torch.from_numpy(train_frames))
     torso = TorsoField(cfg.torso)
