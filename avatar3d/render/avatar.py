@@ -56,9 +56,10 @@ from avatar3d.render.torso import TorsoField, raw_head_code
 from avatar3d.render.volume import OccupancyGrid, composite, march
 from cuda_ext.torch_impl import ray_box_interval
 
-CHECKPOINT_FORMAT = 6  # 2: pose and head-code statistics kept as Standardise modules; 3: pose drift curve;
+CHECKPOINT_FORMAT = 7  # 2: pose and head-code statistics kept as Standardise modules; 3: pose drift curve;
 # 4: the training poses' range, which the linear pose correction's inputs are clamped to; 5: the mouth
-# opening is an input of the linear pose correction; 6: albedo, normals and light (relightable)
+# opening is an input of the linear pose correction; 6: albedo, normals and light (relightable); 7: a
+# second hidden layer in the head's albedo network
 POSE_CORRECTION_DIMS = 6
 """A pose correction: rotation vector (3, radians) and translation (3, / POSE_TRANSLATION_SCALE)."""
 POSE_INPUT_DIMS = 7
