@@ -23,7 +23,7 @@ PRESS_FROM, PRESS_FULL = 0.3, 0.6
 """Closure-head probabilities where the lips start to be pressed and where they meet."""
 PHONE_FROM, PHONE_FULL = 0.6, 0.9
 """The same for the phone recogniser's probability of p, b or m ..."""
-PHONE_GATE = 0.1
+PHONE_GATE = 0.02
 """... which counts only where the closure head gives at least this."""
 BILABIAL_COLUMNS = [FEATURE_GROUPS["phones"][PHONES.index(phone)] for phone in ("P", "B", "M")]
 
