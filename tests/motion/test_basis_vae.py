@@ -92,3 +92,19 @@ def test_vae_hears_only_its_kinds_of_feature_and_keeps_them_through_a_checkpoint
     again = MotionVAE.from_state(vae.state()).eval()
     assert again.config.features == ("phones", "energy")
     assert torch.equal(again.generate(audio, speaker), vae.generate(audio, speaker))
+
+
+def test_lip_press_takes_the_larger_vote_and_gates_the_recogniser(monkeypatch):
+    from avatar3d.motion import model as motion_model
+
+    vae = MotionVAE(VAEConfig(codes=6, width=16, latent=4, closure=True))
+    model = motion_model.MotionModel(None, vae, None)
+    # per frame: (closure head's probability, recogniser's P(p, b or m))
+    votes = [(0.9, 0.0), (0.45, 0.0), (0.0, 0.95), (0.05, 0.95), (0.05, 0.75), (0.05, 0.3), (0.25, 0.0)]
+    head = torch.tensor([h for h, _ in votes])
+    monkeypatch.setattr(vae, "closed_probability", lambda audio: head)
+    features = np.zeros((2 * len(votes), AUDIO_DIMS), np.float32)
+    for frame, (_, bilabial) in enumerate(votes):
+        features[2 * frame + 1, motion_model.BILABIAL_COLUMNS[2]] = bilabial  # M, in the frame's second row
+    press = model.lip_press(features)
+    assert np.allclose(press, [1.0, 0.5, 0.0, 1.0, 0.5, 0.0, 0.0], atol=1e-5)
