@@ -93,6 +93,8 @@ def test_saved_config_reproduces_the_settings(tmp_path, capsys):
     (["head.grid.levels=100"], "head.grid: hash grid levels=100 is out of range: use an integer in [1, 64]"),
     (["head=3"], "head is a group of settings, not one value: set its fields, e.g. head.grid=..."),
     (["head.grid=3"], "head.grid is a group of settings"),
+    (["gaussians.max_count=0"], "gaussians: max_count=0: use a positive integer"),
+    (["head.warp_radius=0"], "head: warp_radius=0.0: use a positive distance"),
     (["max_minutes=-1"], "--max-minutes must be positive"),
     (["--preset", "huge"], "--preset 'huge': use fast or quality"),
 ])

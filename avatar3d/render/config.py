@@ -9,6 +9,15 @@ from pathlib import Path
 from avatar3d.errors import BadArgumentError
 
 
+def require_positive_integers(config, names: tuple[str, ...]) -> None:
+    """BadArgumentError naming the field unless each named field of ``config`` is an int >= 1
+    (`avatar3d.config.build` puts the settings' group, e.g. ``gaussians:``, in front)."""
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < 1:
+            raise BadArgumentError(f"{name}={value!r}: use a positive integer")
+
+
 def check_resolution(resolution: int | None) -> None:
     """An output side must be even (video encoders need it) and at least 16 pixels; None
     means the subject's own."""
@@ -65,9 +74,7 @@ class LandmarkDrivenConfig:
     """Gaussian radius of a landmark's pull on nearby points, head-space units (0.08 face widths)."""
 
     def __post_init__(self):
-        for name in ("hidden", "region_code_dims", "warp_landmarks"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise BadArgumentError(f"{name}={getattr(self, name)!r}: use a positive integer")
+        require_positive_integers(self, ("hidden", "region_code_dims", "warp_landmarks"))
         if not self.warp_radius > 0:
             raise BadArgumentError(f"warp_radius={self.warp_radius!r}: use a positive distance")
 
@@ -109,13 +116,11 @@ class GaussianConfig(LandmarkDrivenConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("face_count", "shell_count", "max_count", "frames_per_step", "densify_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise BadArgumentError(f"gaussians.{name}={getattr(self, name)!r}: use a positive integer")
+        require_positive_integers(self, ("face_count", "shell_count", "max_count", "frames_per_step", "densify_every"))
         if self.mouth_count < 0:
-            raise BadArgumentError(f"gaussians.mouth_count={self.mouth_count}: use 0 or more")
+            raise BadArgumentError(f"mouth_count={self.mouth_count}: use 0 or more")
         if not 0 <= self.densify_until <= 1:
-            raise BadArgumentError(f"gaussians.densify_until={self.densify_until}: use a share in [0, 1]")
+            raise BadArgumentError(f"densify_until={self.densify_until}: use a share in [0, 1]")
 
 
 @dataclass(frozen=True)

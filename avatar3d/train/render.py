@@ -90,7 +90,7 @@ def build_avatar(cfg: RenderTrainConfig, subject, conditions: Conditions, train_
     if cfg.backend == "gaussians":
         head = seeded_gaussian_head(cfg, subject, conditions, int(train_frames[0]), box_min, box_max, canonical, warp)
     else:
-        head = HeadField(cfg.head, box_min, box_max, canonical, warp, subject.num_frames)
+        head = HeadField(head_config, box_min, box_max, canonical, warp, subject.num_frames)
     training = conditions.select(torch.from_numpy(train_frames))
     torso = TorsoField(cfg.torso)
     torso.head_code.fit(raw_head_code(training, K, subject.resolution), min_scale=1e-3)
