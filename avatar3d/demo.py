@@ -48,10 +48,13 @@ def discard_outdated_run(run: Path) -> None:
     """Removes the demo's avatar run if an older version trained it (its checkpoint format is
     not this version's), so that the demo trains afresh instead of failing to resume it."""
     from avatar3d.files import CHECKPOINT
-    from avatar3d.render.avatar import CHECKPOINT_FORMAT, load_checkpoint
+    from avatar3d.render.avatar import checkpoint_format, load_checkpoint
 
     path = run / CHECKPOINT
-    if path.exists() and load_checkpoint(path)["avatar"].get("format") != CHECKPOINT_FORMAT:
+    if not path.exists():
+        return
+    avatar = load_checkpoint(path)["avatar"]
+    if avatar.get("format") != checkpoint_format(avatar):
         console.print(f"{run} was trained by an older version of avatar3d: training it afresh")
         shutil.rmtree(run)
 

@@ -79,10 +79,11 @@ def test_demo_runs_every_stage_that_exists(tmp_path):
 def test_demo_discards_an_avatar_run_of_an_older_checkpoint_format(tmp_path):
     from avatar3d.demo import discard_outdated_run
     from avatar3d.files import CHECKPOINT, save_checkpoint
-    from avatar3d.render.avatar import CHECKPOINT_FORMAT
+    from avatar3d.render.avatar import CHECKPOINT_FORMATS
 
     old, current = tmp_path / "old", tmp_path / "current"
-    for run, version in ((old, CHECKPOINT_FORMAT - 1), (current, CHECKPOINT_FORMAT)):
+    nerf = CHECKPOINT_FORMATS["nerf"]  # a payload without a backend is the NeRF's, the demo's
+    for run, version in ((old, nerf - 1), (current, nerf)):
         run.mkdir()
         save_checkpoint(run / CHECKPOINT, {"avatar": {"format": version}})
         discard_outdated_run(run)

@@ -56,10 +56,20 @@ from avatar3d.render.torso import TorsoField, raw_head_code
 from avatar3d.render.volume import OccupancyGrid, composite, march
 from cuda_ext.torch_impl import ray_box_interval
 
-CHECKPOINT_FORMAT = 7  # 2: pose and head-code statistics kept as Standardise modules; 3: pose drift curve;
-# 4: the training poses' range, which the linear pose correction's inputs are clamped to; 5: the mouth
-# opening is an input of the linear pose correction; 6: albedo, normals and light (relightable); 7: a
-# second hidden layer in the head's albedo network
+CHECKPOINT_FORMATS = {"nerf": 7, "gaussians": 6}
+"""Each head backend's checkpoint format, raised when what it saves changes, so that a change to
+one backend leaves the other's runs loadable. NeRF: 2, pose and head-code statistics kept as
+Standardise modules; 3, pose drift curve; 4, the training poses' range, which the linear pose
+correction's inputs are clamped to; 5, the mouth opening is an input of the linear pose correction;
+6, albedo, normals and light (relightable); 7, a second hidden layer in the albedo network.
+Gaussians: 6, the first."""
+
+
+def checkpoint_format(payload: dict) -> int:
+    """The format an avatar checkpoint's ``payload`` must have to load: its backend's current one."""
+    return CHECKPOINT_FORMATS.get(payload.get("backend", "nerf"), CHECKPOINT_FORMATS["nerf"])
+
+
 POSE_CORRECTION_DIMS = 6
 """A pose correction: rotation vector (3, radians) and translation (3, / POSE_TRANSLATION_SCALE)."""
 POSE_INPUT_DIMS = 7
@@ -646,7 +656,7 @@ class Avatar(nn.Module):
 
     def payload(self) -> dict:
         """Everything needed to rebuild the avatar: configs and tensors only (weights_only-safe)."""
-        return {"format": CHECKPOINT_FORMAT, "resolution": self.resolution, "backend": self.backend,
+        return {"format": CHECKPOINT_FORMATS[self.backend], "resolution": self.resolution, "backend": self.backend,
                 "head_config": asdict(self.head.config), "torso_config": asdict(self.torso.config),
                 "march_config": asdict(self.march_config),
                 "num_frames": self.head.num_frames, "state": self.state_dict()}
@@ -655,9 +665,9 @@ class Avatar(nn.Module):
     def from_payload(cls, payload: dict, source: Path | str = "checkpoint") -> "Avatar":
         """Rebuilds an avatar from `payload`; BadInputError naming ``source`` if it does not fit."""
         try:
-            if payload.get("format") != CHECKPOINT_FORMAT:
+            if payload.get("format") != checkpoint_format(payload):
                 raise BadInputError(f"{source}: checkpoint format {payload.get('format')} is not "
-                                    f"{CHECKPOINT_FORMAT}; train again with `avatar3d train render`")
+                                    f"{checkpoint_format(payload)}; train again with `avatar3d train render`")
             state = payload["state"]
             shared = (state["head.box_min"], state["head.box_max"], state["head.canonical"], state["head.warp_index"],
                       int(payload["num_frames"]))
