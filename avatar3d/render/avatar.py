@@ -89,6 +89,9 @@ NORMAL_STEP = 0.02
 """Finite-difference step of the density gradient that the predicted normals are tied to off
 the face, head-space units (13 % of a face width: the shape of hair and ears at the scale of
 centimetres, not the noise of the hash grid's finer cells)."""
+UNSEEN_WEIGHT = 1e-3
+"""Of each NeRF head ray of a whole frame (`Avatar.render_frame`), up to this much weight may go
+unshaded (`Avatar._composite_seen`): a channel in [0, 1] changes by at most half an 8-bit step."""
 
 
 class PoseDrift(nn.Module):
@@ -210,7 +213,7 @@ class Avatar(nn.Module):
     def render_head(self, origins: Tensor, directions: Tensor, counts: list[int], codes: dict[str, Tensor],
                     to_camera: Tensor, lights: Tensor, jitter: bool = False, coarse: int = 1,
                     surface: Tensor | None = None, regularise: bool = False,
-                    seen_from: Tensor | None = None) -> dict[str, Tensor]:
+                    seen_from: Tensor | None = None, unseen_weight: float = 0.0) -> dict[str, Tensor]:
         """Volume-renders the head along rays grouped by frame, and shades it.
 
         Args:
@@ -229,6 +232,8 @@ class Avatar(nn.Module):
                 residual sees the samples (the filmed camera's centre when rendering another
                 view: footage shows no other directions, and from them the residual guesses
                 wildly); None: along the rays.
+            unseen_weight: Up to this much of each ray's weight may go unshaded (`_composite_seen`),
+                which changes each channel by at most as much; 0 shades every sample (training).
 
         Returns:
             (R, ...) tensors: ``rgb`` premultiplied colour, ``alpha``, ``depth`` (ray
@@ -265,11 +270,15 @@ class Avatar(nn.Module):
         if seen_from is not None:
             sample_frame = hit_frame[:, None].expand(-1, used)[valid]
             residual_dirs = nn.functional.normalize(points - seen_from[sample_frame], dim=-1)
-        field = self.head(points, residual_dirs, sample_counts, codes)
-        channels = [field.albedo, field.normal, field.residual]
-        if regularise:
-            channels.append(((field.normal * sample_dirs).sum(-1, keepdim=True).clamp(min=0)).square())
-        out = composite(field.density, torch.cat(channels, 1), t_starts, t_ends, valid)
+        if unseen_weight > 0:
+            out, ambient = self._composite_seen(points, residual_dirs, sample_counts, codes, t_starts, t_ends, valid,
+                                                unseen_weight)
+        else:
+            field = self.head(points, residual_dirs, sample_counts, codes)
+            channels = [field.albedo, field.normal, field.residual]
+            if regularise:
+                channels.append(((field.normal * sample_dirs).sum(-1, keepdim=True).clamp(min=0)).square())
+            out, ambient = composite(field.density, torch.cat(channels, 1), t_starts, t_ends, valid), field.ambient
         albedo, normal_head, residual = out["rgb"][:, :3], out["rgb"][:, 3:6], out["rgb"][:, 6:9]
         normal = (to_camera[hit_frame] @ normal_head[:, :, None])[:, :, 0]
         diffuse = albedo * shade(nn.functional.normalize(normal, dim=-1, eps=1e-6), lights[hit_frame])
@@ -281,7 +290,7 @@ class Avatar(nn.Module):
 
         result = {"rgb": spread(diffuse + residual), "alpha": spread(out["opacity"]), "depth": spread(out["depth"]),
                   "albedo": spread(albedo), "normal": spread(normal), "residual": spread(residual),
-                  "diffuse": spread(diffuse), "ambient": field.ambient}
+                  "diffuse": spread(diffuse), "ambient": ambient}
         if surface is not None:
             target = surface[ray_ids, None]
             gap = torch.where(torch.isfinite(target), mids - target, torch.zeros_like(mids)).abs()
@@ -289,6 +298,36 @@ class Avatar(nn.Module):
         if regularise:
             result.update(self._surface_terms(origins, directions, out, normal_head, hit_frame, counts, codes, spread))
         return result
+
+    def _composite_seen(self, points: Tensor, directions: Tensor, counts: list[int], codes: dict[str, Tensor],
+                        t_starts: Tensor, t_ends: Tensor, valid: Tensor, unseen_weight: float
+                        ) -> tuple[dict[str, Tensor], Tensor]:
+        """`composite`'s result for the marched samples (`render_head`'s) with albedo, normal and
+        residual evaluated only at the samples that can be seen. Most samples of a whole frame
+        have weights of 1e-4 or less (in near-empty space, or behind the surface), and the colour
+        networks cost more than the density; so the density comes first, and a sample of a ray
+        with n samples is shaded where its weight is at least ``unseen_weight / n``: the
+        unshaded weight of a ray stays below ``unseen_weight``.
+
+        Args:
+            points, directions: (N, 3) head-space samples and the directions the residual sees
+                them from, grouped by frame (``counts``); ``codes``: their frames'.
+            t_starts, t_ends, valid: (R, S) the samples' intervals and slots (`march`).
+            unseen_weight: The most weight per ray left unshaded.
+
+        Returns:
+            ``(out, ambient)``: `composite`'s dict (``rgb`` (R, 9): albedo, normal and residual)
+            and the samples' (N, A) ambient coordinates.
+        """
+        neutral, ambient, raw, frame = self.head.features(points, counts, codes)
+        out = composite(self.head.density_of(raw), raw.new_zeros(len(raw), 0), t_starts, t_ends, valid)
+        weights = out["weights"][valid]
+        ray = valid.nonzero()[:, 0]
+        seen = (weights >= unseen_weight / valid.sum(1)[ray]).nonzero()[:, 0]
+        shaded = self.head.shading_terms(neutral[seen], raw[seen], directions[seen], codes["appearance"][frame[seen]])
+        channels = torch.cat(shaded, 1) * weights[seen, None]
+        out["rgb"] = channels.new_zeros(len(valid), channels.shape[1]).index_add_(0, ray[seen], channels)
+        return out, ambient[:, : self.head.config.ambient_dims]
 
     def _surface_terms(self, origins: Tensor, directions: Tensor, out: dict[str, Tensor], normal_head: Tensor,
                        hit_frame: Tensor, counts: list[int], codes: dict[str, Tensor], spread) -> dict[str, Tensor]:
@@ -527,7 +566,7 @@ class Avatar(nn.Module):
                       with_torso: bool = True, jitter: bool = False, coarse: int = 1,
                       surface: Tensor | None = None, light: Tensor | None = None, exposure: float = 0.0,
                       regularise: bool = False, view: View | None = None,
-                      card: tuple[Tensor, Tensor] | None = None) -> dict[str, Tensor]:
+                      card: tuple[Tensor, Tensor] | None = None, unseen_weight: float = 0.0) -> dict[str, Tensor]:
         """Composited, lit colour of pixels of B frames.
 
         Args:
@@ -546,6 +585,7 @@ class Avatar(nn.Module):
                 are; None for the filmed camera.
             card: With ``view``: where these pixels see the torso's card, `View.card_pixels`'
                 (P, 2) filmed-image positions and (P,) mask.
+            unseen_weight: NeRF head only: how much of a ray's weight may go unshaded (`render_head`).
 
         Returns:
             (B*P, ...) tensors: ``rgb``, ``alpha``, ``head_rgb``, ``head_alpha``, ``depth``;
@@ -564,7 +604,7 @@ class Avatar(nn.Module):
         else:
             origins, directions, counts = self.head_rays(pixels, transform, view)
             head = self.render_head(origins, directions, counts, codes, to_camera, lights, jitter, coarse, surface,
-                                    regularise, None if view is None else transform[1])
+                                    regularise, None if view is None else transform[1], unseen_weight)
         behind = pixels.new_zeros(counts[0] * len(counts), 3) if background is None else background.reshape(-1, 3)
         out = {"head_rgb": head["rgb"], "head_alpha": head["alpha"]}
         out.update((key, value) for key, value in head.items() if key not in ("rgb", "alpha"))
@@ -636,7 +676,7 @@ class Avatar(nn.Module):
             part = slice(start, start + chunk)
             bg = None if flat_bg is None else flat_bg[part][None]
             parts.append(self.render_pixels(pixels[part][None], conditions, bg, with_torso, light=light,
-                                            exposure=exposure, view=view,
+                                            exposure=exposure, view=view, unseen_weight=UNSEEN_WEIGHT,
                                             card=None if card is None else (card[0][part], card[1][part])))
         keys = ("rgb", "alpha", "depth", "head_alpha", "albedo", "diffuse", "residual", "normal")
         out = {key: torch.cat([p[key] for p in parts]) for key in keys}

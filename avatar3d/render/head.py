@@ -242,7 +242,8 @@ class HeadField(LandmarkDriven):
         """Neutral-face positions (N, 3) of head-space samples (N, 3), grouped by frame."""
         return warp_to_neutral(points, counts, codes["warp_points"], codes["warp_shift"], self.config.warp_radius)
 
-    def _features(self, points: Tensor, counts: list[int], codes: dict[str, Tensor], warp: bool = True):
+    def features(self, points: Tensor, counts: list[int], codes: dict[str, Tensor], warp: bool = True
+                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Of samples grouped by frame: their neutral-face positions (N, 3), the ambient
         coordinates' encoding (N, A*(1+2*AMBIENT_FREQUENCIES)), the density net's output
         (N, 1+G) and each sample's frame (N,); ``warp=False`` takes the points as neutral."""
@@ -258,11 +259,16 @@ class HeadField(LandmarkDriven):
 
     def density(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
         """Densities (N,) of samples grouped by frame (``counts`` per frame, summing to N)."""
-        return trunc_exp(self._features(points, counts, codes)[2][:, 0] - 1.0)
+        return self.density_of(self.features(points, counts, codes)[2])
+
+    @staticmethod
+    def density_of(raw: Tensor) -> Tensor:
+        """Densities (N,) from the density net's output (N, 1+G) (`features`)."""
+        return trunc_exp(raw[:, 0] - 1.0)
 
     def neutral_albedo(self, neutral: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
         """Albedo (N, 3) at neutral-face positions (N, 3), grouped by frame like ``counts``."""
-        return torch.sigmoid(self.albedo_net(self._features(neutral, counts, codes, warp=False)[2][:, 1:]))
+        return torch.sigmoid(self.albedo_net(self.features(neutral, counts, codes, warp=False)[2][:, 1:]))
 
     def in_front_of_face(self, neutral: Tensor) -> Tensor:
         """(N,) bool: neutral-face positions (N, 3) within the neutral face's x and y extent,
@@ -284,14 +290,21 @@ class HeadField(LandmarkDriven):
             counts: Samples per frame (B ints summing to N).
             codes: `frame_codes` of the B frames.
         """
-        neutral, ambient, raw, frame = self._features(points, counts, codes)
-        geometry = raw[:, 1:]
-        normal = self.normal_net(positional_encoding(self.unit_box(neutral), NORMAL_FREQUENCIES))
-        residual_in = torch.cat([geometry, sh_basis(directions), codes["appearance"][frame]], 1)
-        return Samples(density=trunc_exp(raw[:, 0] - 1.0), albedo=torch.sigmoid(self.albedo_net(geometry)),
-                       normal=nn.functional.normalize(normal, dim=-1, eps=1e-6),
-                       residual=torch.tanh(self.residual_net(residual_in)),
+        neutral, ambient, raw, frame = self.features(points, counts, codes)
+        albedo, normal, residual = self.shading_terms(neutral, raw, directions, codes["appearance"][frame])
+        return Samples(density=self.density_of(raw), albedo=albedo, normal=normal, residual=residual,
                        ambient=ambient[:, : self.config.ambient_dims])
+
+    def shading_terms(self, neutral: Tensor, raw: Tensor, directions: Tensor, appearance: Tensor
+                   ) -> tuple[Tensor, Tensor, Tensor]:
+        """Albedo, unit normal and residual (`Samples`' fields, (N, 3) each) of samples, from
+        what `features` gave for them: neutral positions (N, 3) and the density net's output
+        (N, 1+G); with their ray directions (N, 3) and their frames' appearance codes (N, A).
+        Apart from `features` so that a renderer can leave out samples that cannot be seen."""
+        normal = self.normal_net(positional_encoding(self.unit_box(neutral), NORMAL_FREQUENCIES))
+        residual_in = torch.cat([raw[:, 1:], sh_basis(directions), appearance], 1)
+        return (torch.sigmoid(self.albedo_net(raw[:, 1:])), nn.functional.normalize(normal, dim=-1, eps=1e-6),
+                torch.tanh(self.residual_net(residual_in)))
 
 
 def mirror_plane(canonical: Tensor) -> Tensor:

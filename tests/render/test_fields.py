@@ -12,6 +12,7 @@ from avatar3d.render.avatar import DRIFT_KNOT_FRAMES, POSE_CORRECTION_DIMS, Avat
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.config import HashGridConfig, HeadConfig, MarchConfig, TorsoConfig
 from avatar3d.render.head import HeadField, moving_landmarks, region_masks
+from avatar3d.render.rays import frame_pixels
 from avatar3d.render.sh import LIGHT_PRESETS, front_luminance, shade
 from avatar3d.render.torso import HEAD_CODE_DIMS, TorsoField, silhouette_normals
 from avatar3d.render.volume import OccupancyGrid, march
@@ -351,3 +352,29 @@ def test_silhouette_normals_turn_away_towards_the_outline():
     assert normals[32, 32, 2] > 0.99 and np.allclose(normals[2, 2], [0, 0, 1])  # centre and outside face the camera
     assert normals[32, 16, 0] < -0.2 and normals[32, 48, 0] > 0.2  # left edge turns left (-x), right edge right
     assert normals[16, 32, 1] > 0.2 and normals[48, 32, 1] < -0.2  # top turns up (+y), bottom down
+
+
+@pytest.mark.parametrize("density_bias, unseen_weight, left_out", [(6.0, 1e-3, 0.5), (2.0, 0.05, 0.0)])
+def test_whole_frames_leave_only_the_unseen_weight_unshaded(canonical, monkeypatch, density_bias, unseen_weight,
+                                                            left_out):
+    avatar = _lit_avatar(canonical)
+    with torch.no_grad():  # dense: the samples behind the surface go unshaded; a fog: its faint samples add up
+        avatar.head.density_net[-1].bias[0] = density_bias
+    frame = _conditions(canonical[None].clone())
+    pixels = frame_pixels(32, 32)[None]
+    transform = avatar.camera_to_head(frame)
+    origins, directions, counts = avatar.head_rays(pixels, transform)
+    codes, lights = avatar.head.frame_codes(frame), avatar.frame_lights(frame, None, 0.0)
+    shaded = []
+    shading_terms = HeadField.shading_terms
+    monkeypatch.setattr(HeadField, "shading_terms", lambda self, neutral, *rest: (
+        shaded.append(len(neutral)), shading_terms(self, neutral, *rest))[1])
+    with torch.no_grad():
+        every = avatar.render_head(origins, directions, counts, codes, transform[0].transpose(1, 2), lights)
+        seen = avatar.render_head(origins, directions, counts, codes, transform[0].transpose(1, 2), lights,
+                                  unseen_weight=unseen_weight)
+    assert shaded[1] < (1 - left_out) * shaded[0]
+    for key in ("alpha", "depth"):
+        assert torch.equal(seen[key], every[key])
+    for key in ("albedo", "normal", "residual"):  # channels within [-1, 1]: off by at most the unseen weight
+        assert 0 < (seen[key] - every[key]).abs().max() <= unseen_weight
