@@ -272,7 +272,7 @@ class Avatar(nn.Module):
             residual_dirs = nn.functional.normalize(points - seen_from[sample_frame], dim=-1)
         if unseen_weight > 0:
             out, ambient = self._composite_seen(points, residual_dirs, sample_counts, codes, t_starts, t_ends, valid,
-                                                unseen_weight)
+                                                per_ray, unseen_weight)
         else:
             field = self.head(points, residual_dirs, sample_counts, codes)
             channels = [field.albedo, field.normal, field.residual]
@@ -300,7 +300,7 @@ class Avatar(nn.Module):
         return result
 
     def _composite_seen(self, points: Tensor, directions: Tensor, counts: list[int], codes: dict[str, Tensor],
-                        t_starts: Tensor, t_ends: Tensor, valid: Tensor, unseen_weight: float
+                        t_starts: Tensor, t_ends: Tensor, valid: Tensor, per_ray: Tensor, unseen_weight: float
                         ) -> tuple[dict[str, Tensor], Tensor]:
         """`composite`'s result for the marched samples (`render_head`'s) with albedo, normal and
         residual evaluated only at the samples that can be seen. Most samples of a whole frame
@@ -313,6 +313,7 @@ class Avatar(nn.Module):
             points, directions: (N, 3) head-space samples and the directions the residual sees
                 them from, grouped by frame (``counts``); ``codes``: their frames'.
             t_starts, t_ends, valid: (R, S) the samples' intervals and slots (`march`).
+            per_ray: (R,) samples per ray, ``valid.sum(1)``.
             unseen_weight: The most weight per ray left unshaded.
 
         Returns:
@@ -322,8 +323,8 @@ class Avatar(nn.Module):
         neutral, ambient, raw, frame = self.head.features(points, counts, codes)
         out = composite(self.head.density_of(raw), raw.new_zeros(len(raw), 0), t_starts, t_ends, valid)
         weights = out["weights"][valid]
-        ray = valid.nonzero()[:, 0]
-        seen = (weights >= unseen_weight / valid.sum(1)[ray]).nonzero()[:, 0]
+        ray = torch.repeat_interleave(torch.arange(len(per_ray), device=per_ray.device), per_ray)
+        seen = (weights >= unseen_weight / per_ray[ray]).nonzero()[:, 0]
         shaded = self.head.shading_terms(neutral[seen], raw[seen], directions[seen], codes["appearance"][frame[seen]])
         channels = torch.cat(shaded, 1) * weights[seen, None]
         out["rgb"] = channels.new_zeros(len(valid), channels.shape[1]).index_add_(0, ray[seen], channels)
