@@ -146,14 +146,17 @@ def grid_cells(points: Tensor, lo: Tensor, hi: Tensor, resolution: int) -> tuple
 def march(origins: Tensor, directions: Tensor, offsets: Tensor, box_min: Tensor, box_max: Tensor, mask: Tensor,
           density: Tensor, near: float, far: float, step_size: float, max_samples: int,
           surface_band: float | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """Equal-step samples along rays through an occupancy grid, padded (R, S) layout.
+    """Equal-step samples along rays through an occupancy grid, padded (R, S) layout with each
+    ray's valid samples first.
 
     Each ray is cut to ``[t_lo, t_hi]``, the intersection of ``[near, far]`` with its segment
-    inside the box. Sample k covers ``[t_lo + (k + u) step, t_lo + (k + 1 + u) step]``, u the
-    ray's offset, clipped to ``t_hi``. It is valid when it starts before ``t_hi`` and its
+    inside the box. Sample k < S covers ``[t_lo + (k + u) step, t_lo + (k + 1 + u) step]``, u
+    the ray's offset, clipped to ``t_hi``. It is valid when it starts before ``t_hi`` and its
     midpoint is in the box, in a cell of ``mask``. With ``surface_band``, samples starting more
     than the band behind the predicted surface are invalid too: the first sample start where
-    the optical depth of the stored densities over valid samples exceeds ln 2.
+    the optical depth of the stored densities over valid samples exceeds ln 2. A ray's valid
+    samples fill its first slots, in order along it; its other slots are empty intervals at
+    ``t_hi``. So the arrays can be cut to the most valid samples of any ray.
 
     Args:
         origins, directions: (R, 3) rays.
@@ -166,7 +169,7 @@ def march(origins: Tensor, directions: Tensor, offsets: Tensor, box_min: Tensor,
 
     Returns:
         ``(t_starts, t_ends, valid)``: (R, S) ray parameters, non-decreasing and finite per
-        row (zero-length at ``t_hi`` past the ray's end), and (R, S) bool. Not differentiable.
+        row, and (R, S) bool. Not differentiable.
     """
     lo, hi = box_min.to(origins), box_max.to(origins)
     t_enter, t_exit = ray_box_interval(origins, directions, lo, hi)
@@ -185,6 +188,10 @@ def march(origins: Tensor, directions: Tensor, offsets: Tensor, box_min: Tensor,
         opaque = torch.cumsum(tau, dim=-1) > math.log(2.0)
         surface = torch.where(opaque, t_starts, torch.full_like(t_starts, float("inf"))).amin(-1, keepdim=True)
         valid &= t_starts <= surface + surface_band
+    first = torch.argsort((~valid).to(torch.uint8), dim=1, stable=True)  # valid slots first, in order
+    valid = valid.gather(1, first)
+    t_starts = torch.where(valid, t_starts.gather(1, first), t_hi)
+    t_ends = torch.where(valid, t_ends.gather(1, first), t_hi)
     return t_starts, t_ends, valid
 
 

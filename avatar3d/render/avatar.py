@@ -259,12 +259,12 @@ class Avatar(nn.Module):
         all_origins, origins, directions = origins, origins[ray_ids], directions[ray_ids]
         t_starts, t_ends, valid = march(origins, directions, self.grid, 0.0, 1e4, self.step_size * coarse,
                                         self.max_samples // coarse + 1, jitter, self.march_config.surface_band)
-        used = int(valid.any(0).nonzero().max()) + 1 if valid.any() else 1
+        per_ray = valid.sum(1)  # the valid samples come first in each ray's slots
+        used = max(int(per_ray.max()), 1) if len(per_ray) else 1
         t_starts, t_ends, valid = t_starts[:, :used], t_ends[:, :used], valid[:, :used]
         mids = (t_starts + t_ends) / 2
         points = (origins[:, None] + directions[:, None] * mids[..., None])[valid]
         sample_dirs = directions[:, None].expand(-1, used, -1)[valid]
-        per_ray = valid.sum(1)
         sample_counts = [int(part.sum()) for part in per_ray.split(counts)]
         residual_dirs = sample_dirs
         if seen_from is not None:

@@ -8,9 +8,11 @@ Pipeline for one batch of rays (see `avatar3d.render.rays` for making them)::
     out = composite(densities, colours, t_starts, t_ends, valid, background)
 
 Sample layout: every ray gets ``S = max_samples`` slots, as (R, S) tensors of
-intervals with a bool ``valid`` mask; the field is evaluated only at the N
-valid slots, whose values stay *packed* (N, ...) in slot order, as in the
-ragged layout of CUDA ray marchers.
+intervals with a bool ``valid`` mask, each ray's valid samples in its first
+slots; the field is evaluated only at the N valid slots, whose values stay
+*packed* (N, ...) in slot order, as in the ragged layout of CUDA ray marchers.
+A ray has about ten valid samples, a tenth of what its steps through the box
+would be, so callers cut the slots to the most any ray uses.
 
 `march` and `composite` are the public ops, dispatched through
 `avatar3d.render.backend.choose` to a kernel or to their twins,
@@ -191,10 +193,10 @@ def march(
     behind lips that close in other frames). Before the grid's first update
     (all densities 0) nothing is dropped.
 
-    Invalid slots still hold sorted ray parameters: a slot in an empty cell
-    keeps its interval, slots past ``t_hi`` (and all slots of a ray missing
-    the box) are zero-length at ``t_hi`` (``t_lo`` for a miss). So each row
-    is non-decreasing and finite.
+    A ray's valid samples fill its first slots, in order along it; its other
+    slots are zero-length at ``t_hi`` (``t_lo`` for a ray missing the box). So
+    each row is non-decreasing and finite, and the slots past the most valid
+    samples of any ray can be cut off.
 
     Args:
         origins: (R, 3) ray origins.

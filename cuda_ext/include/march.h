@@ -1,7 +1,8 @@
-// Equal-step samples along one ray through an occupancy grid, padded layout (S slots per ray).
-// Twin: cuda_ext.torch_impl.march, which defines the samples, the validity and the surface band.
-// Arrays float32 (mask: uint8), C-contiguous: origins, directions (R, 3), offsets (R,), mask and
-// density (G, G, G) indexed [x, y, z]; t_starts, t_ends, valid (R, S).
+// Equal-step samples along one ray through an occupancy grid, padded layout (S slots per ray,
+// the valid samples first). Twin: cuda_ext.torch_impl.march, which defines the samples, the
+// validity, the surface band and the layout. Arrays float32 (mask: uint8), C-contiguous:
+// origins, directions (R, 3), offsets (R,), mask and density (G, G, G) indexed [x, y, z];
+// t_starts, t_ends, valid (R, S).
 #pragma once
 
 #include "common.h"
@@ -32,9 +33,11 @@ CUDA_EXT_BODY void box_interval(const float *o, const float *d, const March &m, 
     *t_exit = exit;
 }
 
-// Ray r's slots: sample k covers [t_lo + (k + u) step, + step] clipped to t_hi, valid when it
+// Ray r's samples: sample k covers [t_lo + (k + u) step, + step] clipped to t_hi, valid when it
 // starts before t_hi in an occupied cell (and, with a surface band, starts no further than the
-// band behind the first point where the stored densities' optical depth exceeds ln 2).
+// band behind the first point where the stored densities' optical depth exceeds ln 2). The
+// valid ones fill the ray's first slots in order; the slots after them are empty intervals at
+// t_hi. The walk ends at t_hi or past the band: later samples all start later.
 CUDA_EXT_BODY void march_ray(const float *origins, const float *directions, const float *offsets, const March &m,
                              int64_t r, float *t_starts, float *t_ends, uint8_t *valid) {
     const float *o = origins + r * 3, *d = directions + r * 3;
@@ -43,12 +46,13 @@ CUDA_EXT_BODY void march_ray(const float *origins, const float *directions, cons
     const float t_lo = fmaxf(t_enter, m.near);
     const float t_hi = fmaxf(fminf(t_exit, m.far), t_lo);
     const float u = offsets[r];
-    const int64_t G = m.resolution;
+    const int64_t G = m.resolution, row = r * m.slots;
     float optical_depth = 0.0f, surface = INFINITY;
+    int64_t used = 0;
     for (int64_t k = 0; k < m.slots; k++) {
-        const int64_t i = r * m.slots + k;
-        const float raw = t_lo + ((float)k + u) * m.step;
-        const float start = fminf(raw, t_hi), end = fminf(raw + m.step, t_hi);
+        const float start = t_lo + ((float)k + u) * m.step;
+        if (!(start < t_hi) || (m.surface_band >= 0.0f && start > surface + m.surface_band)) break;
+        const float end = fminf(start + m.step, t_hi);
         const float mid = (start + end) / 2.0f;
         bool inside = true;
         int64_t cell = 0;
@@ -59,18 +63,21 @@ CUDA_EXT_BODY void march_ray(const float *origins, const float *directions, cons
             c = c < 0 ? 0 : (c > G - 1 ? G - 1 : c);
             cell = cell * G + c;
         }
-        const bool kept = raw < t_hi && inside && m.mask[cell];
-        t_starts[i] = start;
-        t_ends[i] = end;
-        valid[i] = kept;
-        if (m.surface_band >= 0.0f && kept) {
+        if (!(inside && m.mask[cell])) continue;
+        t_starts[row + used] = start;
+        t_ends[row + used] = end;
+        valid[row + used] = 1;
+        used++;
+        if (m.surface_band >= 0.0f) {
             optical_depth += m.density[cell] * (end - start);
             if (optical_depth > 0.69314718f && surface == INFINITY) surface = start;
         }
     }
-    if (m.surface_band >= 0.0f && surface != INFINITY)
-        for (int64_t i = r * m.slots; i < (r + 1) * m.slots; i++)
-            valid[i] = valid[i] && t_starts[i] <= surface + m.surface_band;
+    for (int64_t i = row + used; i < row + m.slots; i++) {
+        t_starts[i] = t_hi;
+        t_ends[i] = t_hi;
+        valid[i] = 0;
+    }
 }
 
 }  // namespace cuda_ext

@@ -96,12 +96,13 @@ def test_march_matches_its_twin(device, surface_band):
     args = [x.to(device) for x in (origins, directions, offsets, box_min, box_max, mask, density)]
     ref = torch_impl.march(*args, 0.0, 1e4, 0.02, 80, surface_band)
     out = ops.march(*args, 0.0, 1e4, 0.02, 80, surface_band)
-    torch.testing.assert_close(out[0], ref[0], atol=1e-6, rtol=0)
-    torch.testing.assert_close(out[1], ref[1], atol=1e-6, rtol=0)
     # A midpoint on a cell face may round to either cell under another rounding (CUDA's fused
-    # multiply-adds); on the CPU the masks are identical.
-    mismatch = (out[2] != ref[2]).float().mean()
-    assert float(mismatch) <= (0 if device == "cpu" else 1e-3)
+    # multiply-adds), which moves the ray's later samples by a slot; on the CPU every ray is the same.
+    same = (out[2] == ref[2]).all(1)
+    assert float((~same).float().mean()) <= (0 if device == "cpu" else 1e-2)
+    torch.testing.assert_close(out[0][same], ref[0][same], atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[1][same], ref[1][same], atol=1e-6, rtol=0)
+    assert not bool((ref[2][:, 1:] & ~ref[2][:, :-1]).any())  # each ray's valid samples come first
     kept = ref[2].sum(1)
     assert bool((kept > 0).any()) and bool((kept[5:10] == 0).all())  # rays hit and miss
     if surface_band is not None:  # the band drops samples inside the solid

@@ -165,6 +165,7 @@ def test_march_samples(jitter):
     assert (mids[valid][:, 0] >= -1e-5).all()  # nothing in the empty half
     assert (t_ends >= t_starts).all()
     assert (t_starts[:, 1:] >= t_ends[:, :-1] - 1e-6).all()  # ordered, no overlaps
+    assert not (valid[:, 1:] & ~valid[:, :-1]).any()  # each ray's valid samples fill its first slots
     # Equal steps: consecutive valid starts are whole multiples of the step apart,
     # every valid interval is one step long except a clipped last one.
     for r in range(len(origins)):
