@@ -42,6 +42,28 @@ def linear_with_code(layer: nn.Linear, before: Tensor, code: Tensor, counts: lis
     return out if after is None else out.addmm_(after, layer.weight[:, width + code.shape[1]:].T)
 
 
+def add_region_codes(base: Tensor, weight: Tensor, attention: Tensor, codes: Tensor, counts: list[int]) -> Tensor:
+    """``base`` plus a linear layer's share of rows' region-code inputs ``[attention_k x code_k
+    for k < K]``, without building those (N, K*C) inputs: per frame, each region's code times
+    its weights is one (H,) vector, and a row's share is its attention over them.
+
+    Args:
+        base: (N, H) the layer's output from the rest of its inputs (bias included).
+        weight: (H, K*C) its weights of the region-code inputs, region by region.
+        attention: (N, K) each row's weights of the regions, rows grouped by frame.
+        codes: (B, K, C) the frames' region codes.
+        counts: Rows per frame (B ints summing to N).
+
+    Returns:
+        (N, H), ``base + cat_k(attention_k * code_k of the row's frame) @ weight.T`` up to rounding.
+    """
+    per_region = torch.einsum("hkc,bkc->bkh", weight.unflatten(1, (codes.shape[1], -1)), codes)  # (B, K, H)
+    if len(counts) == 1:
+        return torch.addmm(base, attention, per_region[0])
+    return torch.cat([torch.addmm(rows, weights, shares)
+                      for rows, weights, shares in zip(base.split(counts), attention.split(counts), per_region)])
+
+
 def positional_encoding(x: Tensor, frequencies: int) -> Tensor:
     """(N, D) -> (N, D * (1 + 2 * frequencies)): x, sin and cos of 2^k pi x."""
     scaled = x[..., None] * (2.0 ** torch.arange(frequencies, device=x.device) * math.pi)

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from avatar3d.camera import project
 from avatar3d.face import topology as topo
 from avatar3d.face.model import FACE_WIDTH
-from avatar3d.layers import mlp, positional_encoding
+from avatar3d.layers import add_region_codes, mlp, positional_encoding
 from avatar3d.render.conditions import HEAD_BOX_MARGIN
 from avatar3d.render.config import GaussianConfig
 from avatar3d.render.encoding import HashGrid
@@ -144,12 +144,10 @@ class GaussianHead(LandmarkDriven):
                                 self.config.warp_radius)
         encoded = self.encode() if encoded is None else encoded
         # The first layer's input is [encoding, attention_k x region code_k for k < 3, inner-mouth
-        # flag]; all but the codes' part is in deform_base, and that part is a sum over the three
-        # regions of attention_k x (its weights . code_k): three (hidden,) vectors per frame.
+        # flag]; all but the codes' part is in deform_base.
         first = self.deform[0]
-        region_weights = first.weight[:, encoded["encoding"].shape[1]:-1].unflatten(1, (3, -1))  # (hidden, 3, D)
-        per_region = torch.einsum("hkd,kd->kh", region_weights, codes["regions"][frame])
-        hidden = torch.addmm(encoded["deform_base"], encoded["attention"], per_region).relu_()
+        hidden = add_region_codes(encoded["deform_base"], first.weight[:, encoded["encoding"].shape[1]:-1],
+                                  encoded["attention"], codes["regions"][frame:frame + 1], [len(self)]).relu_()
         change = torch.tanh(self.deform[2:](hidden))
         return {"means": moved + MAX_OFFSET * change[:, :3], "covariances": encoded["covariances"],
                 "opacities": torch.sigmoid(self.opacity_logits + MAX_LOGIT_CHANGE * change[:, 3]),

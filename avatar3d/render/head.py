@@ -36,7 +36,7 @@ from avatar3d.face.model import FACE_WIDTH
 from avatar3d.mesh import orient_towards_camera
 from avatar3d.render import backend
 from avatar3d.render.conditions import Conditions
-from avatar3d.layers import mlp, positional_encoding, trunc_exp
+from avatar3d.layers import add_region_codes, mlp, positional_encoding, trunc_exp
 from avatar3d.render.config import HeadConfig, LandmarkDrivenConfig
 from avatar3d.render.encoding import HashGrid
 from avatar3d.render.sh import sh_basis
@@ -252,8 +252,11 @@ class HeadField(LandmarkDriven):
         frame = torch.repeat_interleave(torch.arange(len(counts), device=points.device),
                                         torch.tensor(counts, device=points.device))
         attention = torch.softmax(self.attention(features), -1)
-        condition = (attention[:, :, None] * codes["regions"][frame]).flatten(1)
-        ambient = positional_encoding(self.ambient(torch.cat([features, condition], 1)), AMBIENT_FREQUENCIES)
+        first = self.ambient[0]  # its inputs: [features, attention_k x region code_k for k < 3]
+        width = features.shape[1]
+        hidden = add_region_codes(nn.functional.linear(features, first.weight[:, :width], first.bias),
+                                  first.weight[:, width:], attention, codes["regions"], counts)
+        ambient = positional_encoding(self.ambient[1:](hidden), AMBIENT_FREQUENCIES)
         raw = self.density_net(torch.cat([features, ambient], 1))
         return neutral, ambient, raw, frame
 

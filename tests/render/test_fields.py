@@ -7,7 +7,7 @@ import torch
 from avatar3d.errors import BadInputError
 from avatar3d.face import topology as topo
 from avatar3d.face.model import FACE_WIDTH
-from avatar3d.layers import linear_with_code
+from avatar3d.layers import add_region_codes, linear_with_code
 from avatar3d.render.avatar import DRIFT_KNOT_FRAMES, POSE_CORRECTION_DIMS, Avatar, PoseDrift, load_checkpoint
 from avatar3d.render.conditions import Conditions
 from avatar3d.render.config import HashGridConfig, HeadConfig, MarchConfig, TorsoConfig
@@ -163,6 +163,27 @@ def test_linear_with_code_is_the_layer_on_the_concatenated_rows(with_after):
         torch.testing.assert_close(mine, theirs)
     one_frame = linear_with_code(layer, before[:4], code[:1], [4], None if after is None else after[:4])
     torch.testing.assert_close(one_frame, expected[:4])
+
+
+@pytest.mark.parametrize("counts", [[6], [4, 0, 5]])
+def test_add_region_codes_is_the_layer_on_the_attention_weighted_codes(counts):
+    """The head's first ambient layer and the Gaussians' deformation take the region codes once
+    per frame, not once per sample: the same values and gradients as the layer on whole rows."""
+    generator = torch.Generator().manual_seed(1)
+    layer = torch.nn.Linear(5 + 3 * 4, 7)
+    rows = torch.randn(sum(counts), 5, generator=generator, requires_grad=True)
+    attention = torch.softmax(torch.randn(sum(counts), 3, generator=generator), -1).requires_grad_()
+    codes = torch.randn(len(counts), 3, 4, generator=generator, requires_grad=True)
+    frame = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+    expected = layer(torch.cat([rows, (attention[:, :, None] * codes[frame]).flatten(1)], 1))
+    base = torch.nn.functional.linear(rows, layer.weight[:, :5], layer.bias)
+    got = add_region_codes(base, layer.weight[:, 5:], attention, codes, counts)
+    torch.testing.assert_close(got, expected)
+    weights = torch.randn(sum(counts), 7, generator=generator)
+    inputs = [rows, attention, codes, layer.weight]
+    for mine, theirs in zip(torch.autograd.grad((got * weights).sum(), inputs),
+                            torch.autograd.grad((expected * weights).sum(), inputs)):
+        torch.testing.assert_close(mine, theirs)
 
 
 def test_pose_drift_interpolates_its_knots_and_leaves_unseen_frames_alone():
