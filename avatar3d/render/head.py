@@ -299,7 +299,7 @@ class HeadField(LandmarkDriven):
                        ambient=ambient[:, : self.config.ambient_dims])
 
     def shading_terms(self, neutral: Tensor, raw: Tensor, directions: Tensor, appearance: Tensor
-                   ) -> tuple[Tensor, Tensor, Tensor]:
+                      ) -> tuple[Tensor, Tensor, Tensor]:
         """Albedo, unit normal and residual (`Samples`' fields, (N, 3) each) of samples, from
         what `features` gave for them: neutral positions (N, 3) and the density net's output
         (N, 1+G); with their ray directions (N, 3) and their frames' appearance codes (N, A).
