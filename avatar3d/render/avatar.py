@@ -328,7 +328,7 @@ class Avatar(nn.Module):
         shaded = self.head.shading_terms(neutral[seen], raw[seen], directions[seen], codes["appearance"][frame[seen]])
         channels = torch.cat(shaded, 1) * weights[seen, None]
         out["rgb"] = channels.new_zeros(len(valid), channels.shape[1]).index_add_(0, ray[seen], channels)
-        return out, ambient[:, : self.head.config.ambient_dims]
+        return out, ambient
 
     def _surface_terms(self, origins: Tensor, directions: Tensor, out: dict[str, Tensor], normal_head: Tensor,
                        hit_frame: Tensor, counts: list[int], codes: dict[str, Tensor], spread) -> dict[str, Tensor]:

@@ -244,9 +244,9 @@ class HeadField(LandmarkDriven):
 
     def features(self, points: Tensor, counts: list[int], codes: dict[str, Tensor], warp: bool = True
                  ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Of samples grouped by frame: their neutral-face positions (N, 3), the ambient
-        coordinates' encoding (N, A*(1+2*AMBIENT_FREQUENCIES)), the density net's output
-        (N, 1+G) and each sample's frame (N,); ``warp=False`` takes the points as neutral."""
+        """Of samples grouped by frame: their neutral-face positions (N, 3), ambient coordinates
+        (N, A), the density net's output (N, 1+G) and each sample's frame (N,); ``warp=False``
+        takes the points as neutral."""
         neutral = self.warp(points, counts, codes) if warp else points
         features = self.grid(self.unit_box(neutral))
         frame = torch.repeat_interleave(torch.arange(len(counts), device=points.device),
@@ -256,8 +256,8 @@ class HeadField(LandmarkDriven):
         width = features.shape[1]
         hidden = add_region_codes(nn.functional.linear(features, first.weight[:, :width], first.bias),
                                   first.weight[:, width:], attention, codes["regions"], counts)
-        ambient = positional_encoding(self.ambient[1:](hidden), AMBIENT_FREQUENCIES)
-        raw = self.density_net(torch.cat([features, ambient], 1))
+        ambient = self.ambient[1:](hidden)
+        raw = self.density_net(torch.cat([features, positional_encoding(ambient, AMBIENT_FREQUENCIES)], 1))
         return neutral, ambient, raw, frame
 
     def density(self, points: Tensor, counts: list[int], codes: dict[str, Tensor]) -> Tensor:
@@ -295,8 +295,7 @@ class HeadField(LandmarkDriven):
         """
         neutral, ambient, raw, frame = self.features(points, counts, codes)
         albedo, normal, residual = self.shading_terms(neutral, raw, directions, codes["appearance"][frame])
-        return Samples(density=self.density_of(raw), albedo=albedo, normal=normal, residual=residual,
-                       ambient=ambient[:, : self.config.ambient_dims])
+        return Samples(density=self.density_of(raw), albedo=albedo, normal=normal, residual=residual, ambient=ambient)
 
     def shading_terms(self, neutral: Tensor, raw: Tensor, directions: Tensor, appearance: Tensor
                       ) -> tuple[Tensor, Tensor, Tensor]:
